@@ -1,0 +1,35 @@
+import { api } from "./api.js";
+
+const container = document.getElementById("projects");
+
+async function render() {
+  const me = await api("me");
+  if (!me.organizations.length) {
+    container.textContent = "You are not a member of any organisation yet.";
+    return;
+  }
+  container.replaceChildren();
+  for (const org of me.organizations) {
+    const section = document.createElement("section");
+    const heading = document.createElement("h2");
+    heading.textContent = `${org.name} (${org.role})`;
+    section.append(heading);
+    const projects = await api(`orgs/${org.slug}/projects/`);
+    const list = document.createElement("ul");
+    for (const project of projects.results) {
+      const item = document.createElement("li");
+      const link = document.createElement("a");
+      link.href = `/o/${org.slug}/p/${project.id}/label/`;
+      link.textContent = project.name;
+      link.dataset.projectId = project.id;
+      item.append(link);
+      list.append(item);
+    }
+    section.append(list);
+    container.append(section);
+  }
+}
+
+render().catch((error) => {
+  container.textContent = `Could not load your projects: ${error.message}`;
+});

@@ -1,0 +1,174 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+
+from labeller.annotations import selectors, services
+from labeller.annotations.filters import AnnotationFilter
+from labeller.annotations.models import AnnotationStatus
+from labeller.annotations.serializers import (
+    AnnotationConfirmSerializer,
+    AnnotationCreateSerializer,
+    AnnotationEventSerializer,
+    AnnotationSerializer,
+    AnnotationUpdateSerializer,
+    LabelSerializer,
+    LabelUpdateSerializer,
+)
+from labeller.api.base import OrganizationAPIView
+from labeller.api.fields import VersionSerializer
+from labeller.media.selectors import frame_get
+from labeller.projects.selectors import project_get
+from labeller.tenants.models import Role
+
+UNSET = services.UNSET
+
+
+def _box(values: list[float]) -> services.Box:
+    return services.Box(*values)
+
+
+class LabelListApi(OrganizationAPIView):
+    @extend_schema(responses=LabelSerializer(many=True))
+    def get(self, request, org, project_id):
+        project = project_get(organization=self.organization, project_id=project_id)
+        return self.paginated(selectors.label_list(organization=self.organization, project=project), LabelSerializer)
+
+    @extend_schema(request=LabelSerializer, responses=LabelSerializer)
+    def post(self, request, org, project_id):
+        project = project_get(organization=self.organization, project_id=project_id)
+        data = self.validated(LabelSerializer)
+        label = services.label_create(project=project, **data)
+        return self.respond(label, LabelSerializer, status.HTTP_201_CREATED)
+
+
+class LabelDetailApi(OrganizationAPIView):
+    conflict_serializer_class = LabelSerializer
+
+    @extend_schema(responses=LabelSerializer)
+    def get(self, request, org, pk):
+        return self.respond(selectors.label_get(organization=self.organization, label_id=pk), LabelSerializer)
+
+    @extend_schema(request=LabelUpdateSerializer, responses=LabelSerializer)
+    def patch(self, request, org, pk):
+        label = selectors.label_get(organization=self.organization, label_id=pk)
+        data = dict(self.validated(LabelUpdateSerializer))
+        label = services.label_update(label=label, expected_version=data.pop("version"), **data)
+        return self.respond(label, LabelSerializer)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, org, pk):
+        services.label_delete(label=selectors.label_get(organization=self.organization, label_id=pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AnnotationWriteApi(OrganizationAPIView):
+    """Annotation writes are open to annotators; finer rules (others' work) live in the services."""
+
+    write_role = Role.ANNOTATOR
+    conflict_serializer_class = AnnotationSerializer
+
+
+class FrameAnnotationListApi(AnnotationWriteApi):
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str), OpenApiParameter("source", str)],
+        responses=AnnotationSerializer(many=True),
+    )
+    def get(self, request, org, frame_id):
+        frame = frame_get(organization=self.organization, frame_id=frame_id)
+        queryset = selectors.annotation_list(organization=self.organization, frame_id=frame.pk)
+        return self.paginated(self.filtered(AnnotationFilter, queryset), AnnotationSerializer)
+
+    @extend_schema(request=AnnotationCreateSerializer, responses=AnnotationSerializer)
+    def post(self, request, org, frame_id):
+        frame = frame_get(organization=self.organization, frame_id=frame_id)
+        data = self.validated(AnnotationCreateSerializer)
+        annotation = services.annotation_create(
+            frame=frame,
+            actor=request.user,
+            box=_box(data["box"]),
+            label=data["label_id"],
+            status=AnnotationStatus.CONFIRMED if data["label_id"] else AnnotationStatus.PROPOSED,
+        )
+        return self.respond(annotation, AnnotationSerializer, status.HTTP_201_CREATED)
+
+
+class AnnotationDetailApi(AnnotationWriteApi):
+    def _get(self, pk):
+        return selectors.annotation_get(organization=self.organization, annotation_id=pk)
+
+    @extend_schema(responses=AnnotationSerializer)
+    def get(self, request, org, pk):
+        return self.respond(self._get(pk), AnnotationSerializer)
+
+    @extend_schema(request=AnnotationUpdateSerializer, responses=AnnotationSerializer)
+    def patch(self, request, org, pk):
+        annotation = self._get(pk)
+        data = self.validated(AnnotationUpdateSerializer)
+        annotation = services.annotation_update(
+            annotation=annotation,
+            actor=request.user,
+            actor_role=Role(self.membership.role),
+            expected_version=data["version"],
+            box=_box(data["box"]) if "box" in data else None,
+            label=data.get("label_id", UNSET),
+        )
+        return self.respond(annotation, AnnotationSerializer)
+
+    @extend_schema(parameters=[OpenApiParameter("version", int, required=True)], responses={204: None})
+    def delete(self, request, org, pk):
+        annotation = self._get(pk)
+        data = self.validated(VersionSerializer, data=request.query_params)
+        services.annotation_delete(
+            annotation=annotation,
+            actor=request.user,
+            actor_role=Role(self.membership.role),
+            expected_version=data["version"],
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AnnotationConfirmApi(AnnotationWriteApi):
+    @extend_schema(request=AnnotationConfirmSerializer, responses=AnnotationSerializer)
+    def post(self, request, org, pk):
+        annotation = selectors.annotation_get(organization=self.organization, annotation_id=pk)
+        data = self.validated(AnnotationConfirmSerializer)
+        annotation = services.annotation_confirm(
+            annotation=annotation,
+            actor=request.user,
+            actor_role=Role(self.membership.role),
+            expected_version=data["version"],
+            label=data.get("label_id", UNSET),
+        )
+        return self.respond(annotation, AnnotationSerializer)
+
+
+class AnnotationRejectApi(AnnotationWriteApi):
+    @extend_schema(request=VersionSerializer, responses=AnnotationSerializer)
+    def post(self, request, org, pk):
+        annotation = selectors.annotation_get(organization=self.organization, annotation_id=pk)
+        data = self.validated(VersionSerializer)
+        annotation = services.annotation_reject(
+            annotation=annotation,
+            actor=request.user,
+            actor_role=Role(self.membership.role),
+            expected_version=data["version"],
+        )
+        return self.respond(annotation, AnnotationSerializer)
+
+
+class AnnotationHistoryApi(OrganizationAPIView):
+    @extend_schema(responses=AnnotationEventSerializer(many=True))
+    def get(self, request, org, pk):
+        events = selectors.annotation_history(organization=self.organization, annotation_id=pk)
+        if not events.exists():  # every annotation has a "created" event, deleted ones too
+            raise NotFound("Not found.")
+        return self.paginated(events, AnnotationEventSerializer)
+
+
+class ProjectAnnotationListApi(OrganizationAPIView):
+    @extend_schema(responses=AnnotationSerializer(many=True))
+    def get(self, request, org, project_id):
+        project = project_get(organization=self.organization, project_id=project_id)
+        queryset = selectors.annotation_list(organization=self.organization, project=project)
+        return self.paginated(self.filtered(AnnotationFilter, queryset), AnnotationSerializer)

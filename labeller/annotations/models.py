@@ -1,0 +1,111 @@
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+from labeller.core.models import TimestampedModel, VersionedModel
+from labeller.media.models import Frame
+from labeller.projects.models import Project
+
+DOTTED_NAME = RegexValidator(
+    r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$",
+    "Use lowercase dotted names such as food.dish.dessert (letters, digits, _ and -).",
+)
+HEX_COLOUR = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a colour like #ff8800.")
+
+
+class Label(VersionedModel):
+    """A node of the project's taxonomy; the hierarchy is the dotted name."""
+
+    ORGANIZATION_PATH = "project__organization"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="labels")
+    name = models.CharField(max_length=200, validators=[DOTTED_NAME])
+    color = models.CharField(max_length=7, default="#3b82f6", validators=[HEX_COLOUR])
+    hotkey = models.CharField(max_length=1, blank=True, default="")
+    deprecated = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="unique_label_name")]
+
+    @property
+    def parent_name(self) -> str | None:
+        return self.name.rsplit(".", 1)[0] if "." in self.name else None
+
+    @property
+    def depth(self) -> int:
+        return self.name.count(".")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AnnotationStatus(models.TextChoices):
+    PROPOSED = "proposed", "Proposed"
+    CONFIRMED = "confirmed", "Confirmed"
+    REJECTED = "rejected", "Rejected"
+
+
+class AnnotationSource(models.TextChoices):
+    HUMAN = "human", "Human"
+    MODEL = "model", "Model"
+    PROPAGATION = "propagation", "Propagation"
+    IMPORT = "import", "Import"
+
+
+class Annotation(VersionedModel):
+    """A box on a frame, in pixel coordinates (x1, y1) top-left to (x2, y2) bottom-right."""
+
+    ORGANIZATION_PATH = "project__organization"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotations")
+    frame = models.ForeignKey(Frame, on_delete=models.CASCADE, related_name="annotations")
+    label = models.ForeignKey(Label, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations")
+    x1 = models.FloatField()
+    y1 = models.FloatField()
+    x2 = models.FloatField()
+    y2 = models.FloatField()
+    status = models.CharField(max_length=16, choices=AnnotationStatus.choices, default=AnnotationStatus.CONFIRMED)
+    source = models.CharField(max_length=16, choices=AnnotationSource.choices, default=AnnotationSource.HUMAN)
+    score = models.FloatField(null=True, blank=True)
+    # The model's top label suggestions: [{"label_id": int, "score": float}, ...].
+    suggestions = models.JSONField(default=list, blank=True)
+    model_version = models.CharField(max_length=64, blank=True, default="")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["project", "status"], name="annotation_status_idx")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(x2__gt=models.F("x1")), name="annotation_positive_width"),
+            models.CheckConstraint(condition=models.Q(y2__gt=models.F("y1")), name="annotation_positive_height"),
+        ]
+
+
+class AnnotationAction(models.TextChoices):
+    CREATED = "created", "Created"
+    UPDATED = "updated", "Updated"
+    CONFIRMED = "confirmed", "Confirmed"
+    REJECTED = "rejected", "Rejected"
+    DELETED = "deleted", "Deleted"
+
+
+class AnnotationEvent(TimestampedModel):
+    """Append-only history of every annotation change: who, when, before, after.
+
+    It keeps plain ids rather than foreign keys to the annotation so the history of a
+    deleted box survives the box.
+    """
+
+    ORGANIZATION_PATH = "project__organization"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    annotation_id = models.BigIntegerField(db_index=True)
+    frame_id = models.BigIntegerField(db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=16, choices=AnnotationAction.choices)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]

@@ -1,0 +1,291 @@
+"""Writes to the taxonomy and to annotations. Every annotation change appends history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from django.db import transaction
+from django.utils import timezone
+
+from labeller.annotations.models import (
+    Annotation,
+    AnnotationAction,
+    AnnotationEvent,
+    AnnotationSource,
+    AnnotationStatus,
+    Label,
+)
+from labeller.core.concurrency import StaleVersionError, save_if_version
+from labeller.core.errors import DomainError, field_error
+from labeller.media.models import Frame, FrameStatus
+from labeller.projects.models import Project
+from labeller.tenants.access import RoleRequired
+from labeller.tenants.models import ROLE_RANK, Role
+
+UNSET = object()
+
+
+@dataclass(frozen=True)
+class Box:
+    """Pixel coordinates: (x1, y1) top-left, (x2, y2) bottom-right, x2 > x1 and y2 > y1."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+# --- taxonomy -------------------------------------------------------------------------
+
+
+def _ancestor_names(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+@transaction.atomic
+def label_create(*, project: Project, name: str, color: str = "#3b82f6", hotkey: str = "") -> Label:
+    """Create ``name`` and any missing ancestors (``food.dish.dessert`` implies ``food`` and ``food.dish``)."""
+    name = name.strip().lower()
+    if Label.objects.filter(project=project, name=name).exists():
+        raise field_error("name", f"The label {name!r} already exists in this project.", code="duplicate")
+    if hotkey and Label.objects.filter(project=project, hotkey=hotkey).exists():
+        raise field_error("hotkey", f"The hotkey {hotkey!r} is already used in this project.", code="duplicate")
+    for ancestor in _ancestor_names(name):
+        if not Label.objects.filter(project=project, name=ancestor).exists():
+            Label(project=project, name=ancestor, color=color).full_clean(exclude=["project"])
+            Label.objects.create(project=project, name=ancestor, color=color)
+    label = Label(project=project, name=name, color=color, hotkey=hotkey)
+    label.full_clean(exclude=["project"])
+    label.save()
+    return label
+
+
+@transaction.atomic
+def label_update(*, label: Label, expected_version: int, **changes) -> Label:
+    allowed = {"color", "hotkey", "deprecated"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise DomainError(
+            f"These fields cannot be changed: {', '.join(sorted(unknown))}. "
+            "Renaming a label would silently relabel confirmed boxes; deprecate it and create a new one."
+        )
+    hotkey = changes.get("hotkey")
+    if hotkey and Label.objects.filter(project=label.project_id, hotkey=hotkey).exclude(pk=label.pk).exists():
+        raise field_error("hotkey", f"The hotkey {hotkey!r} is already used in this project.", code="duplicate")
+    candidate = Label(project_id=label.project_id, name=label.name, **{**_label_fields(label), **changes})
+    candidate.full_clean(exclude=["project"], validate_unique=False, validate_constraints=False)
+    return save_if_version(label, expected_version=expected_version, fields=changes)
+
+
+def _label_fields(label: Label) -> dict:
+    return {"color": label.color, "hotkey": label.hotkey, "deprecated": label.deprecated}
+
+
+@transaction.atomic
+def label_delete(*, label: Label) -> None:
+    if Annotation.objects.filter(label=label).exists() or Label.objects.filter(
+        project=label.project_id, name__startswith=label.name + "."
+    ).exists():
+        raise DomainError(
+            f"The label {label.name!r} is in use (boxes or child labels); deprecate it instead.",
+            code="label_in_use",
+            http_status=409,
+        )
+    label.delete()
+
+
+# --- annotations ----------------------------------------------------------------------
+
+
+def annotation_snapshot(annotation: Annotation) -> dict:
+    """The state recorded in history: enough to show or restore the box."""
+    return {
+        "frame_id": annotation.frame_id,
+        "label_id": annotation.label_id,
+        "box": [annotation.x1, annotation.y1, annotation.x2, annotation.y2],
+        "status": annotation.status,
+        "source": annotation.source,
+        "score": annotation.score,
+        "version": annotation.version,
+    }
+
+
+def _record(annotation: Annotation, *, actor, action: AnnotationAction, before: dict | None, after: dict | None) -> None:
+    AnnotationEvent.objects.create(
+        project_id=annotation.project_id,
+        annotation_id=annotation.pk,
+        frame_id=annotation.frame_id,
+        actor=actor,
+        action=action,
+        before=before,
+        after=after,
+    )
+
+
+def _validate_box(frame: Frame, box: Box) -> None:
+    if not (box.x2 > box.x1):
+        raise field_error("box", f"x2 ({box.x2}) must be greater than x1 ({box.x1}): a box needs a positive width.")
+    if not (box.y2 > box.y1):
+        raise field_error("box", f"y2 ({box.y2}) must be greater than y1 ({box.y1}): a box needs a positive height.")
+    if box.x1 < 0 or box.y1 < 0 or box.x2 > frame.width or box.y2 > frame.height:
+        raise field_error(
+            "box",
+            f"[{box.x1}, {box.y1}, {box.x2}, {box.y2}] lies outside the {frame.width}x{frame.height} frame.",
+        )
+
+
+def _validate_label(frame: Frame, label: Label | None) -> None:
+    if label is None:
+        return
+    if label.project_id != frame.project_id:
+        raise field_error("label_id", f"The label {label.name!r} belongs to another project.")
+    if label.deprecated:
+        raise field_error("label_id", f"The label {label.name!r} is deprecated; pick another.")
+
+
+def _check_may_edit(annotation: Annotation, *, actor, actor_role: Role) -> None:
+    """Annotators change model proposals and their own boxes; others' work needs a reviewer."""
+    others_work = annotation.source in (AnnotationSource.HUMAN, AnnotationSource.IMPORT) and annotation.author_id not in (
+        None,
+        actor.pk,
+    )
+    if others_work and ROLE_RANK[Role(actor_role)] < ROLE_RANK[Role.REVIEWER]:
+        raise RoleRequired(Role.REVIEWER)
+
+
+@transaction.atomic
+def annotation_create(
+    *,
+    frame: Frame,
+    actor,
+    box: Box,
+    label: Label | None,
+    status: AnnotationStatus = AnnotationStatus.CONFIRMED,
+    source: AnnotationSource = AnnotationSource.HUMAN,
+    score: float | None = None,
+    suggestions: Iterable[dict] = (),
+    model_version: str = "",
+) -> Annotation:
+    _validate_box(frame, box)
+    _validate_label(frame, label)
+    if status == AnnotationStatus.CONFIRMED and label is None:
+        raise field_error("label_id", "A confirmed box needs a label.")
+    annotation = Annotation.objects.create(
+        project_id=frame.project_id,
+        frame=frame,
+        label=label,
+        x1=box.x1,
+        y1=box.y1,
+        x2=box.x2,
+        y2=box.y2,
+        status=status,
+        source=source,
+        score=score,
+        suggestions=list(suggestions),
+        model_version=model_version,
+        author=actor,
+    )
+    _record(annotation, actor=actor, action=AnnotationAction.CREATED, before=None, after=annotation_snapshot(annotation))
+    return annotation
+
+
+def _change(annotation: Annotation, *, actor, expected_version: int, action: AnnotationAction, fields: dict) -> Annotation:
+    before = annotation_snapshot(annotation)
+    annotation = save_if_version(annotation, expected_version=expected_version, fields=fields)
+    _record(annotation, actor=actor, action=action, before=before, after=annotation_snapshot(annotation))
+    return annotation
+
+
+@transaction.atomic
+def annotation_update(
+    *, annotation: Annotation, actor, actor_role: Role, expected_version: int, box: Box | None = None, label=UNSET
+) -> Annotation:
+    _check_may_edit(annotation, actor=actor, actor_role=actor_role)
+    fields: dict = {}
+    if box is not None:
+        _validate_box(annotation.frame, box)
+        fields.update(x1=box.x1, y1=box.y1, x2=box.x2, y2=box.y2)
+    if label is not UNSET:
+        _validate_label(annotation.frame, label)
+        if label is None and annotation.status == AnnotationStatus.CONFIRMED:
+            raise field_error("label_id", "A confirmed box needs a label.")
+        fields["label"] = label
+    if not fields:
+        raise DomainError("Nothing to change: send box and/or label_id.")
+    if annotation.source != AnnotationSource.HUMAN and annotation.status == AnnotationStatus.PROPOSED:
+        # A person fixing a proposal makes it their box: it now counts as human work.
+        fields.update(status=AnnotationStatus.CONFIRMED, source=AnnotationSource.HUMAN, author=actor)
+        if fields.get("label", annotation.label) is None:
+            raise field_error("label_id", "Pick a label for the box you fixed.")
+    return _change(annotation, actor=actor, expected_version=expected_version, action=AnnotationAction.UPDATED, fields=fields)
+
+
+@transaction.atomic
+def annotation_confirm(
+    *, annotation: Annotation, actor, actor_role: Role, expected_version: int, label=UNSET
+) -> Annotation:
+    _check_may_edit(annotation, actor=actor, actor_role=actor_role)
+    fields: dict = {"status": AnnotationStatus.CONFIRMED}
+    if label is not UNSET:
+        _validate_label(annotation.frame, label)
+        fields["label"] = label
+    if fields.get("label", annotation.label) is None:
+        raise field_error("label_id", "A confirmed box needs a label: pick one of the suggestions.")
+    return _change(annotation, actor=actor, expected_version=expected_version, action=AnnotationAction.CONFIRMED, fields=fields)
+
+
+@transaction.atomic
+def annotation_reject(*, annotation: Annotation, actor, actor_role: Role, expected_version: int) -> Annotation:
+    """A rejected proposal stays as a hard negative for the learning loop."""
+    _check_may_edit(annotation, actor=actor, actor_role=actor_role)
+    return _change(
+        annotation,
+        actor=actor,
+        expected_version=expected_version,
+        action=AnnotationAction.REJECTED,
+        fields={"status": AnnotationStatus.REJECTED},
+    )
+
+
+@transaction.atomic
+def annotation_delete(*, annotation: Annotation, actor, actor_role: Role, expected_version: int) -> None:
+    _check_may_edit(annotation, actor=actor, actor_role=actor_role)
+    locked = Annotation.objects.select_for_update().get(pk=annotation.pk)
+    if locked.version != expected_version:
+        raise StaleVersionError(current=locked, expected_version=expected_version)
+    _record(locked, actor=actor, action=AnnotationAction.DELETED, before=annotation_snapshot(locked), after=None)
+    locked.delete()
+
+
+# --- frames ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def frame_complete(*, frame: Frame, actor) -> Frame:
+    """Mark the frame fully labelled.
+
+    A complete frame says every object on it is boxed, so the proposals nobody accepted
+    are false positives: they are rejected here and become hard negatives.
+    """
+    frame = Frame.objects.select_for_update().get(pk=frame.pk)
+    for proposal in Annotation.objects.filter(frame=frame, status=AnnotationStatus.PROPOSED):
+        _change(
+            proposal,
+            actor=actor,
+            expected_version=proposal.version,
+            action=AnnotationAction.REJECTED,
+            fields={"status": AnnotationStatus.REJECTED},
+        )
+    Frame.objects.filter(pk=frame.pk).update(
+        status=FrameStatus.COMPLETE,
+        completed_by=actor,
+        completed_at=timezone.now(),
+        assigned_to=None,
+        assigned_at=None,
+        version=frame.version + 1,
+    )
+    frame.refresh_from_db()
+    return frame
+

@@ -1,0 +1,28 @@
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from labeller.tenants.access import scoped
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class ScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
+    """An id that resolves only inside the caller's organisation (another tenant's id reads as missing)."""
+
+    def __init__(self, model, **kwargs):
+        self.model = model
+        super().__init__(**kwargs)
+
+    def get_queryset(self):
+        return scoped(self.model, self.context["organization"])
+
+
+class BoxField(serializers.ListField):
+    """[x1, y1, x2, y2] in pixels of the frame."""
+
+    def __init__(self, **kwargs):
+        super().__init__(child=serializers.FloatField(), min_length=4, max_length=4, **kwargs)
+
+
+class VersionSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, help_text="The version you last saw; a stale one answers 409.")

@@ -1,0 +1,43 @@
+"""Every tenant route lives under orgs/<org>/ and is served by an OrganizationAPIView."""
+
+from django.urls import include, path
+
+from labeller.annotations import apis as annotation_apis
+from labeller.media import apis as media_apis
+from labeller.projects import apis as project_apis
+from labeller.tenants import apis as tenant_apis
+
+app_name = "api"
+
+tenant_routes = [
+    path("", tenant_apis.OrganizationDetailApi.as_view(), name="organization-detail"),
+    path("members/", tenant_apis.MemberListApi.as_view(), name="member-list"),
+    path("members/<int:pk>", tenant_apis.MemberDetailApi.as_view(), name="member-detail"),
+    path("projects/", project_apis.ProjectListApi.as_view(), name="project-list"),
+    path("projects/<int:pk>", project_apis.ProjectDetailApi.as_view(), name="project-detail"),
+    path("projects/<int:project_id>/labels/", annotation_apis.LabelListApi.as_view(), name="label-list"),
+    path("projects/<int:project_id>/videos/", media_apis.VideoListApi.as_view(), name="video-list"),
+    path("projects/<int:project_id>/frames/", media_apis.FrameListApi.as_view(), name="frame-list"),
+    path("projects/<int:project_id>/annotations/", annotation_apis.ProjectAnnotationListApi.as_view(), name="project-annotation-list"),
+    path("projects/<int:project_id>/queue/next", media_apis.QueueNextApi.as_view(), name="queue-next"),
+    path("projects/<int:project_id>/queue/peek", media_apis.QueuePeekApi.as_view(), name="queue-peek"),
+    path("labels/<int:pk>", annotation_apis.LabelDetailApi.as_view(), name="label-detail"),
+    path("videos/<int:pk>", media_apis.VideoDetailApi.as_view(), name="video-detail"),
+    path("videos/<int:pk>/shots/", media_apis.VideoShotListApi.as_view(), name="video-shot-list"),
+    path("videos/<int:pk>/file", media_apis.VideoFileApi.as_view(), name="video-file"),
+    path("frames/<int:pk>", media_apis.FrameDetailApi.as_view(), name="frame-detail"),
+    path("frames/<int:pk>/image", media_apis.FrameImageApi.as_view(), name="frame-image"),
+    path("frames/<int:pk>/thumbnail", media_apis.FrameThumbnailApi.as_view(), name="frame-thumbnail"),
+    path("frames/<int:pk>/complete", media_apis.FrameCompleteApi.as_view(), name="frame-complete"),
+    path("frames/<int:frame_id>/annotations/", annotation_apis.FrameAnnotationListApi.as_view(), name="frame-annotation-list"),
+    path("annotations/<int:pk>", annotation_apis.AnnotationDetailApi.as_view(), name="annotation-detail"),
+    path("annotations/<int:pk>/confirm", annotation_apis.AnnotationConfirmApi.as_view(), name="annotation-confirm"),
+    path("annotations/<int:pk>/reject", annotation_apis.AnnotationRejectApi.as_view(), name="annotation-reject"),
+    path("annotations/<int:pk>/history", annotation_apis.AnnotationHistoryApi.as_view(), name="annotation-history"),
+]
+
+urlpatterns = [
+    path("me", tenant_apis.MeApi.as_view(), name="me"),
+    path("token", tenant_apis.TokenApi.as_view(), name="token"),
+    path("orgs/<slug:org>/", include(tenant_routes)),
+]

@@ -1,0 +1,127 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from labeller.annotations.models import AnnotationStatus
+from labeller.annotations.selectors import annotation_list
+from labeller.annotations.services import frame_complete
+from labeller.api.base import OrganizationAPIView
+from labeller.media import selectors, services
+from labeller.media.files import serve_stored_file
+from labeller.media.filters import FrameFilter
+from labeller.media.serializers import FrameDetailSerializer, FrameSerializer, ShotSerializer, VideoSerializer
+from labeller.projects.selectors import project_get
+from labeller.tenants.models import Role
+
+
+class VideoListApi(OrganizationAPIView):
+    @extend_schema(responses=VideoSerializer(many=True))
+    def get(self, request, org, project_id):
+        project = project_get(organization=self.organization, project_id=project_id)
+        return self.paginated(selectors.video_list(organization=self.organization, project=project), VideoSerializer)
+
+
+class VideoDetailApi(OrganizationAPIView):
+    @extend_schema(responses=VideoSerializer)
+    def get(self, request, org, pk):
+        return self.respond(selectors.video_get(organization=self.organization, video_id=pk), VideoSerializer)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, org, pk):
+        services.video_delete(video=selectors.video_get(organization=self.organization, video_id=pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class VideoShotListApi(OrganizationAPIView):
+    @extend_schema(responses=ShotSerializer(many=True))
+    def get(self, request, org, pk):
+        video = selectors.video_get(organization=self.organization, video_id=pk)
+        return self.paginated(selectors.shot_list(organization=self.organization, video=video), ShotSerializer)
+
+
+class VideoFileApi(OrganizationAPIView):
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    def get(self, request, org, pk):
+        video = selectors.video_get(organization=self.organization, video_id=pk)
+        return serve_stored_file(video.file)
+
+
+class FrameListApi(OrganizationAPIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str),
+            OpenApiParameter("is_keyframe", bool),
+            OpenApiParameter("video_id", int),
+            OpenApiParameter("shot_id", int),
+        ],
+        responses=FrameSerializer(many=True),
+    )
+    def get(self, request, org, project_id):
+        project = project_get(organization=self.organization, project_id=project_id)
+        queryset = selectors.frame_list(organization=self.organization, project=project).select_related("completed_by")
+        return self.paginated(self.filtered(FrameFilter, queryset), FrameSerializer)
+
+
+class FrameDetailApi(OrganizationAPIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("include_rejected", bool)],
+        responses=FrameDetailSerializer,
+    )
+    def get(self, request, org, pk):
+        frame = selectors.frame_get(organization=self.organization, frame_id=pk)
+        annotations = annotation_list(organization=self.organization, frame_id=frame.pk).select_related("author")
+        if request.query_params.get("include_rejected") not in ("1", "true"):
+            annotations = annotations.exclude(status=AnnotationStatus.REJECTED)
+        context = {**self.get_serializer_context(), "annotations": annotations}
+        return Response(FrameDetailSerializer(frame, context=context).data)
+
+
+class FrameImageApi(OrganizationAPIView):
+    @extend_schema(responses={(200, "image/jpeg"): bytes})
+    def get(self, request, org, pk):
+        return serve_stored_file(selectors.frame_get(organization=self.organization, frame_id=pk).image, content_type="image/jpeg")
+
+
+class FrameThumbnailApi(OrganizationAPIView):
+    @extend_schema(responses={(200, "image/jpeg"): bytes})
+    def get(self, request, org, pk):
+        frame = selectors.frame_get(organization=self.organization, frame_id=pk)
+        return serve_stored_file(frame.thumbnail or frame.image, content_type="image/jpeg")
+
+
+class FrameCompleteApi(OrganizationAPIView):
+    write_role = Role.ANNOTATOR
+
+    @extend_schema(request=None, responses=FrameSerializer)
+    def post(self, request, org, pk):
+        frame = frame_complete(frame=selectors.frame_get(organization=self.organization, frame_id=pk), actor=request.user)
+        return self.respond(frame, FrameSerializer)
+
+
+class QueueNextApi(OrganizationAPIView):
+    """Take the next frame to label (and hold it for you)."""
+
+    write_role = Role.ANNOTATOR
+
+    @extend_schema(request=None, responses={200: FrameSerializer, 204: None})
+    def post(self, request, org, project_id):
+        project = project_get(organization=self.organization, project_id=project_id)
+        frame = services.frame_assign_next(organization=self.organization, project=project, user=request.user)
+        if frame is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return self.respond(frame, FrameSerializer)
+
+
+class QueuePeekQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=20, default=3)
+
+
+class QueuePeekApi(OrganizationAPIView):
+    """The frames that come after the next one, for prefetching; nothing is assigned."""
+
+    @extend_schema(parameters=[OpenApiParameter("limit", int)], responses=FrameSerializer(many=True))
+    def get(self, request, org, project_id):
+        project = project_get(organization=self.organization, project_id=project_id)
+        limit = self.validated(QueuePeekQuerySerializer, data=request.query_params)["limit"]
+        frames = selectors.frame_queue(organization=self.organization, project=project, user=request.user)[:limit]
+        return Response(FrameSerializer(frames, many=True, context=self.get_serializer_context()).data)

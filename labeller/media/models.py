@@ -1,0 +1,108 @@
+from django.conf import settings
+from django.db import models
+
+from labeller.core.models import TimestampedModel, VersionedModel
+from labeller.projects.models import Project
+
+
+class IngestStage(models.TextChoices):
+    UPLOADED = "uploaded", "Uploaded"
+    PROBING = "probing", "Probing"
+    SCANNING = "scanning", "Finding shots"
+    KEYFRAMES = "keyframes", "Choosing keyframes"
+    FRAMES = "frames", "Writing frames"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+def video_upload_path(instance: "Video", filename: str) -> str:
+    return f"orgs/{instance.project.organization_id}/projects/{instance.project_id}/videos/{filename}"
+
+
+def frame_upload_path(instance: "Frame", filename: str) -> str:
+    return f"orgs/{instance.project.organization_id}/projects/{instance.project_id}/frames/{filename}"
+
+
+class Video(VersionedModel):
+    ORGANIZATION_PATH = "project__organization"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="videos")
+    file = models.FileField(upload_to=video_upload_path, max_length=500)
+    original_name = models.CharField(max_length=255)
+    size_bytes = models.BigIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    # Ingest progress: the stage, its percent, and a readable error when it failed.
+    stage = models.CharField(max_length=16, choices=IngestStage.choices, default=IngestStage.UPLOADED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    # Probe results.
+    duration_s = models.FloatField(null=True, blank=True)
+    fps = models.FloatField(null=True, blank=True)
+    frame_count = models.PositiveIntegerField(null=True, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    rotation = models.SmallIntegerField(default=0)
+    codec = models.CharField(max_length=32, blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+
+class Shot(TimestampedModel):
+    ORGANIZATION_PATH = "video__project__organization"
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="shots")
+    index = models.PositiveIntegerField()
+    start_frame = models.PositiveIntegerField()
+    end_frame = models.PositiveIntegerField(help_text="Exclusive.")
+
+    class Meta:
+        ordering = ["video_id", "index"]
+        constraints = [models.UniqueConstraint(fields=["video", "index"], name="unique_shot_index")]
+
+
+class FrameStatus(models.TextChoices):
+    NEW = "new", "New"
+    IN_PROGRESS = "in_progress", "In progress"
+    COMPLETE = "complete", "Complete"
+
+
+class Frame(VersionedModel):
+    """An image to label: a frame of a video, or a still image (no video)."""
+
+    ORGANIZATION_PATH = "project__organization"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="frames")
+    video = models.ForeignKey(Video, null=True, blank=True, on_delete=models.CASCADE, related_name="frames")
+    shot = models.ForeignKey(Shot, null=True, blank=True, on_delete=models.CASCADE, related_name="frames")
+    index = models.PositiveIntegerField(default=0, help_text="Frame number in the video; 0 for a still image.")
+    timestamp_s = models.FloatField(default=0.0)
+    original_name = models.CharField(max_length=255, blank=True, default="")
+    image = models.FileField(upload_to=frame_upload_path, max_length=500)
+    thumbnail = models.FileField(upload_to=frame_upload_path, max_length=500, blank=True)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    is_keyframe = models.BooleanField(default=True)
+    status = models.CharField(max_length=16, choices=FrameStatus.choices, default=FrameStatus.NEW)
+    # Higher first in the queue; the learning loop raises it for frames the model is unsure of.
+    priority = models.FloatField(default=0.0)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    completed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["project", "status", "is_keyframe", "priority"], name="frame_queue_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["video", "index"], condition=models.Q(video__isnull=False), name="unique_video_frame"
+            )
+        ]

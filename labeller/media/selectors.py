@@ -1,0 +1,49 @@
+from datetime import timedelta
+
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.utils import timezone
+
+from labeller.media.models import Frame, FrameStatus, Shot, Video
+from labeller.projects.models import Project
+from labeller.tenants.access import scoped, scoped_get
+from labeller.tenants.models import Organization
+
+# A frame handed to an annotator stays theirs this long, so two people don't label it twice.
+ASSIGNMENT_LEASE = timedelta(minutes=30)
+
+
+def video_list(*, organization: Organization, project: Project) -> QuerySet[Video]:
+    return scoped(Video, organization).filter(project=project)
+
+
+def video_get(*, organization: Organization, video_id: int) -> Video:
+    return scoped_get(Video.objects.select_related("project"), organization, pk=video_id)
+
+
+def shot_list(*, organization: Organization, video: Video) -> QuerySet[Shot]:
+    return scoped(Shot, organization).filter(video=video)
+
+
+def frame_list(*, organization: Organization, project: Project) -> QuerySet[Frame]:
+    return scoped(Frame, organization).filter(project=project)
+
+
+def frame_get(*, organization: Organization, frame_id: int) -> Frame:
+    return scoped_get(Frame.objects.select_related("project", "video", "shot"), organization, pk=frame_id)
+
+
+def frame_queue(*, organization: Organization, project: Project, user) -> QuerySet[Frame]:
+    """Frames the user should label next, best first.
+
+    Their own unfinished assignment comes first (resume), then keyframes, then frames the
+    learning loop marked as uncertain (priority), then video order. Frames another person
+    holds under a live lease are left out.
+    """
+    lease_start = timezone.now() - ASSIGNMENT_LEASE
+    return (
+        frame_list(organization=organization, project=project)
+        .exclude(status=FrameStatus.COMPLETE)
+        .filter(Q(assigned_to__isnull=True) | Q(assigned_to=user) | Q(assigned_at__lt=lease_start))
+        .annotate(mine=Case(When(assigned_to=user, then=Value(1)), default=Value(0), output_field=IntegerField()))
+        .order_by("-mine", "-is_keyframe", "-priority", "video_id", "index", "id")
+    )

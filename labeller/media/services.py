@@ -1,0 +1,55 @@
+"""Writes to media rows: the annotator's queue and frame storage."""
+
+from __future__ import annotations
+
+from django.core.files.base import ContentFile
+from django.db import connection, transaction
+from django.utils import timezone
+
+from labeller.media.models import Frame, FrameStatus, Video
+from labeller.media.selectors import ASSIGNMENT_LEASE, frame_queue
+from labeller.projects.models import Project
+from labeller.tenants.models import Organization
+
+
+@transaction.atomic
+def frame_assign_next(*, organization: Organization, project: Project, user) -> Frame | None:
+    """Hand the best next frame to ``user`` and hold it for them (a lease, see ASSIGNMENT_LEASE)."""
+    queryset = frame_queue(organization=organization, project=project, user=user)
+    if connection.features.has_select_for_update_skip_locked:
+        # Two annotators asking at once get different frames instead of waiting on each other.
+        queryset = queryset.select_for_update(skip_locked=True, of=("self",))
+    frame = queryset.first()
+    if frame is None:
+        return None
+    Frame.objects.filter(pk=frame.pk).update(
+        assigned_to=user,
+        assigned_at=timezone.now(),
+        status=FrameStatus.IN_PROGRESS if frame.status == FrameStatus.NEW else frame.status,
+    )
+    frame.refresh_from_db()
+    return frame
+
+
+def frame_store_images(*, frame: Frame, jpeg: bytes, thumbnail_jpeg: bytes, name: str) -> None:
+    """Write the frame's JPEG and thumbnail to storage (the caller saves the row)."""
+    frame.image.save(f"{name}.jpg", ContentFile(jpeg), save=False)
+    frame.thumbnail.save(f"{name}.thumb.jpg", ContentFile(thumbnail_jpeg), save=False)
+
+
+@transaction.atomic
+def video_delete(*, video: Video) -> None:
+    """Delete the video, its shots, frames and their boxes; files go once the rows are gone."""
+    names = [video.file.name] + [
+        name for pair in Frame.objects.filter(video=video).values_list("image", "thumbnail") for name in pair if name
+    ]
+    storage = video.file.storage
+    video.delete()
+    transaction.on_commit(lambda: [storage.delete(name) for name in names])
+
+
+def frame_release_expired_assignments() -> int:
+    lease_start = timezone.now() - ASSIGNMENT_LEASE
+    return Frame.objects.filter(assigned_at__lt=lease_start).exclude(status=FrameStatus.COMPLETE).update(
+        assigned_to=None, assigned_at=None, status=FrameStatus.NEW
+    )

@@ -1,0 +1,222 @@
+"""Settings shared by every environment.
+
+Configuration comes from the environment (LABELLER_*, DATABASE_URL, REDIS_URL,
+CELERY_BROKER_URL). With nothing set, the app runs on the embedded default:
+SQLite and Celery's filesystem broker under ``var/``, so a newcomer needs no server.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+DATA_DIR = Path(os.environ.get("LABELLER_DATA_DIR", BASE_DIR / "var"))
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+SECRET_KEY = os.environ.get("LABELLER_SECRET_KEY", "insecure-dev-key-change-me")
+DEBUG = env_bool("LABELLER_DEBUG", False)
+ALLOWED_HOSTS = [h for h in os.environ.get("LABELLER_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("LABELLER_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "labeller.tenants",
+    "labeller.projects",
+    "labeller.media",
+    "labeller.annotations",
+    "frontend",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "labeller.urls"
+WSGI_APPLICATION = "labeller.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def database_from_env(default_sqlite_path: Path) -> dict:
+    """DATABASE_URL when set (PostgreSQL in production), else an embedded SQLite file."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return dj_database_url.parse(url, conn_max_age=env_int("LABELLER_DB_CONN_MAX_AGE", 60))
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(default_sqlite_path),
+        # The web server and the Celery worker write concurrently: WAL lets readers
+        # proceed, and IMMEDIATE transactions wait for the lock instead of failing.
+        "OPTIONS": {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+    }
+
+
+DATABASES = {"default": database_from_env(DATA_DIR / "labeller.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(os.environ.get("LABELLER_STATIC_ROOT", BASE_DIR / "staticfiles"))
+MEDIA_ROOT = Path(os.environ.get("LABELLER_MEDIA_ROOT", DATA_DIR / "media"))
+# No MEDIA_URL route is ever mounted: media are served only through the API's
+# authorised views, after the tenancy check.
+MEDIA_URL = "/media-not-served/"
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+if os.environ.get("LABELLER_S3_BUCKET"):
+    # S3-compatible object storage through django-storages; credentials come from the
+    # standard AWS_* variables that boto3 reads.
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": os.environ["LABELLER_S3_BUCKET"],
+            "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,
+            "default_acl": None,
+            "querystring_auth": True,
+        },
+    }
+
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+
+# Uploads: files above this size are streamed to a temporary file, never held in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+LABELLER = {
+    "MAX_UPLOAD_BYTES": env_int("LABELLER_MAX_UPLOAD_BYTES", 4 * 1024**3),
+    "MAX_VIDEO_SECONDS": env_int("LABELLER_MAX_VIDEO_SECONDS", 4 * 3600),
+    "MAX_IMAGE_PIXELS": env_int("LABELLER_MAX_IMAGE_PIXELS", 100_000_000),
+    "UPLOAD_CHUNK_MAX_BYTES": env_int("LABELLER_UPLOAD_CHUNK_MAX_BYTES", 64 * 1024**2),
+    # "imagenet" (torchvision's weights, downloaded once), "none" (random init) or a checkpoint path.
+    "FEATURE_WEIGHTS": os.environ.get("LABELLER_FEATURE_WEIGHTS", "imagenet"),
+    "FEATURE_BACKBONE": os.environ.get("LABELLER_FEATURE_BACKBONE", "alexnet"),
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "labeller.api.pagination.IdCursorPagination",
+    "PAGE_SIZE": 100,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "labeller.api.exceptions.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Labeller API",
+    "DESCRIPTION": "Multi-tenant labelling of objects in videos and images. "
+    "Every tenant route lives under /api/v1/orgs/{org}/.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "AnnotationStatusEnum": "labeller.annotations.models.AnnotationStatus",
+        "FrameStatusEnum": "labeller.media.models.FrameStatus",
+    },
+}
+
+# Celery: the embedded default is kombu's filesystem transport (no server needed);
+# CELERY_BROKER_URL or REDIS_URL switch to Redis with no code change.
+_broker_dir = DATA_DIR / "celery"
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or "filesystem://"
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+    if CELERY_BROKER_URL.startswith("filesystem")
+    else {"visibility_timeout": env_int("LABELLER_TASK_VISIBILITY_TIMEOUT", 3600)}
+)
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LABELLER_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+CELERY_BEAT_SCHEDULE = {
+    "release-expired-assignments": {
+        "task": "workers.maintenance.release_expired_assignments",
+        "schedule": 300.0,
+    },
+}

@@ -1,0 +1,21 @@
+"""Test settings: PostgreSQL when DATABASE_URL is set (CI), SQLite otherwise."""
+
+import os
+import tempfile
+from pathlib import Path
+
+from .base import *  # noqa: F401,F403
+from .base import DATA_DIR, DATABASES
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+MEDIA_ROOT = Path(os.environ.get("LABELLER_MEDIA_ROOT") or tempfile.mkdtemp(prefix="labeller-test-media-"))
+LABELLER["FEATURE_WEIGHTS"] = "none"  # noqa: F405  (no network here: random-init weights)
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not :memory:, so a real Celery worker process can share the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-labeller.sqlite3")}
+# Serve static files straight from the apps (no collectstatic needed outside production).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405

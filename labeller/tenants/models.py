@@ -1,0 +1,44 @@
+from django.conf import settings
+from django.db import models
+
+from labeller.core.models import TimestampedModel
+
+
+class Role(models.TextChoices):
+    ANNOTATOR = "annotator", "Annotator"
+    REVIEWER = "reviewer", "Reviewer"
+    ADMIN = "admin", "Admin"
+
+    @property
+    def rank(self) -> int:
+        return ROLE_RANK[self]
+
+
+ROLE_RANK = {Role.ANNOTATOR: 1, Role.REVIEWER: 2, Role.ADMIN: 3}
+
+
+class Organization(TimestampedModel):
+    """A tenant: every piece of data belongs to exactly one organisation."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Membership(TimestampedModel):
+    ORGANIZATION_PATH = "organization"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "organization"], name="unique_membership")]
+
+    def has_role(self, required: Role) -> bool:
+        return ROLE_RANK[Role(self.role)] >= ROLE_RANK[required]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization} as {self.role}"

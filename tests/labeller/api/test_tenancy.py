@@ -1,0 +1,134 @@
+"""Tenancy is enforced in one place; these tests walk every registered API route."""
+
+import hashlib
+import json
+
+import pytest
+from django.apps import apps
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from labeller.api.base import OrganizationAPIView
+from tests.conftest import client_for, make_tenant
+from tests.factories import AnnotationFactory, FrameFactory, LabelFactory, ShotFactory, VideoFactory
+
+TENANT_PREFIX = "api/v1/orgs/<slug:org>/"
+WRITE_BODIES = {
+    "post": {"box": [1, 1, 5, 5], "version": 1, "name": "x.y", "username": "nobody", "role": "admin"},
+    "patch": {"version": 1, "role": "admin", "box": [1, 1, 5, 5], "name": "renamed", "color": "#000000"},
+}
+
+
+def tenant_routes():
+    """(route name, full pattern, view class) for every route under the tenant prefix."""
+    found = []
+
+    def walk(patterns, prefix):
+        for entry in patterns:
+            if isinstance(entry, URLResolver):
+                walk(entry.url_patterns, prefix + str(entry.pattern))
+            elif isinstance(entry, URLPattern) and (prefix + str(entry.pattern)).startswith(TENANT_PREFIX):
+                found.append((entry.name, prefix + str(entry.pattern), entry.callback.view_class))
+
+    walk(get_resolver().url_patterns, "")
+    return found
+
+
+ROUTES = tenant_routes()
+
+
+def test_the_walk_finds_the_routes():
+    names = {name for name, _, _ in ROUTES}
+    assert {"project-list", "annotation-detail", "frame-image", "queue-next", "member-list"} <= names
+
+
+@pytest.mark.parametrize("name,pattern,view_class", ROUTES, ids=[r[0] for r in ROUTES])
+def test_every_tenant_route_derives_from_the_one_base_class(name, pattern, view_class):
+    assert issubclass(view_class, OrganizationAPIView), f"{name} ({pattern}) bypasses OrganizationAPIView"
+
+
+def tenant_state_digest() -> str:
+    """A digest of every row of every app model: equal digests mean nothing changed."""
+    rows = []
+    for model in apps.get_models():
+        if model._meta.app_label in {"tenants", "projects", "media", "annotations", "authtoken"}:
+            rows.append((model._meta.label, list(model.objects.order_by("pk").values_list())))
+    return hashlib.sha256(json.dumps(rows, default=str).encode()).hexdigest()
+
+
+def victim_objects(victim):
+    video = VideoFactory(project=victim.project)
+    shot = ShotFactory(video=video)
+    frame = FrameFactory(project=victim.project, video=video, shot=shot)
+    label = LabelFactory(project=victim.project, name="food.secret")
+    annotation = AnnotationFactory(frame=frame, label=label, author=victim.annotator)
+    membership = victim.organization.memberships.first()
+    return {
+        "project": victim.project.pk,
+        "label": label.pk,
+        "video": video.pk,
+        "frame": frame.pk,
+        "annotation": annotation.pk,
+        "member": membership.pk,
+    }
+
+
+def build_path(name: str, pattern: str, org_slug: str, ids: dict) -> str:
+    kind = name.split("-")[0]
+    path = "/" + pattern.replace("<slug:org>", org_slug)
+    path = path.replace("<int:project_id>", str(ids["project"])).replace("<int:frame_id>", str(ids["frame"]))
+    if "<int:pk>" in path:
+        key = {"organization": "project", "queue": "project"}.get(kind, kind)
+        path = path.replace("<int:pk>", str(ids[key]))
+    assert "<" not in path, f"unfilled parameter in {path}"
+    return path
+
+
+def methods_of(view_class):
+    return [m for m in ("get", "post", "patch", "put", "delete") if hasattr(view_class, m)]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name,pattern,view_class", ROUTES, ids=[r[0] for r in ROUTES])
+def test_a_member_of_another_organisation_gets_404_and_changes_nothing(name, pattern, view_class):
+    victim = make_tenant("victim")
+    intruder = make_tenant("intruder")
+    ids = victim_objects(victim)
+    client = client_for(intruder.admin)  # the most powerful role elsewhere
+    before = tenant_state_digest()
+    for method in methods_of(view_class):
+        # Both ways in: the victim's organisation in the URL, and the intruder's own
+        # organisation with the victim's object ids.
+        for org_slug in ("victim", "intruder"):
+            path = build_path(name, pattern, org_slug, ids)
+            if org_slug == "intruder" and "<int:" not in pattern:
+                continue  # no victim id in the URL: the intruder's own data, theirs to use
+            response = getattr(client, method)(path, WRITE_BODIES.get(method, None), format="json")
+            assert response.status_code == 404, f"{method.upper()} {path} answered {response.status_code}"
+    assert tenant_state_digest() == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name,pattern,view_class", ROUTES, ids=[r[0] for r in ROUTES])
+def test_anonymous_callers_are_refused(name, pattern, view_class):
+    victim = make_tenant("victim")
+    ids = victim_objects(victim)
+    before = tenant_state_digest()
+    for method in methods_of(view_class):
+        path = build_path(name, pattern, "victim", ids)
+        response = getattr(client_for(None), method)(path, WRITE_BODIES.get(method), format="json")
+        assert response.status_code in (401, 403), f"{method.upper()} {path} answered {response.status_code}"
+    assert tenant_state_digest() == before
+
+
+@pytest.mark.django_db
+def test_lists_show_only_the_callers_organisation():
+    victim = make_tenant("victim")
+    intruder = make_tenant("intruder")
+    victim_objects(victim)
+    client = client_for(intruder.admin)
+    projects = client.get("/api/v1/orgs/intruder/projects/").json()["results"]
+    assert [p["id"] for p in projects] == [intruder.project.pk]
+    members = client.get("/api/v1/orgs/intruder/members/").json()["results"]
+    assert {m["username"] for m in members} == {"intruder-admin", "intruder-reviewer", "intruder-annotator"}
+    me = client.get("/api/v1/me").json()
+    assert [o["slug"] for o in me["organizations"]] == ["intruder"]

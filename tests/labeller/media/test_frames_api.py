@@ -1,0 +1,67 @@
+"""The annotator's queue and frame media, through the API."""
+
+import pytest
+
+from labeller.media.models import Frame, FrameStatus
+from tests.conftest import api_path, client_for
+from tests.factories import FrameFactory, jpeg_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+def take_next(tenant, role="annotator"):
+    return tenant.client(role).post(api_path(tenant, f"projects/{tenant.project.pk}/queue/next"))
+
+
+def test_the_queue_gives_keyframes_first_then_priority_then_video_order(tenant):
+    plain = FrameFactory(project=tenant.project, index=1, is_keyframe=False)
+    late_key = FrameFactory(project=tenant.project, index=9, is_keyframe=True)
+    urgent_key = FrameFactory(project=tenant.project, index=50, is_keyframe=True, priority=5)
+    order = [take_next(tenant, role).json()["id"] for role in ("annotator", "reviewer", "admin")]
+    assert order == [urgent_key.pk, late_key.pk, plain.pk]
+
+
+def test_two_annotators_never_get_the_same_frame_and_one_resumes_theirs(tenant):
+    first, second = FrameFactory(project=tenant.project), FrameFactory(project=tenant.project)
+    mine = take_next(tenant, "annotator").json()["id"]
+    theirs = take_next(tenant, "reviewer").json()["id"]
+    assert {mine, theirs} == {first.pk, second.pk}
+    assert take_next(tenant, "annotator").json()["id"] == mine  # resume, not a new one
+    assert Frame.objects.get(pk=mine).status == FrameStatus.IN_PROGRESS
+
+
+def test_an_empty_queue_answers_204(tenant):
+    FrameFactory(project=tenant.project, status=FrameStatus.COMPLETE)
+    assert take_next(tenant).status_code == 204
+
+
+def test_peek_lists_upcoming_frames_without_taking_them(tenant):
+    frames = [FrameFactory(project=tenant.project) for _ in range(4)]
+    peek = tenant.client("annotator").get(api_path(tenant, f"projects/{tenant.project.pk}/queue/peek?limit=2")).json()
+    assert [f["id"] for f in peek] == [frames[0].pk, frames[1].pk]
+    assert not Frame.objects.filter(assigned_to__isnull=False).exists()
+    bad = tenant.client("annotator").get(api_path(tenant, f"projects/{tenant.project.pk}/queue/peek?limit=abc"))
+    assert bad.status_code == 400
+
+
+def test_frame_images_are_served_to_members_with_cache_headers(tenant):
+    frame = FrameFactory(project=tenant.project)
+    response = tenant.client("annotator").get(api_path(tenant, f"frames/{frame.pk}/image"))
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == jpeg_bytes()
+    assert response["Content-Type"] == "image/jpeg"
+    assert "private" in response["Cache-Control"]
+
+
+def test_frame_images_are_not_served_to_other_organisations_or_anonymous(tenant, other_tenant):
+    frame = FrameFactory(project=tenant.project)
+    assert client_for(other_tenant.admin).get(api_path(tenant, f"frames/{frame.pk}/image")).status_code == 404
+    assert client_for(other_tenant.admin).get(api_path(other_tenant, f"frames/{frame.pk}/image")).status_code == 404
+    assert client_for(None).get(api_path(tenant, f"frames/{frame.pk}/image")).status_code in (401, 403)
+
+
+def test_frame_list_filters(tenant):
+    FrameFactory(project=tenant.project, is_keyframe=False)
+    key = FrameFactory(project=tenant.project, is_keyframe=True)
+    body = tenant.client("annotator").get(api_path(tenant, f"projects/{tenant.project.pk}/frames/?is_keyframe=true")).json()
+    assert [f["id"] for f in body["results"]] == [key.pk]
