@@ -1,0 +1,110 @@
+"""Reading images out of an uploaded zip without trusting it.
+
+Every member is checked from the central directory before any byte is
+decompressed, so a refused archive yields nothing. The declared sizes can be
+trusted as bounds: ``zipfile`` never returns more than a member's declared
+``file_size`` (it truncates and then fails the CRC check), and only stored and
+deflated members are accepted because deflate is the one codec ``zipfile``
+decompresses in bounded chunks.
+"""
+
+from __future__ import annotations
+
+import stat
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from .types import DatasetFormatError, RecordError, is_image_name, safe_relative_path
+
+__all__ = ["UnsafeArchiveError", "iter_zip_images"]
+
+_SUPPORTED_COMPRESSION = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
+_ENCRYPTED_FLAG = 0x1
+
+
+class UnsafeArchiveError(DatasetFormatError):
+    """The archive is refused as a whole: a zip bomb, a path escape or a symlink."""
+
+
+def iter_zip_images(
+    zip_source: Path | str | IO[bytes],
+    *,
+    max_files: int,
+    max_total_bytes: int,
+    max_ratio: float,
+    warnings: list[RecordError] | None = None,
+) -> Iterator[tuple[str, IO[bytes]]]:
+    """Yield ``(name, stream)`` for each image member of a zip, in archive order.
+
+    ``zip_source`` is a path or a seekable binary file. ``name`` is the member's
+    relative POSIX path; ``stream`` is a binary file decompressing on demand,
+    valid only until the next item is requested. Images are recognised by
+    suffix (decoding them is the caller's job); other files are skipped and,
+    when ``warnings`` is given, described there before the first item.
+
+    Raises ``UnsafeArchiveError`` before yielding anything when the archive has
+    more than ``max_files`` entries, more than ``max_total_bytes`` uncompressed
+    in all, a member expanding more than ``max_ratio`` times, an absolute or
+    ``..`` path, a symlink, or two members with one name; and
+    ``DatasetFormatError`` when it is not a zip, or a member is encrypted or
+    compressed with anything but deflate. A member whose data does not match
+    its CRC raises ``zipfile.BadZipFile`` while its stream is read.
+    """
+    try:
+        archive = zipfile.ZipFile(zip_source)
+    except zipfile.BadZipFile as error:
+        raise DatasetFormatError(f"not a readable zip archive: {error}") from error
+    with archive:
+        image_members = _checked_image_members(archive.infolist(), max_files, max_total_bytes, max_ratio, warnings)
+        for name, member in image_members:
+            with archive.open(member) as stream:
+                yield name, stream
+
+
+def _checked_image_members(
+    members: list[zipfile.ZipInfo],
+    max_files: int,
+    max_total_bytes: int,
+    max_ratio: float,
+    warnings: list[RecordError] | None,
+) -> list[tuple[str, zipfile.ZipInfo]]:
+    """Check the whole central directory and return the image members with safe names."""
+    if len(members) > max_files:
+        raise UnsafeArchiveError(f"the archive has {len(members)} entries; at most {max_files} are allowed")
+    total_bytes = 0
+    seen_names: set[str] = set()
+    image_members = []
+    skipped = []
+    for member in members:
+        relative = safe_relative_path(member.filename)
+        if relative is None:
+            raise UnsafeArchiveError(f"{member.filename!r}: absolute paths and '..' are not allowed")
+        name = relative.as_posix()
+        if name in seen_names:
+            raise UnsafeArchiveError(f"{name!r} appears more than once in the archive")
+        seen_names.add(name)
+        if stat.S_ISLNK(member.external_attr >> 16):
+            raise UnsafeArchiveError(f"{name!r} is a symbolic link")
+        if member.flag_bits & _ENCRYPTED_FLAG:
+            raise DatasetFormatError(f"{name!r} is encrypted; upload an archive without a password")
+        if member.compress_type not in _SUPPORTED_COMPRESSION:
+            raise DatasetFormatError(f"{name!r} uses an unsupported compression method ({member.compress_type})")
+        if member.file_size > max_ratio * max(member.compress_size, 1):
+            raise UnsafeArchiveError(
+                f"{name!r} expands {member.file_size / max(member.compress_size, 1):.0f} times; "
+                f"at most {max_ratio:g} is allowed"
+            )
+        total_bytes += member.file_size
+        if total_bytes > max_total_bytes:
+            raise UnsafeArchiveError(f"the archive expands to more than {max_total_bytes} bytes")
+        if member.is_dir():
+            continue
+        if is_image_name(name):
+            image_members.append((name, member))
+        else:
+            skipped.append(RecordError(name, "not an image file; skipped"))
+    if warnings is not None:
+        warnings.extend(skipped)
+    return image_members
