@@ -17,6 +17,10 @@ tenant_routes = [
     path("projects/<int:pk>", project_apis.ProjectDetailApi.as_view(), name="project-detail"),
     path("projects/<int:project_id>/labels/", annotation_apis.LabelListApi.as_view(), name="label-list"),
     path("projects/<int:project_id>/videos/", media_apis.VideoListApi.as_view(), name="video-list"),
+    path("projects/<int:project_id>/uploads/", media_apis.UploadListApi.as_view(), name="upload-list"),
+    path("uploads/<int:pk>", media_apis.UploadDetailApi.as_view(), name="upload-detail"),
+    path("uploads/<int:pk>/finish", media_apis.UploadFinishApi.as_view(), name="upload-finish"),
+    path("videos/<int:pk>/reingest", media_apis.VideoReingestApi.as_view(), name="video-reingest"),
     path("projects/<int:project_id>/frames/", media_apis.FrameListApi.as_view(), name="frame-list"),
     path("projects/<int:project_id>/annotations/", annotation_apis.ProjectAnnotationListApi.as_view(), name="project-annotation-list"),
     path("projects/<int:project_id>/queue/next", media_apis.QueueNextApi.as_view(), name="queue-next"),
@@ -34,6 +38,8 @@ tenant_routes = [
     path("annotations/<int:pk>/confirm", annotation_apis.AnnotationConfirmApi.as_view(), name="annotation-confirm"),
     path("annotations/<int:pk>/reject", annotation_apis.AnnotationRejectApi.as_view(), name="annotation-reject"),
     path("annotations/<int:pk>/history", annotation_apis.AnnotationHistoryApi.as_view(), name="annotation-history"),
+    # -- images and dataset imports --
+    # -- end images and dataset imports --
 ]
 
 urlpatterns = [
