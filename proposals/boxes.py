@@ -1,0 +1,83 @@
+"""Pure helpers on axis-aligned boxes.
+
+Every box array here is ``float32 [N, 4]`` in ``(x1, y1, x2, y2)`` pixel coordinates,
+with ``x2``/``y2`` exclusive (a box covering pixel columns 0..9 is ``x1=0, x2=10``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torchvision.ops import batched_nms, box_iou
+
+
+def as_boxes(boxes) -> np.ndarray:
+    """Any array-like of boxes -> contiguous ``float32 [N, 4]`` (an empty input gives ``[0, 4]``)."""
+    return np.ascontiguousarray(np.asarray(boxes, dtype=np.float32).reshape(-1, 4))
+
+
+def iou_matrix(boxes_a, boxes_b) -> np.ndarray:
+    """Pairwise IoU: ``float32 [N, 4]`` x ``float32 [M, 4]`` -> ``float32 [N, M]``."""
+    a, b = as_boxes(boxes_a), as_boxes(boxes_b)
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), dtype=np.float32)
+    return box_iou(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+
+
+def clip_boxes(boxes, width: int, height: int) -> np.ndarray:
+    """Clamp boxes to the frame ``[0, width] x [0, height]``; returns a new ``float32 [N, 4]``."""
+    clipped = as_boxes(boxes).copy()
+    clipped[:, 0::2] = np.clip(clipped[:, 0::2], 0, width)
+    clipped[:, 1::2] = np.clip(clipped[:, 1::2], 0, height)
+    return clipped
+
+
+def valid_box_mask(boxes, *, min_size: float = 2.0) -> np.ndarray:
+    """``bool [N]``: finite boxes whose width and height are both at least ``min_size`` pixels."""
+    b = as_boxes(boxes)
+    finite = np.isfinite(b).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        large_enough = ((b[:, 2] - b[:, 0]) >= min_size) & ((b[:, 3] - b[:, 1]) >= min_size)
+    return finite & large_enough
+
+
+def box_areas(boxes) -> np.ndarray:
+    """``float32 [N]`` areas (zero for inverted boxes)."""
+    b = as_boxes(boxes)
+    return np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+
+
+def nms_keep(boxes, scores, *, iou_threshold: float, groups=None) -> np.ndarray:
+    """Indices (``int64 [K]``, by decreasing score) kept by non-maximum suppression.
+
+    ``groups`` (``int64 [N]``, optional) restricts suppression to boxes of the same group,
+    e.g. the same label; without it every box competes with every other.
+    """
+    b = as_boxes(boxes)
+    if len(b) == 0:
+        return np.zeros(0, dtype=np.int64)
+    group_ids = np.zeros(len(b), dtype=np.int64) if groups is None else np.asarray(groups, np.int64)
+    keep = batched_nms(
+        torch.from_numpy(b),
+        torch.from_numpy(np.asarray(scores, dtype=np.float32)),
+        torch.from_numpy(group_ids),
+        iou_threshold,
+    )
+    return keep.numpy().astype(np.int64)
+
+
+def matched_ground_truth(ground_truth, proposals, *, iou_threshold: float = 0.5) -> np.ndarray:
+    """``bool [G]``: which ground-truth boxes overlap some proposal with IoU >= threshold."""
+    ious = iou_matrix(ground_truth, proposals)
+    if ious.shape[1] == 0:
+        return np.zeros(ious.shape[0], dtype=bool)
+    return ious.max(axis=1) >= iou_threshold
+
+
+def recall_at_iou(ground_truth, proposals, *, iou_threshold: float = 0.5) -> float:
+    """Fraction of ground-truth boxes recovered by some proposal at IoU >= threshold.
+
+    An image without ground truth has nothing to miss and scores 1.0.
+    """
+    matched = matched_ground_truth(ground_truth, proposals, iou_threshold=iou_threshold)
+    return float(matched.mean()) if len(matched) else 1.0

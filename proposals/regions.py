@@ -1,0 +1,413 @@
+"""Region proposals: where the objects in a frame probably are, and what they probably are.
+
+Candidate boxes come from up to four generators, are embedded in one batch, scored and
+merged with NMS:
+
+* propagation of confirmed boxes from neighbouring frames of the same shot (strong evidence),
+* the project's trained detector, when one exists (a plain callable),
+* motion against a background model, for static cameras,
+* class-agnostic candidates from the pixels alone (a selective-search-like hierarchy of
+  watershed superpixels plus MSER blobs), ranked by colour contrast with their surroundings
+  times agreement between generators.
+
+With a label index, a candidate's score mixes its generator's confidence with its objectness
+(similarity to confirmed objects rather than to background), and its labels come from the
+nearest confirmed examples.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import cv2
+import numpy as np
+
+from proposals.boxes import as_boxes, box_areas, clip_boxes, iou_matrix, nms_keep, valid_box_mask
+from proposals.features import FeatureExtractor
+from proposals.labels import BACKGROUND, LabelIndex
+from proposals.tracking import propagate_boxes
+from proposals.types import LabelSuggestion, RegionProposal
+
+# Segmentation runs on a reduced copy: the hierarchy cost grows with pixels, boxes do not need
+# more precision than this for IoU 0.5.
+WORKING_LONG_SIDE = 320
+# (superpixel seed spacing in working pixels, colour space) per segmentation strategy.
+SEGMENTATION_STRATEGIES = ((12, cv2.COLOR_RGB2LAB), (20, cv2.COLOR_RGB2HSV), (28, cv2.COLOR_RGB2LAB))
+# Boxes from two generators with at least this IoU count as the same outline.
+SUPPORT_IOU = 0.7
+MAX_ASPECT_RATIO = 6.0
+HISTOGRAM_BINS = 12
+PALETTE_SIZE = 16
+SURROUND_MARGIN = 0.35
+
+Detector = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+# --- class-agnostic candidates ---------------------------------------------------------------
+
+
+def _working_copy(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    """``uint8 [h, w, 3]`` reduced copy and the factor that maps its pixels back to ``rgb``."""
+    height, width = rgb.shape[:2]
+    factor = min(1.0, WORKING_LONG_SIDE / max(height, width))
+    if factor == 1.0:
+        return np.ascontiguousarray(rgb), 1.0
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), 1.0 / factor
+
+
+def _superpixels(colour: np.ndarray, spacing: int) -> np.ndarray:
+    """Watershed over-segmentation from one seed per ``spacing`` cell: ``int32 [h, w]`` labels 0..R-1.
+
+    Each seed sits at the flattest pixel of its cell so that borders settle on edges.
+    """
+    height, width = colour.shape[:2]
+    spacing = max(1, min(spacing, height, width))  # tiny images still get one seed
+    gradient = cv2.morphologyEx(colour, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)).max(axis=2)
+    rows, cols = max(1, height // spacing), max(1, width // spacing)
+    cells = gradient[: rows * spacing, : cols * spacing].reshape(rows, spacing, cols, spacing)
+    flattest = cells.transpose(0, 2, 1, 3).reshape(rows, cols, -1).argmin(axis=2)
+    seed_y = (np.arange(rows)[:, None] * spacing + flattest // spacing).ravel()
+    seed_x = (np.arange(cols)[None, :] * spacing + flattest % spacing).ravel()
+    markers = np.zeros((height, width), np.int32)
+    markers[seed_y, seed_x] = np.arange(1, len(seed_y) + 1)
+    cv2.watershed(np.ascontiguousarray(colour), markers)
+    # Watershed lines (-1) join the largest neighbouring label.
+    grown = cv2.dilate(markers.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32)
+    markers = np.where(markers > 0, markers, grown)
+    _, labels = np.unique(markers, return_inverse=True)
+    return labels.reshape(height, width).astype(np.int32)
+
+
+@dataclass
+class _Region:
+    size: int
+    box: np.ndarray  # float32 [4] xyxy in working pixels
+    histogram: np.ndarray  # float32 [3 * HISTOGRAM_BINS], L1-normalised per region
+
+
+def _initial_regions(labels: np.ndarray, colour: np.ndarray) -> tuple[list[_Region], set[tuple[int, int]]]:
+    """Per-superpixel size, box and colour histogram, and the set of adjacent label pairs."""
+    count = int(labels.max()) + 1
+    flat = labels.ravel()
+    sizes = np.bincount(flat, minlength=count)
+    ys, xs = np.indices(labels.shape)
+    x1 = np.full(count, np.inf)
+    y1 = np.full(count, np.inf)
+    x2 = np.zeros(count)
+    y2 = np.zeros(count)
+    np.minimum.at(x1, flat, xs.ravel())
+    np.minimum.at(y1, flat, ys.ravel())
+    np.maximum.at(x2, flat, xs.ravel() + 1)
+    np.maximum.at(y2, flat, ys.ravel() + 1)
+    binned = (colour.reshape(-1, 3).astype(np.int32) * HISTOGRAM_BINS) // 256
+    histograms = np.concatenate(
+        [
+            np.bincount(flat * HISTOGRAM_BINS + binned[:, c], minlength=count * HISTOGRAM_BINS).reshape(count, -1)
+            for c in range(3)
+        ],
+        axis=1,
+    ).astype(np.float32)
+    histograms /= histograms.sum(axis=1, keepdims=True)
+    regions = [
+        _Region(int(sizes[i]), np.array([x1[i], y1[i], x2[i], y2[i]], np.float32), histograms[i])
+        for i in range(count)
+    ]
+    pairs = np.concatenate(
+        [
+            np.stack([labels[:, :-1].ravel(), labels[:, 1:].ravel()], axis=1),
+            np.stack([labels[:-1, :].ravel(), labels[1:, :].ravel()], axis=1),
+        ]
+    )
+    pairs = np.sort(pairs[pairs[:, 0] != pairs[:, 1]], axis=1)
+    return regions, {tuple(p) for p in np.unique(pairs, axis=0).tolist()}
+
+
+def _similarity(a: _Region, b: _Region, image_size: int) -> float:
+    """Selective search's colour + size + fill similarity, each term in [0, 1]."""
+    colour = float(np.minimum(a.histogram, b.histogram).sum()) / 3.0
+    size = 1.0 - (a.size + b.size) / image_size
+    # Plain float arithmetic: this runs thousands of times per frame, numpy calls cost more here.
+    ax1, ay1, ax2, ay2 = a.box.tolist()
+    bx1, by1, bx2, by2 = b.box.tolist()
+    union_area = (max(ax2, bx2) - min(ax1, bx1)) * (max(ay2, by2) - min(ay1, by1))
+    fill = 1.0 - (union_area - a.size - b.size) / image_size
+    return colour + size + fill
+
+
+def _hierarchy_boxes(labels: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """Boxes of every region met while greedily merging the most similar neighbours.
+
+    Returns ``float32 [M, 4]`` in working pixels: the superpixels, then each merge.
+    """
+    regions, adjacent = _initial_regions(labels, colour)
+    image_size = labels.size
+    neighbours: dict[int, set[int]] = {i: set() for i in range(len(regions))}
+    for a, b in adjacent:
+        neighbours[a].add(b)
+        neighbours[b].add(a)
+    heap = [(-_similarity(regions[a], regions[b], image_size), a, b) for a, b in adjacent]
+    heapq.heapify(heap)
+    alive = [True] * len(regions)
+    boxes = [r.box for r in regions]
+    while heap:
+        _, a, b = heapq.heappop(heap)
+        if not (alive[a] and alive[b]):
+            continue
+        ra, rb = regions[a], regions[b]
+        size = ra.size + rb.size
+        merged = _Region(
+            size,
+            np.concatenate([np.minimum(ra.box[:2], rb.box[:2]), np.maximum(ra.box[2:], rb.box[2:])]),
+            (ra.histogram * ra.size + rb.histogram * rb.size) / size,
+        )
+        new = len(regions)
+        regions.append(merged)
+        alive[a] = alive[b] = False
+        alive.append(True)
+        boxes.append(merged.box)
+        merged_neighbours = (neighbours.pop(a) | neighbours.pop(b)) - {a, b}
+        neighbours[new] = merged_neighbours
+        for n in merged_neighbours:
+            neighbours[n] -= {a, b}
+            neighbours[n].add(new)
+            heapq.heappush(heap, (-_similarity(merged, regions[n], image_size), n, new))
+    return np.stack(boxes).astype(np.float32)
+
+
+def _mser_boxes(gray: np.ndarray) -> np.ndarray:
+    """Boxes of maximally stable extremal regions, dark and bright: ``float32 [M, 4]``."""
+    area = gray.size
+    mser = cv2.MSER_create(delta=5, min_area=max(16, area // 4000), max_area=area // 3)
+    _, bboxes = mser.detectRegions(gray)
+    if len(bboxes) == 0:
+        return np.zeros((0, 4), np.float32)
+    xywh = np.asarray(bboxes, np.float32).reshape(-1, 4)
+    return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+
+
+def _palette_indices(small_rgb: np.ndarray) -> np.ndarray:
+    """``int32 [h, w]`` index into a k-means colour palette of the frame (deterministic seed)."""
+    pixels = cv2.cvtColor(small_rgb, cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(np.float32)
+    sample = pixels[:: max(1, len(pixels) // 4000)]
+    k = min(PALETTE_SIZE, len(np.unique(sample, axis=0)))
+    cv2.setRNGSeed(0)
+    _, _, centres = cv2.kmeans(
+        sample, k, None, (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_MAX_ITER, 10, 1.0), 1, cv2.KMEANS_PP_CENTERS
+    )
+    distances = ((pixels[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+    return distances.argmin(axis=1).reshape(small_rgb.shape[:2]).astype(np.int32)
+
+
+def colour_contrast(small_rgb: np.ndarray, boxes) -> np.ndarray:
+    """Centre-surround colour contrast of each box, ``float32 [N]`` in [0, 1].
+
+    Chi-square distance between the palette histogram inside the box and in a ring around it
+    (integral histograms, so every box costs the same). Objects differ from what surrounds
+    them; pieces of an object or of the background do not.
+
+    Args:
+        small_rgb: ``uint8 [h, w, 3]``; boxes: ``float32 [N, 4]`` in its pixels.
+    """
+    boxes = as_boxes(boxes)
+    if len(boxes) == 0:
+        return np.zeros(0, np.float32)
+    height, width = small_rgb.shape[:2]
+    palette = _palette_indices(small_rgb)
+    one_hot = (palette[..., None] == np.arange(palette.max() + 1)).astype(np.float32)
+    integral = np.zeros((height + 1, width + 1, one_hot.shape[2]), np.float32)
+    integral[1:, 1:] = one_hot.cumsum(0).cumsum(1)
+
+    def box_histograms(b: np.ndarray) -> np.ndarray:
+        x1, y1, x2, y2 = (np.clip(np.round(b[:, i]), 0, width if i % 2 == 0 else height).astype(int) for i in range(4))
+        return integral[y2, x2] - integral[y1, x2] - integral[y2, x1] + integral[y1, x1]
+
+    sizes = boxes[:, 2:] - boxes[:, :2]
+    ring = np.concatenate([boxes[:, :2] - sizes * SURROUND_MARGIN, boxes[:, 2:] + sizes * SURROUND_MARGIN], axis=1)
+    inside = box_histograms(boxes)
+    surround = box_histograms(ring) - inside
+    inside /= np.maximum(inside.sum(axis=1, keepdims=True), 1.0)
+    surround_total = surround.sum(axis=1, keepdims=True)
+    surround /= np.maximum(surround_total, 1.0)
+    chi_square = 0.5 * ((inside - surround) ** 2 / np.maximum(inside + surround, 1e-6)).sum(axis=1)
+    # A box filling the frame has no surround to differ from.
+    chi_square[surround_total[:, 0] < 1.0] = 0.0
+    return chi_square.astype(np.float32)
+
+
+def scored_candidate_boxes(rgb: np.ndarray, *, max_candidates: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Class-agnostic candidates with their prior: ``(float32 [N, 4] xyxy, float32 [N] in [0, 1])``.
+
+    The prior is colour contrast times support, the share of generators (MSER and each
+    segmentation strategy) that produce nearly the same box: a real object's outline survives
+    different colour spaces and superpixel sizes, accidental groupings do not. Sorted best
+    first, near-duplicates removed, at most ``max_candidates``.
+    """
+    height, width = rgb.shape[:2]
+    small, factor = _working_copy(rgb)
+    blurred = cv2.GaussianBlur(small, (0, 0), 0.8)
+    generated = [_mser_boxes(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))]
+    for spacing, conversion in SEGMENTATION_STRATEGIES:
+        colour = cv2.cvtColor(blurred, conversion)
+        generated.append(_hierarchy_boxes(_superpixels(colour, spacing), colour))
+    boxes = np.concatenate(generated)
+    generator = np.concatenate([np.full(len(b), i) for i, b in enumerate(generated)])
+    small_height, small_width = small.shape[:2]
+    sizes = boxes[:, 2:] - boxes[:, :2]
+    plausible = valid_box_mask(boxes, min_size=3.0)
+    plausible &= (sizes[:, 0] < 0.95 * small_width) | (sizes[:, 1] < 0.95 * small_height)
+    plausible &= np.maximum(sizes[:, 0], sizes[:, 1]) < MAX_ASPECT_RATIO * np.maximum(sizes.min(axis=1), 1)
+    boxes, generator = boxes[plausible], generator[plausible]
+    same_box = iou_matrix(boxes, boxes) >= SUPPORT_IOU
+    support = np.stack([same_box[:, generator == g].any(axis=1) for g in range(len(generated))], axis=1)
+    prior = colour_contrast(small, boxes) * support.mean(axis=1)
+    keep = nms_keep(boxes, prior, iou_threshold=0.7)[:max_candidates]
+    boxes = clip_boxes(boxes[keep] * factor, width, height)
+    return boxes, np.clip(prior[keep], 0.0, 1.0)
+
+
+def candidate_boxes(rgb: np.ndarray, *, max_candidates: int = 100) -> np.ndarray:
+    """Class-agnostic object candidates in ``rgb`` (``uint8 [H, W, 3]``): ``float32 [N, 4]`` best first."""
+    return scored_candidate_boxes(rgb, max_candidates=max_candidates)[0]
+
+
+def motion_boxes(frames: Sequence[np.ndarray], *, min_area_share: float = 0.0005) -> tuple[np.ndarray, np.ndarray]:
+    """Moving blobs in the last of ``frames`` against a background model of the earlier ones.
+
+    Only meaningful for a static camera. Args: ``frames`` ``uint8 [H, W, 3]`` RGB, in order,
+    same shot. Returns ``(float32 [N, 4] xyxy, float32 [N] share of the box that moved)``.
+    """
+    if len(frames) < 2:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+    subtractor = cv2.createBackgroundSubtractorMOG2(history=len(frames), detectShadows=False)
+    for frame in frames:
+        foreground = subtractor.apply(np.ascontiguousarray(frame))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    foreground = cv2.morphologyEx(foreground, cv2.MORPH_OPEN, kernel)
+    foreground = cv2.morphologyEx(foreground, cv2.MORPH_CLOSE, kernel)
+    count, _, stats, _ = cv2.connectedComponentsWithStats((foreground > 0).astype(np.uint8))
+    stats = stats[1:]
+    stats = stats[stats[:, cv2.CC_STAT_AREA] >= min_area_share * foreground.size]
+    xywh = stats[:, :4].astype(np.float32)
+    boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+    fill = stats[:, cv2.CC_STAT_AREA] / np.maximum(box_areas(boxes), 1.0)
+    return boxes, fill.astype(np.float32)
+
+
+# --- scoring and merging ---------------------------------------------------------------------
+
+
+class Source(StrEnum):
+    PROPAGATION = "propagation"
+    DETECTOR = "detector"
+    MOTION = "motion"
+    CANDIDATE = "candidate"
+
+
+# How much a source's own confidence counts against the index's objectness: a box followed
+# from a confirmed one is strong evidence, a segment of colour is weak.
+SOURCE_WEIGHT = {Source.PROPAGATION: 0.8, Source.DETECTOR: 0.6, Source.MOTION: 0.35, Source.CANDIDATE: 0.3}
+
+
+@dataclass
+class _Candidates:
+    boxes: list[np.ndarray]
+    confidence: list[np.ndarray]
+    sources: list[str]
+    known_labels: list[np.ndarray]  # int64, BACKGROUND where the generator has no label
+
+    def extend(self, boxes, confidence, source: Source, labels=None) -> None:
+        boxes = as_boxes(boxes)
+        self.boxes.append(boxes)
+        self.confidence.append(np.asarray(confidence, np.float32).reshape(-1))
+        self.sources.extend([source] * len(boxes))
+        labels = np.full(len(boxes), BACKGROUND) if labels is None else labels
+        self.known_labels.append(np.asarray(labels, np.int64).reshape(-1))
+
+
+def propose_regions(
+    rgb: np.ndarray,
+    *,
+    neighbours: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]] = (),
+    label_index: LabelIndex | None = None,
+    extractor: FeatureExtractor | None = None,
+    detector: Detector | None = None,
+    background_frames: Sequence[np.ndarray] = (),
+    top_k: int = 20,
+    nms_iou: float = 0.5,
+    max_embedded: int = 28,
+) -> list[RegionProposal]:
+    """Regions worth showing in ``rgb``, best first.
+
+    Args:
+        rgb: ``uint8 [H, W, 3]`` RGB frame.
+        neighbours: frames of the same shot with confirmed boxes, each
+            ``(uint8 [H, W, 3], float32 [N, 4] xyxy, int64 [N] label ids)``.
+        label_index, extractor: when both are given (and the index is not empty), candidates are
+            embedded in one batch, scored by objectness and labelled by their nearest examples.
+        detector: optional ``rgb -> (float32 [N, 4], float32 [N] scores, int64 [N] label ids)``.
+        background_frames: earlier frames of the same static shot, for motion candidates.
+        top_k: most proposals returned; nms_iou: overlap above which the weaker box is dropped.
+        max_embedded: most boxes embedded; embedding dominates the cost (~20 ms a box on CPU).
+    Returns:
+        At most ``top_k`` proposals with boxes clipped to the frame, sorted by decreasing score.
+    """
+    height, width = rgb.shape[:2]
+    found = _Candidates([], [], [], [])
+    for neighbour_rgb, neighbour_boxes, neighbour_labels in neighbours:
+        moved, confidence = propagate_boxes(neighbour_rgb, rgb, neighbour_boxes)
+        found.extend(moved, confidence, Source.PROPAGATION, neighbour_labels)
+    if detector is not None:
+        detected_boxes, detected_scores, detected_labels = detector(rgb)
+        found.extend(detected_boxes, detected_scores, Source.DETECTOR, detected_labels)
+    if len(background_frames) >= 2:
+        moving, moving_fill = motion_boxes([*background_frames, rgb])
+        found.extend(moving, moving_fill, Source.MOTION)
+    strong = sum(len(b) for b in found.boxes)
+    boxes, prior = scored_candidate_boxes(rgb, max_candidates=max(0, max_embedded - strong))
+    found.extend(boxes, prior, Source.CANDIDATE)
+
+    boxes = clip_boxes(np.concatenate(found.boxes), width, height)
+    confidence = np.concatenate(found.confidence)
+    known_labels = np.concatenate(found.known_labels)
+    sources = np.asarray(found.sources)
+    valid = valid_box_mask(boxes)
+    boxes, confidence, known_labels, sources = boxes[valid], confidence[valid], known_labels[valid], sources[valid]
+    # Strong sources first, so that the embedding budget never drops a propagated box.
+    weight = np.array([SOURCE_WEIGHT[Source(s)] for s in sources], np.float32)
+    budget = np.lexsort((-confidence, -weight))[:max_embedded]
+    boxes, confidence, known_labels, sources, weight = (
+        a[budget] for a in (boxes, confidence, known_labels, sources, weight)
+    )
+
+    suggestions: list[tuple[LabelSuggestion, ...]] = [() for _ in range(len(boxes))]
+    if label_index is not None and extractor is not None and len(label_index) > 0 and len(boxes):
+        vectors = extractor.embed_crops(rgb, boxes)
+        scores = weight * confidence + (1.0 - weight) * label_index.objectness(vectors)
+        suggestions = label_index.suggest(vectors)
+    else:
+        scores = weight * confidence
+
+    keep = nms_keep(boxes, scores, iou_threshold=nms_iou)[:top_k]
+    return [
+        RegionProposal(
+            box=tuple(float(v) for v in boxes[i]),
+            score=float(scores[i]),
+            source=str(sources[i]),
+            suggestions=_with_known_label(suggestions[i], int(known_labels[i]), float(confidence[i])),
+        )
+        for i in keep
+    ]
+
+
+def _with_known_label(
+    suggestions: tuple[LabelSuggestion, ...], label_id: int, confidence: float, top: int = 3
+) -> tuple[LabelSuggestion, ...]:
+    """Put the generator's own label (a propagated or detected one) first, then the index's others."""
+    if label_id == BACKGROUND:
+        return suggestions[:top]
+    others = tuple(s for s in suggestions if s.label_id != label_id)
+    return ((LabelSuggestion(label_id=label_id, score=confidence),) + others)[:top]

@@ -1,0 +1,165 @@
+"""Carry confirmed boxes to nearby frames of the same shot with sparse optical flow.
+
+OpenCV's learned trackers (Nano, Vit, DaSiamRPN, GOTURN) need model files we do not ship and
+MIL follows one box at a time slowly, so propagation uses pyramidal Lucas-Kanade on corners
+inside each box: one forward and one backward pass for all boxes together, a forward-backward
+check to drop unreliable points, then the median shift and median pairwise-distance ratio
+(scale) of the surviving points move the box.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from proposals.boxes import as_boxes, clip_boxes, valid_box_mask
+
+LK_PARAMS = dict(
+    winSize=(21, 21),
+    # 4 pyramid levels follow shifts up to roughly 2**4 * 10 pixels, enough for a few frames' gap.
+    maxLevel=4,
+    criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01),
+    minEigThreshold=1e-4,
+)
+APPEARANCE_PATCH = (24, 24)
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """``uint8 [H, W, 3]`` RGB (or already gray ``[H, W]``) -> ``uint8 [H, W]``."""
+    return rgb if rgb.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+
+
+def _points_in_box(gray: np.ndarray, box: np.ndarray, max_points: int) -> np.ndarray:
+    """Trackable points inside ``box``: ``float32 [P, 2]`` (x, y), possibly empty.
+
+    Corners first; a small grid tops them up on weakly textured boxes so that edges still
+    contribute (LK itself rejects the flat points through ``minEigThreshold``).
+    """
+    x1, y1, x2, y2 = np.round(box).astype(int)
+    patch = gray[y1:y2, x1:x2]
+    if patch.shape[0] < 3 or patch.shape[1] < 3:
+        return np.zeros((0, 2), dtype=np.float32)
+    min_distance = max(2.0, min(patch.shape) / 12.0)
+    corners = cv2.goodFeaturesToTrack(patch, max_points, 0.01, min_distance, blockSize=3)
+    points = np.zeros((0, 2), np.float32) if corners is None else corners.reshape(-1, 2)
+    if len(points) < max_points // 2:
+        xs = np.linspace(0.15, 0.85, 5) * patch.shape[1]
+        ys = np.linspace(0.15, 0.85, 5) * patch.shape[0]
+        grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2).astype(np.float32)
+        points = np.concatenate([points, grid])
+    return points + np.array([x1, y1], dtype=np.float32)
+
+
+def _median_scale(before: np.ndarray, after: np.ndarray) -> float:
+    """Median ratio of pairwise point distances after/before motion (1.0 with < 3 points)."""
+    if len(before) < 3:
+        return 1.0
+    i, j = np.triu_indices(len(before), k=1)
+    distance_before = np.linalg.norm(before[i] - before[j], axis=1)
+    distance_after = np.linalg.norm(after[i] - after[j], axis=1)
+    usable = distance_before > 2.0
+    if not usable.any():
+        return 1.0
+    return float(np.clip(np.median(distance_after[usable] / distance_before[usable]), 0.5, 2.0))
+
+
+def _appearance_similarity(gray_a: np.ndarray, box_a, gray_b: np.ndarray, box_b) -> float:
+    """Normalised cross-correlation in [0, 1] of the two box contents, resized to one size.
+
+    Catches flow that "succeeds" on the wrong content (e.g. a cut or an occluder).
+    """
+    patches = []
+    for gray, box in ((gray_a, box_a), (gray_b, box_b)):
+        x1, y1, x2, y2 = np.round(box).astype(int)
+        patch = gray[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)]
+        if patch.size == 0:
+            return 0.0
+        patches.append(cv2.resize(patch, APPEARANCE_PATCH, interpolation=cv2.INTER_AREA).astype(np.float32))
+    a, b = (p - p.mean() for p in patches)
+    denominator = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    if denominator < 1e-6:
+        # Two flat patches: only equal brightness counts as a match.
+        return float(abs(patches[0].mean() - patches[1].mean()) < 10.0)
+    return float(np.clip((a * b).sum() / denominator, 0.0, 1.0))
+
+
+def propagate_boxes(
+    prev_rgb: np.ndarray,
+    next_rgb: np.ndarray,
+    boxes,
+    *,
+    max_points_per_box: int = 40,
+    forward_backward_threshold: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Move ``boxes`` from ``prev_rgb`` to ``next_rgb``.
+
+    Args:
+        prev_rgb, next_rgb: ``uint8 [H, W, 3]`` RGB frames of the same size.
+        boxes: ``float32 [N, 4]`` xyxy pixels in ``prev_rgb``.
+    Returns:
+        ``(boxes float32 [N, 4], confidence float32 [N] in [0, 1])``. Confidence is the share of
+        points passing the forward-backward check times the appearance similarity of the box
+        before and after; a box that cannot be followed keeps its position with confidence 0.
+    """
+    boxes = as_boxes(boxes)
+    height, width = prev_rgb.shape[:2]
+    moved = clip_boxes(boxes, width, height)
+    confidence = np.zeros(len(boxes), dtype=np.float32)
+    if len(boxes) == 0:
+        return moved, confidence
+    gray_prev, gray_next = to_gray(prev_rgb), to_gray(next_rgb)
+
+    valid = valid_box_mask(moved, min_size=3.0)
+    point_sets = [
+        _points_in_box(gray_prev, box, max_points_per_box) if ok else np.zeros((0, 2), np.float32)
+        for box, ok in zip(moved, valid)
+    ]
+    owners = np.concatenate([np.full(len(p), i) for i, p in enumerate(point_sets)]).astype(int)
+    if len(owners) == 0:
+        return moved, confidence
+    start = np.concatenate(point_sets).reshape(-1, 1, 2)
+    forward, status_forward, _ = cv2.calcOpticalFlowPyrLK(gray_prev, gray_next, start, None, **LK_PARAMS)
+    backward, status_backward, _ = cv2.calcOpticalFlowPyrLK(gray_next, gray_prev, forward, None, **LK_PARAMS)
+    start, forward, backward = start.reshape(-1, 2), forward.reshape(-1, 2), backward.reshape(-1, 2)
+    round_trip_error = np.linalg.norm(start - backward, axis=1)
+    reliable = (status_forward.ravel() == 1) & (status_backward.ravel() == 1)
+    reliable &= round_trip_error < forward_backward_threshold
+
+    trackable = status_forward.ravel() == 1
+    for index, box in enumerate(moved.copy()):
+        mine = owners == index
+        if not mine.any():
+            continue
+        keep = mine & reliable
+        if keep.sum() < 2:
+            continue
+        shift = np.median(forward[keep] - start[keep], axis=0)
+        scale = _median_scale(start[keep], forward[keep])
+        centre = (box[:2] + box[2:]) / 2 + shift
+        half_size = (box[2:] - box[:2]) * scale / 2
+        new_box = np.concatenate([centre - half_size, centre + half_size])
+        moved[index] = new_box
+        # Flat points that LK refuses from the start say nothing about this frame pair.
+        inlier_share = keep.sum() / max(1, (mine & trackable).sum())
+        confidence[index] = inlier_share * _appearance_similarity(gray_prev, box, gray_next, new_box)
+    return clip_boxes(moved, width, height), confidence
+
+
+def propagate_boxes_through(frames: Sequence[np.ndarray], boxes) -> tuple[np.ndarray, np.ndarray]:
+    """Carry ``boxes`` from ``frames[0]`` to ``frames[-1]`` one step at a time.
+
+    Args:
+        frames: ``uint8 [H, W, 3]`` RGB frames in order (at least one).
+        boxes: ``float32 [N, 4]`` xyxy pixels in ``frames[0]``.
+    Returns:
+        ``(boxes float32 [N, 4], confidence float32 [N])``; confidence is the weakest step's,
+        since one lost step loses the object.
+    """
+    current = as_boxes(boxes)
+    confidence = np.ones(len(current), dtype=np.float32)
+    for prev_rgb, next_rgb in zip(frames[:-1], frames[1:]):
+        current, step_confidence = propagate_boxes(prev_rgb, next_rgb, current)
+        confidence = np.minimum(confidence, step_confidence)
+    return current, confidence

@@ -1,0 +1,222 @@
+import cv2
+import numpy as np
+import pytest
+
+from proposals.boxes import (
+    clip_boxes,
+    iou_matrix,
+    matched_ground_truth,
+    nms_keep,
+    recall_at_iou,
+    valid_box_mask,
+)
+from proposals.features import FeatureConfig, get_extractor
+from proposals.labels import BACKGROUND, LabelIndex
+from proposals.regions import candidate_boxes, motion_boxes, propose_regions
+from proposals.tracking import propagate_boxes, propagate_boxes_through
+
+HEIGHT, WIDTH = 120, 160
+RED, GREEN = 1, 2
+
+
+def smooth_background(seed: int = 0) -> np.ndarray:
+    noise = np.random.default_rng(seed).integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    return cv2.GaussianBlur(noise, (0, 0), 8)
+
+
+def textured_patch(size: int = 30, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8)
+
+
+def frame_with_patch(x: int, y: int, patch: np.ndarray, background: np.ndarray) -> np.ndarray:
+    frame = background.copy()
+    frame[y : y + patch.shape[0], x : x + patch.shape[1]] = patch
+    return frame
+
+
+def scene(discs=(), squares=(), height=HEIGHT, width=WIDTH) -> np.ndarray:
+    """Grey background with red discs ``(cx, cy, r)`` and green squares ``(x, y, side)``."""
+    image = np.full((height, width, 3), 200, np.uint8)
+    for cx, cy, r in discs:
+        cv2.circle(image, (cx, cy), r, (200, 30, 40), -1)
+    for x, y, side in squares:
+        cv2.rectangle(image, (x, y), (x + side - 1, y + side - 1), (40, 170, 60), -1)
+    return image
+
+
+def disc_box(cx, cy, r):
+    return [cx - r, cy - r, cx + r + 1, cy + r + 1]
+
+
+def square_box(x, y, side):
+    return [x, y, x + side, y + side]
+
+
+# --- boxes ---------------------------------------------------------------------------------
+
+
+def test_iou_matrix_of_known_boxes():
+    ious = iou_matrix([[0, 0, 10, 10]], [[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]])
+    np.testing.assert_allclose(ious, [[1.0, 1 / 3, 0.0]], rtol=1e-6)
+    assert iou_matrix(np.zeros((0, 4)), [[0, 0, 1, 1]]).shape == (0, 1)
+
+
+def test_clip_and_valid_boxes():
+    clipped = clip_boxes([[-5, -5, 20, 8], [150, 100, 170, 130]], width=160, height=120)
+    np.testing.assert_array_equal(clipped, [[0, 0, 20, 8], [150, 100, 160, 120]])
+    mask = valid_box_mask([[0, 0, 10, 10], [5, 5, 6, 20], [0, 0, np.nan, 4], [10, 10, 5, 5]])
+    assert mask.tolist() == [True, False, False, False]
+
+
+def test_nms_merges_duplicates_but_keeps_distinct_boxes():
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [0, 1, 10, 11], [50, 50, 60, 60]], np.float32)
+    keep = nms_keep(boxes, [0.5, 0.9, 0.7, 0.1], iou_threshold=0.5)
+    assert keep.tolist() == [1, 3]
+
+
+def test_recall_at_iou_counts_matched_ground_truth():
+    ground_truth = [[0, 0, 10, 10], [20, 20, 30, 30]]
+    assert recall_at_iou(ground_truth, [[0, 0, 10, 11]]) == 0.5
+    assert recall_at_iou(ground_truth, [[0, 0, 10, 11], [21, 21, 31, 31]]) == 1.0
+    assert recall_at_iou(ground_truth, np.zeros((0, 4))) == 0.0
+    assert recall_at_iou(np.zeros((0, 4)), [[0, 0, 1, 1]]) == 1.0
+
+
+# --- propagation ---------------------------------------------------------------------------
+
+
+def test_propagation_follows_a_moving_textured_object():
+    background, patch = smooth_background(), textured_patch()
+    before = frame_with_patch(40, 40, patch, background)
+    after = frame_with_patch(49, 35, patch, background)
+
+    moved, confidence = propagate_boxes(before, after, np.array([[40, 40, 70, 70]], np.float32))
+
+    assert iou_matrix(moved, [[49, 35, 79, 65]])[0, 0] > 0.8
+    assert confidence[0] > 0.7
+
+
+def test_propagation_follows_a_growing_object():
+    background = smooth_background()
+    before = frame_with_patch(50, 40, textured_patch(30), background)
+    after = frame_with_patch(47, 37, cv2.resize(textured_patch(30), (36, 36), interpolation=cv2.INTER_LINEAR), background)
+
+    moved, _ = propagate_boxes(before, after, np.array([[50, 40, 80, 70]], np.float32))
+
+    assert iou_matrix(moved, [[47, 37, 83, 73]])[0, 0] > 0.8
+
+
+def test_forward_backward_failure_lowers_confidence_on_an_unrelated_frame():
+    background, patch = smooth_background(), textured_patch()
+    before = frame_with_patch(40, 40, patch, background)
+    matching = frame_with_patch(44, 42, patch, background)
+    unrelated = np.random.default_rng(7).integers(0, 255, before.shape, dtype=np.uint8)
+    box = np.array([[40, 40, 70, 70]], np.float32)
+
+    _, confidence_matching = propagate_boxes(before, matching, box)
+    _, confidence_unrelated = propagate_boxes(before, unrelated, box)
+
+    assert confidence_unrelated[0] < 0.3 < confidence_matching[0]
+
+
+def test_propagation_through_several_frames_covers_a_large_shift():
+    background, patch = smooth_background(), textured_patch()
+    frames = [frame_with_patch(10 + 12 * step, 45, patch, background) for step in range(8)]
+
+    moved, confidence = propagate_boxes_through(frames, np.array([[10, 45, 40, 75]], np.float32))
+
+    assert iou_matrix(moved, [[94, 45, 124, 75]])[0, 0] > 0.8
+    assert confidence[0] > 0.5
+
+
+# --- candidates ----------------------------------------------------------------------------
+
+
+def test_candidate_boxes_recall_simple_objects():
+    discs = [(30, 30, 14), (120, 85, 20)]
+    squares = [(90, 15, 24), (20, 75, 30)]
+    image = scene(discs, squares)
+    ground_truth = [disc_box(*d) for d in discs] + [square_box(*s) for s in squares]
+
+    boxes = candidate_boxes(image, max_candidates=20)
+
+    assert len(boxes) <= 20
+    assert recall_at_iou(ground_truth, boxes, iou_threshold=0.5) == 1.0
+    # The best-ranked candidates are the objects, not pieces of background.
+    assert matched_ground_truth(ground_truth, boxes[:6]).all()
+
+
+def test_motion_boxes_find_the_moving_object_on_a_static_camera():
+    background, patch = smooth_background(), textured_patch(20)
+    frames = [background.copy() for _ in range(5)] + [frame_with_patch(100, 60, patch, background)]
+
+    boxes, _ = motion_boxes(frames)
+
+    assert recall_at_iou([[100, 60, 120, 80]], boxes, iou_threshold=0.7) == 1.0
+    assert len(boxes) == 1
+
+
+# --- propose_regions -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    return get_extractor(FeatureConfig(weights="none"))
+
+
+def test_propose_regions_returns_at_most_top_k_sorted_valid_boxes():
+    image = scene([(30, 30, 14), (120, 85, 20)], [(90, 15, 24), (20, 75, 30)])
+
+    proposals = propose_regions(image, top_k=3)
+
+    assert 0 < len(proposals) <= 3
+    scores = [p.score for p in proposals]
+    assert scores == sorted(scores, reverse=True)
+    boxes = np.array([p.box for p in proposals], np.float32)
+    assert valid_box_mask(boxes).all()
+    assert (boxes[:, [0, 1]] >= 0).all() and (boxes[:, 2] <= WIDTH).all() and (boxes[:, 3] <= HEIGHT).all()
+    assert iou_matrix(boxes, boxes)[np.triu_indices(len(boxes), k=1)].max(initial=0) <= 0.5
+
+
+def test_propose_regions_puts_a_propagated_box_first_with_its_label():
+    background, patch = smooth_background(), textured_patch()
+    neighbour = frame_with_patch(40, 40, patch, background)
+    current = frame_with_patch(46, 43, patch, background)
+
+    proposals = propose_regions(
+        current, neighbours=[(neighbour, np.array([[40, 40, 70, 70]], np.float32), np.array([7]))]
+    )
+
+    best = proposals[0]
+    assert best.source == "propagation"
+    assert iou_matrix([best.box], [[46, 43, 76, 73]])[0, 0] > 0.8
+    assert best.suggestions[0].label_id == 7
+
+
+def test_propose_regions_ranks_regions_like_confirmed_objects_above_background_like_ones(extractor):
+    confirmed = scene([(35, 40, 16), (110, 70, 18)], [(70, 15, 26)])
+    index = LabelIndex(extractor.dim)
+    examples = np.array([disc_box(35, 40, 16), disc_box(110, 70, 18), square_box(70, 15, 26)], np.float32)
+    index.add(np.arange(3), extractor.embed_crops(confirmed, examples), np.array([RED, RED, BACKGROUND]))
+    unseen = scene([(120, 35, 17)], [(25, 60, 28)])
+
+    proposals = propose_regions(unseen, label_index=index, extractor=extractor, top_k=5)
+
+    assert iou_matrix([proposals[0].box], [disc_box(120, 35, 17)])[0, 0] > 0.5
+    assert proposals[0].suggestions[0].label_id == RED
+    square_scores = [p.score for p in proposals if iou_matrix([p.box], [square_box(25, 60, 28)])[0, 0] > 0.5]
+    assert all(score < proposals[0].score for score in square_scores)
+
+
+def test_propose_regions_uses_the_detector_hook():
+    image = scene([(30, 30, 14)], [])
+
+    def detector(rgb):
+        return np.array([[100, 60, 140, 100]], np.float32), np.array([0.99], np.float32), np.array([5])
+
+    proposals = propose_regions(image, detector=detector)
+
+    detected = [p for p in proposals if p.source == "detector"]
+    assert len(detected) == 1 and detected[0].box == (100.0, 60.0, 140.0, 100.0)
+    assert detected[0].suggestions[0].label_id == 5
+    assert proposals[0] is detected[0]
