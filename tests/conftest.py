@@ -37,6 +37,13 @@ def make_tenant(slug: str) -> Tenant:
     return Tenant(organization=organization, project=ProjectFactory(organization=organization), **users)
 
 
+@pytest.fixture(autouse=True)
+def isolated_media(settings, tmp_path):
+    """Each test stores media in its own folder: ids restart per test, paths would collide."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.UPLOAD_DIR = tmp_path / "uploads"
+
+
 @pytest.fixture
 def tenant(db) -> Tenant:
     return make_tenant("acme")

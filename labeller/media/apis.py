@@ -1,12 +1,16 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from labeller.annotations.models import AnnotationStatus
 from labeller.annotations.selectors import annotation_list
 from labeller.annotations.services import frame_complete
 from labeller.api.base import OrganizationAPIView
-from labeller.media import selectors, services
+from labeller.media import ingest, selectors, services, uploads
+from labeller.media.models import Upload
+from labeller.media.uploaded import local_upload_path
+from labeller.tenants.access import scoped_get
 from labeller.media.files import serve_stored_file
 from labeller.media.filters import FrameFilter
 from labeller.media.serializers import FrameDetailSerializer, FrameSerializer, ShotSerializer, VideoSerializer
@@ -19,6 +23,73 @@ class VideoListApi(OrganizationAPIView):
     def get(self, request, org, project_id):
         project = project_get(organization=self.organization, project_id=project_id)
         return self.paginated(selectors.video_list(organization=self.organization, project=project), VideoSerializer)
+
+    @extend_schema(
+        request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
+        responses={201: VideoSerializer},
+        description="Upload a whole video in one request; for large files use the resumable uploads.",
+    )
+    def post(self, request, org, project_id):
+        project = project_get(organization=self.organization, project_id=project_id)
+        uploaded = request.FILES.get("file")
+        if uploaded is None:
+            raise ValidationError({"file": ["Attach the video as the multipart field 'file'."]})
+        with local_upload_path(uploaded) as path:
+            video = ingest.video_create_from_file(project=project, actor=request.user, path=path, original_name=uploaded.name)
+        return self.respond(video, VideoSerializer, status.HTTP_201_CREATED)
+
+
+class VideoReingestApi(OrganizationAPIView):
+    @extend_schema(request=None, responses=VideoSerializer)
+    def post(self, request, org, pk):
+        video = ingest.video_ingest_restart(video=selectors.video_get(organization=self.organization, video_id=pk))
+        return self.respond(video, VideoSerializer, status.HTTP_202_ACCEPTED)
+
+
+class UploadStartSerializer(serializers.Serializer):
+    filename = serializers.CharField(max_length=255)
+    size = serializers.IntegerField(min_value=1)
+
+
+class UploadSerializer(serializers.ModelSerializer):
+    offset = serializers.IntegerField(source="received_bytes")
+    size = serializers.IntegerField(source="total_bytes")
+
+    class Meta:
+        model = Upload
+        fields = ["id", "filename", "size", "offset", "status", "video_id", "created_at"]
+
+
+class UploadListApi(OrganizationAPIView):
+    @extend_schema(request=UploadStartSerializer, responses={201: UploadSerializer})
+    def post(self, request, org, project_id):
+        project = project_get(organization=self.organization, project_id=project_id)
+        data = self.validated(UploadStartSerializer)
+        upload = uploads.upload_start(project=project, actor=request.user, filename=data["filename"], total_bytes=data["size"])
+        return self.respond(upload, UploadSerializer, status.HTTP_201_CREATED)
+
+
+class UploadDetailApi(OrganizationAPIView):
+    """GET tells where to resume; PUT appends one chunk (raw body, Content-Range header)."""
+
+    @extend_schema(responses=UploadSerializer)
+    def get(self, request, org, pk):
+        return self.respond(scoped_get(Upload, self.organization, pk=pk), UploadSerializer)
+
+    @extend_schema(request={"application/octet-stream": {"type": "string", "format": "binary"}}, responses=UploadSerializer)
+    def put(self, request, org, pk):
+        upload = scoped_get(Upload, self.organization, pk=pk)
+        byte_range = uploads.parse_content_range(request.headers.get("Content-Range"))
+        upload = uploads.upload_append(upload=upload, byte_range=byte_range, body=request.stream)
+        return self.respond(upload, UploadSerializer)
+
+
+class UploadFinishApi(OrganizationAPIView):
+    @extend_schema(request=None, responses={201: VideoSerializer})
+    def post(self, request, org, pk):
+        upload = scoped_get(Upload, self.organization, pk=pk)
+        video = uploads.upload_finish(upload=upload, actor=request.user)
+        return self.respond(video, VideoSerializer, status.HTTP_201_CREATED)
 
 
 class VideoDetailApi(OrganizationAPIView):

@@ -35,6 +35,8 @@ class Video(VersionedModel):
     stage = models.CharField(max_length=16, choices=IngestStage.choices, default=IngestStage.UPLOADED)
     progress = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True, default="")
+    # Each ingest run gets a new token; tasks of an older run see a different token and stop.
+    ingest_token = models.UUIDField(null=True, blank=True)
     # Probe results.
     duration_s = models.FloatField(null=True, blank=True)
     fps = models.FloatField(null=True, blank=True)
@@ -106,3 +108,29 @@ class Frame(VersionedModel):
                 fields=["video", "index"], condition=models.Q(video__isnull=False), name="unique_video_frame"
             )
         ]
+
+
+class UploadStatus(models.TextChoices):
+    OPEN = "open", "Receiving"
+    COMPLETE = "complete", "Complete"
+
+
+class Upload(TimestampedModel):
+    """A resumable upload: chunks are appended in order (Content-Range) until the file is whole.
+
+    The bytes live in a local folder shared by the web servers (LABELLER_UPLOAD_DIR),
+    since object storage cannot append; ``finish`` hands the whole file to ingestion.
+    """
+
+    ORGANIZATION_PATH = "project__organization"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="uploads")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    filename = models.CharField(max_length=255)
+    total_bytes = models.BigIntegerField()
+    received_bytes = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=UploadStatus.choices, default=UploadStatus.OPEN)
+    video = models.ForeignKey(Video, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["id"]

@@ -13,9 +13,14 @@ STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.Static
 MEDIA_ROOT = Path(os.environ.get("LABELLER_MEDIA_ROOT") or tempfile.mkdtemp(prefix="labeller-test-media-"))
 LABELLER["FEATURE_WEIGHTS"] = "none"  # noqa: F405  (no network here: random-init weights)
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # A file, not :memory:, so a real Celery worker process can share the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-labeller.sqlite3")}
+    # A file, not :memory:, so a real Celery worker process can share the test database;
+    # one per test run, so runs side by side do not share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-labeller-{os.getpid()}.sqlite3")}
 # Serve static files straight from the apps (no collectstatic needed outside production).
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
+# Publishing in unit tests goes nowhere; the worker tests point publisher and worker at a real broker.
+CELERY_BROKER_URL = "memory://"
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
+UPLOAD_DIR = MEDIA_ROOT / "uploads"

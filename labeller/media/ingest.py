@@ -1,0 +1,348 @@
+"""Video ingestion: upload, then probe -> scan -> keyframes -> frames, one Celery task per stage.
+
+Each stage reads the video by id, checks that its run (``ingest_token``) is still the
+current one, does its work, stores its result, and enqueues the next stage after commit.
+Derived rows are replaced atomically, so a retried or re-run stage never duplicates or
+orphans anything. Intermediate results (candidate JPEGs, the scan manifest, embeddings)
+live in Django storage, so consecutive stages may run on different workers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from labeller.annotations.models import Annotation
+from labeller.core.errors import DomainError
+from labeller.media.keyframes import every_nth_frames, select_keyframes_per_shot
+from labeller.media.models import Frame, IngestStage, Shot, Video
+from labeller.media.scan import ScanConfig, make_thumbnail, scan_video
+from labeller.media.video import MediaError, MediaErrorCode, probe_video
+from labeller.projects.models import Project
+from labeller.training.hooks import learning_after_ingest
+
+logger = logging.getLogger(__name__)
+
+# Overall percent at the start of each stage, for one progress bar across stages.
+STAGE_START = {
+    IngestStage.PROBING: 0,
+    IngestStage.SCANNING: 5,
+    IngestStage.KEYFRAMES: 80,
+    IngestStage.FRAMES: 85,
+    IngestStage.READY: 100,
+}
+TOO_LARGE_CODES = {MediaErrorCode.TOO_LARGE}
+
+
+def media_error_to_domain(error: MediaError) -> DomainError:
+    status = 413 if error.code in TOO_LARGE_CODES else 400
+    return DomainError(message=str(error), code=str(error.code), http_status=status)
+
+
+# --- upload ---------------------------------------------------------------------------
+
+
+def video_create_from_file(*, project: Project, actor, path: Path, original_name: str) -> Video:
+    """Check the file's content (never its name), store it and start ingestion.
+
+    Bad files raise DomainError before anything is written, so a refused upload leaves
+    no row and no file behind.
+    """
+    limits = settings.LABELLER
+    try:
+        probe = probe_video(path, max_duration_s=limits["MAX_VIDEO_SECONDS"], max_bytes=limits["MAX_UPLOAD_BYTES"])
+    except MediaError as error:
+        raise media_error_to_domain(error) from error
+    with transaction.atomic():
+        video = Video(
+            project=project,
+            original_name=original_name[:255],
+            size_bytes=path.stat().st_size,
+            created_by=actor,
+            stage=IngestStage.PROBING,
+            duration_s=probe.duration_s,
+            fps=probe.fps,
+            frame_count=probe.frame_count,
+            width=probe.width,
+            height=probe.height,
+            rotation=probe.rotation,
+            codec=probe.codec,
+            ingest_token=uuid.uuid4(),
+        )
+        with path.open("rb") as handle:
+            video.file.save(f"{uuid.uuid4().hex}{Path(original_name).suffix.lower()[:8]}", File(handle), save=False)
+        try:
+            video.save()
+        except Exception:
+            video.file.delete(save=False)
+            raise
+        _enqueue_stage(video, IngestStage.PROBING)
+    return video
+
+
+def video_ingest_restart(*, video: Video) -> Video:
+    """Run the whole pipeline again (after a failure, or with new project settings)."""
+    with transaction.atomic():
+        video = Video.objects.select_for_update().get(pk=video.pk)
+        video.ingest_token = uuid.uuid4()
+        video.stage, video.progress, video.error = IngestStage.PROBING, 0, ""
+        video.save(update_fields=["ingest_token", "stage", "progress", "error", "updated_at"])
+        _enqueue_stage(video, IngestStage.PROBING)
+    return video
+
+
+def _enqueue_stage(video: Video, stage: IngestStage) -> None:
+    from workers import ingest as tasks  # tasks import services; import here to avoid a cycle
+
+    task = {
+        IngestStage.PROBING: tasks.probe_video,
+        IngestStage.SCANNING: tasks.scan_video,
+        IngestStage.KEYFRAMES: tasks.select_keyframes,
+        IngestStage.FRAMES: tasks.write_frames,
+    }[stage]
+    video_id, token = video.pk, str(video.ingest_token)
+    transaction.on_commit(lambda: task.delay(video_id, token))
+
+
+# --- stages ---------------------------------------------------------------------------
+
+
+def _current_run(video_id: int, token: str) -> Video | None:
+    """The video if this run is still the current one; None means: stop quietly."""
+    video = Video.objects.select_related("project").filter(pk=video_id).first()
+    if video is None or str(video.ingest_token) != token or video.stage == IngestStage.FAILED:
+        return None
+    return video
+
+
+def _set_progress(video: Video, stage: IngestStage, fraction: float = 0.0) -> None:
+    start = STAGE_START[stage]
+    end = next((v for v in STAGE_START.values() if v > start), 100)
+    progress = int(start + (end - start) * min(max(fraction, 0.0), 1.0))
+    Video.objects.filter(pk=video.pk, ingest_token=video.ingest_token).update(stage=stage, progress=progress)
+
+
+def ingest_fail(*, video_id: int, token: str, message: str) -> None:
+    """Record a terminal failure with a readable message; the run stops here."""
+    Video.objects.filter(pk=video_id, ingest_token=token).update(stage=IngestStage.FAILED, error=message)
+
+
+def _advance(video: Video, next_stage: IngestStage) -> None:
+    with transaction.atomic():
+        updated = Video.objects.filter(pk=video.pk, ingest_token=video.ingest_token).update(
+            stage=next_stage, progress=STAGE_START[next_stage]
+        )
+        if updated:
+            _enqueue_stage(video, next_stage)
+
+
+@contextmanager
+def _stored_path(storage, name: str) -> Iterator[Path]:
+    """A local path to a stored file: the file itself on disk storage, else a temporary copy."""
+    try:
+        local = Path(storage.path(name))
+    except NotImplementedError:
+        local = None
+    if local is not None:
+        yield local
+        return
+    with tempfile.NamedTemporaryFile(suffix=Path(name).suffix) as copy:
+        with storage.open(name, "rb") as source:
+            shutil.copyfileobj(source, copy, length=1024 * 1024)
+        copy.flush()
+        yield Path(copy.name)
+
+
+def _local_path(field_file):
+    return _stored_path(field_file.storage, field_file.name)
+
+
+def _work_prefix(video: Video) -> str:
+    return f"orgs/{video.project.organization_id}/projects/{video.project_id}/videos/{video.pk}/"
+
+
+def ingest_probe(*, video_id: int, token: str) -> None:
+    video = _current_run(video_id, token)
+    if video is None:
+        return
+    _set_progress(video, IngestStage.PROBING)
+    with _local_path(video.file) as path:
+        probe = probe_video(path, max_duration_s=settings.LABELLER["MAX_VIDEO_SECONDS"])
+    Video.objects.filter(pk=video.pk, ingest_token=video.ingest_token).update(
+        duration_s=probe.duration_s,
+        fps=probe.fps,
+        frame_count=probe.frame_count,
+        width=probe.width,
+        height=probe.height,
+        rotation=probe.rotation,
+        codec=probe.codec,
+    )
+    _advance(video, IngestStage.SCANNING)
+
+
+def ingest_scan(*, video_id: int, token: str, embed) -> None:
+    """One decode pass: shot cuts, candidate frames (JPEG) and their embeddings."""
+    video = _current_run(video_id, token)
+    if video is None:
+        return
+    _set_progress(video, IngestStage.SCANNING)
+    project = video.project
+    config = ScanConfig(every_nth=project.every_nth_frame or None, jpeg_quality=project.jpeg_quality)
+    storage = video.file.storage
+    prefix = _work_prefix(video) + f"run-{token}/"
+    with tempfile.TemporaryDirectory(prefix="labeller-scan-") as workdir, _local_path(video.file) as path:
+        result = scan_video(
+            path,
+            candidate_dir=workdir,
+            config=config,
+            embed=embed,
+            progress=lambda fraction: _set_progress(video, IngestStage.SCANNING, fraction),
+        )
+        candidates = []
+        for candidate in result.candidates:
+            with candidate.jpeg_path.open("rb") as handle:
+                name = storage.save(prefix + f"frame-{candidate.index:08d}.jpg", File(handle))
+            candidates.append(
+                {
+                    "index": candidate.index,
+                    "timestamp_s": candidate.timestamp_s,
+                    "shot_index": candidate.shot_index,
+                    "name": name,
+                    "width": candidate.width,
+                    "height": candidate.height,
+                }
+            )
+    manifest = {"frame_count": result.frame_count, "shots": [list(s) for s in result.shots], "candidates": candidates}
+    _save_replacing(storage, prefix + "scan.json", json.dumps(manifest).encode())
+    buffer = io.BytesIO()
+    np.save(buffer, result.embeddings if result.embeddings is not None else np.zeros((0, 0), np.float32))
+    _save_replacing(storage, prefix + "embeddings.npy", buffer.getvalue())
+    logger.info(
+        "video %s scanned: %d frames, %d shots, %d candidates in %.1fs (embedding %.1fs)",
+        video.pk, result.frame_count, len(result.shots), len(candidates), result.timings.total_s, result.timings.embed_s,
+    )
+    _advance(video, IngestStage.KEYFRAMES)
+
+
+def _save_replacing(storage, name: str, data: bytes) -> None:
+    if storage.exists(name):
+        storage.delete(name)
+    storage.save(name, ContentFile(data))
+
+
+def _load_manifest(video: Video, token: str) -> tuple[dict, np.ndarray]:
+    storage = video.file.storage
+    prefix = _work_prefix(video) + f"run-{token}/"
+    with storage.open(prefix + "scan.json", "rb") as handle:
+        manifest = json.load(handle)
+    with storage.open(prefix + "embeddings.npy", "rb") as handle:
+        embeddings = np.load(io.BytesIO(handle.read()))
+    return manifest, embeddings
+
+
+def ingest_keyframes(*, video_id: int, token: str) -> None:
+    """Choose keyframes per shot by farthest-point sampling of the candidates' embeddings."""
+    video = _current_run(video_id, token)
+    if video is None:
+        return
+    _set_progress(video, IngestStage.KEYFRAMES)
+    project = video.project
+    manifest, embeddings = _load_manifest(video, token)
+    candidates = manifest["candidates"]
+    if project.every_nth_frame:
+        chosen = set(every_nth_frames(manifest["frame_count"], project.every_nth_frame))
+        keyframe_rows = [i for i, c in enumerate(candidates) if c["index"] in chosen]
+    elif candidates:
+        keyframe_rows = select_keyframes_per_shot(
+            [c["shot_index"] for c in candidates],
+            embeddings,
+            min_per_shot=project.keyframes_min_per_shot,
+            max_per_shot=project.keyframes_max_per_shot,
+        )
+    else:
+        keyframe_rows = []
+    manifest["keyframe_rows"] = keyframe_rows
+    _save_replacing(video.file.storage, _work_prefix(video) + f"run-{token}/scan.json", json.dumps(manifest).encode())
+    _advance(video, IngestStage.FRAMES)
+
+
+def ingest_frames(*, video_id: int, token: str) -> None:
+    """Replace the video's shots and frames with this run's, thumbnails included."""
+    video = _current_run(video_id, token)
+    if video is None:
+        return
+    _set_progress(video, IngestStage.FRAMES)
+    manifest, _ = _load_manifest(video, token)
+    storage = video.file.storage
+    keyframe_rows = set(manifest["keyframe_rows"])
+    thumbnails = []
+    for row, candidate in enumerate(manifest["candidates"]):
+        thumb_name = candidate["name"].removesuffix(".jpg") + ".thumb.jpg"
+        if not storage.exists(thumb_name):
+            with _stored_path(storage, candidate["name"]) as path:
+                storage.save(thumb_name, ContentFile(make_thumbnail(path)))
+        thumbnails.append(thumb_name)
+        if row % 20 == 0:
+            _set_progress(video, IngestStage.FRAMES, row / max(len(manifest["candidates"]), 1))
+    with transaction.atomic():
+        locked = Video.objects.select_for_update().get(pk=video.pk)
+        if str(locked.ingest_token) != token:
+            return
+        if Annotation.objects.filter(frame__video=locked).exists():
+            raise DomainError("This video already has annotations; its frames cannot be replaced.", code="has_annotations")
+        old_names = list(Frame.objects.filter(video=locked).values_list("image", "thumbnail"))
+        Frame.objects.filter(video=locked).delete()
+        Shot.objects.filter(video=locked).delete()
+        shots = Shot.objects.bulk_create(
+            Shot(video=locked, index=i, start_frame=start, end_frame=end) for i, (start, end) in enumerate(manifest["shots"])
+        )
+        Frame.objects.bulk_create(
+            Frame(
+                project_id=locked.project_id,
+                video=locked,
+                shot=shots[candidate["shot_index"]] if shots else None,
+                index=candidate["index"],
+                timestamp_s=candidate["timestamp_s"],
+                image=candidate["name"],
+                thumbnail=thumbnails[row],
+                width=candidate["width"],
+                height=candidate["height"],
+                is_keyframe=row in keyframe_rows,
+            )
+            for row, candidate in enumerate(manifest["candidates"])
+        )
+        Video.objects.filter(pk=locked.pk).update(
+            stage=IngestStage.READY, progress=100, error="", frame_count=manifest["frame_count"]
+        )
+        learning_after_ingest(video_id=locked.pk)
+        current = {name for pair in Frame.objects.filter(video=locked).values_list("image", "thumbnail") for name in pair}
+        stale = [name for pair in old_names for name in pair if name and name not in current]
+        transaction.on_commit(lambda: _delete_stale_files(storage, video, token, stale))
+
+
+def _delete_stale_files(storage, video: Video, token: str, names: list[str]) -> None:
+    """Files of earlier runs: replaced frames and the work folders of other runs."""
+    prefix = _work_prefix(video)
+    try:
+        run_folders, _ = storage.listdir(prefix)
+    except FileNotFoundError:
+        run_folders = []
+    for folder in run_folders:
+        if folder.startswith("run-") and folder != f"run-{token}":
+            _, files = storage.listdir(prefix + folder)
+            names.extend(prefix + folder + "/" + name for name in files)
+    for name in names:
+        storage.delete(name)

@@ -1,0 +1,28 @@
+"""Helpers that run the ingest stages as the worker would, for tests that need real frames."""
+
+from pathlib import Path
+
+from labeller.media import ingest
+from labeller.media.models import Video
+from labeller.ml import embed_images
+from proposals.synthetic import SyntheticVideo, write_synthetic_video
+
+
+def run_pipeline(video: Video) -> Video:
+    token = str(video.ingest_token)
+    ingest.ingest_probe(video_id=video.pk, token=token)
+    ingest.ingest_scan(video_id=video.pk, token=token, embed=embed_images)
+    ingest.ingest_keyframes(video_id=video.pk, token=token)
+    ingest.ingest_frames(video_id=video.pk, token=token)
+    video.refresh_from_db()
+    return video
+
+
+def make_synthetic(folder: Path, **options) -> SyntheticVideo:
+    settings = {"seconds": 6, "fps": 25, "width": 320, "height": 192, "n_shots": 3, "seed": 3, **options}
+    return write_synthetic_video(folder / "counter.mp4", **settings)
+
+
+def ingest_synthetic(project, actor, synthetic: SyntheticVideo) -> Video:
+    video = ingest.video_create_from_file(project=project, actor=actor, path=synthetic.path, original_name="counter.mp4")
+    return run_pipeline(video)
