@@ -18,7 +18,7 @@ app.conf.task_routes = {
     "workers.proposals.*": {"queue": "gpu"},
     "workers.training.*": {"queue": "gpu"},
 }
-app.conf.imports = ("workers.maintenance",)
+app.conf.imports = ("workers.maintenance", "workers.ingest", "workers.proposals", "workers.training")
 
 
 def _ensure_filesystem_broker_folders() -> None:

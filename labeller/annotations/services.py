@@ -21,6 +21,7 @@ from labeller.core.errors import DomainError, field_error
 from labeller.media.models import Frame, FrameStatus
 from labeller.projects.models import Project
 from labeller.tenants.access import RoleRequired
+from labeller.training.hooks import learning_after_annotation_change, learning_after_frame_complete
 from labeller.tenants.models import ROLE_RANK, Role
 
 UNSET = object()
@@ -188,13 +189,19 @@ def annotation_create(
         author=actor,
     )
     _record(annotation, actor=actor, action=AnnotationAction.CREATED, before=None, after=annotation_snapshot(annotation))
+    if status == AnnotationStatus.CONFIRMED:
+        learning_after_annotation_change(project_id=annotation.project_id)
     return annotation
 
 
-def _change(annotation: Annotation, *, actor, expected_version: int, action: AnnotationAction, fields: dict) -> Annotation:
+def _change(
+    annotation: Annotation, *, actor, expected_version: int, action: AnnotationAction, fields: dict, learn: bool = True
+) -> Annotation:
     before = annotation_snapshot(annotation)
     annotation = save_if_version(annotation, expected_version=expected_version, fields=fields)
     _record(annotation, actor=actor, action=action, before=before, after=annotation_snapshot(annotation))
+    if learn:
+        learning_after_annotation_change(project_id=annotation.project_id)
     return annotation
 
 
@@ -257,6 +264,7 @@ def annotation_delete(*, annotation: Annotation, actor, actor_role: Role, expect
         raise StaleVersionError(current=locked, expected_version=expected_version)
     _record(locked, actor=actor, action=AnnotationAction.DELETED, before=annotation_snapshot(locked), after=None)
     locked.delete()
+    learning_after_annotation_change(project_id=annotation.project_id)
 
 
 # --- frames ---------------------------------------------------------------------------
@@ -277,6 +285,7 @@ def frame_complete(*, frame: Frame, actor) -> Frame:
             expected_version=proposal.version,
             action=AnnotationAction.REJECTED,
             fields={"status": AnnotationStatus.REJECTED},
+            learn=False,  # the completion below syncs the index once for the whole frame
         )
     Frame.objects.filter(pk=frame.pk).update(
         status=FrameStatus.COMPLETE,
@@ -287,5 +296,6 @@ def frame_complete(*, frame: Frame, actor) -> Frame:
         version=frame.version + 1,
     )
     frame.refresh_from_db()
+    learning_after_frame_complete(project_id=frame.project_id, frame_id=frame.pk)
     return frame
 

@@ -3,9 +3,12 @@
 from django.urls import include, path
 
 from labeller.annotations import apis as annotation_apis
+from labeller.annotations import import_apis
 from labeller.media import apis as media_apis
+from labeller.media import image_apis
 from labeller.projects import apis as project_apis
 from labeller.tenants import apis as tenant_apis
+from labeller.training import apis as training_apis
 
 app_name = "api"
 
@@ -38,7 +41,14 @@ tenant_routes = [
     path("annotations/<int:pk>/confirm", annotation_apis.AnnotationConfirmApi.as_view(), name="annotation-confirm"),
     path("annotations/<int:pk>/reject", annotation_apis.AnnotationRejectApi.as_view(), name="annotation-reject"),
     path("annotations/<int:pk>/history", annotation_apis.AnnotationHistoryApi.as_view(), name="annotation-history"),
+    path("frames/<int:pk>/suggest-labels", training_apis.SuggestLabelsApi.as_view(), name="frame-suggest-labels"),
+    path("projects/<int:project_id>/stats/me", training_apis.AnnotatorStatsApi.as_view(), name="project-stats-me"),
+    path("projects/<int:project_id>/embedding-reports/", training_apis.EmbeddingReportListApi.as_view(), name="embedding_report-list"),
+    path("embedding-reports/<int:pk>", training_apis.EmbeddingReportDetailApi.as_view(), name="embedding_report-detail"),
+    path("embedding-reports/<int:pk>/grid", training_apis.EmbeddingReportGridApi.as_view(), name="embedding_report-grid"),
     # -- images and dataset imports --
+    path("projects/<int:project_id>/images/", image_apis.ImageUploadApi.as_view(), name="image-upload"),
+    path("projects/<int:project_id>/imports/", import_apis.DatasetImportApi.as_view(), name="dataset-import"),
     # -- end images and dataset imports --
 ]
 

@@ -43,10 +43,12 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "labeller.core",
     "labeller.tenants",
     "labeller.projects",
     "labeller.media",
     "labeller.annotations",
+    "labeller.training",
     "frontend",
 ]
 
@@ -98,7 +100,7 @@ def database_from_env(default_sqlite_path: Path) -> dict:
     }
 
 
-DATABASES = {"default": database_from_env(DATA_DIR / "labeller.sqlite3")}
+DATABASES = {"default": database_from_env(Path(os.environ.get("LABELLER_SQLITE_PATH", DATA_DIR / "labeller.sqlite3")))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -142,12 +144,19 @@ LOGOUT_REDIRECT_URL = "/login/"
 # Uploads: files above this size are streamed to a temporary file, never held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = 1000  # many images in one request; more go in a zip
 
 LABELLER = {
     "MAX_UPLOAD_BYTES": env_int("LABELLER_MAX_UPLOAD_BYTES", 4 * 1024**3),
     "MAX_VIDEO_SECONDS": env_int("LABELLER_MAX_VIDEO_SECONDS", 4 * 3600),
     "MAX_IMAGE_PIXELS": env_int("LABELLER_MAX_IMAGE_PIXELS", 100_000_000),
     "UPLOAD_CHUNK_MAX_BYTES": env_int("LABELLER_UPLOAD_CHUNK_MAX_BYTES", 64 * 1024**2),
+    "MAX_IMAGE_BYTES": env_int("LABELLER_MAX_IMAGE_BYTES", 64 * 1024**2),
+    # Zip uploads (images or datasets): refuse bombs before unpacking anything.
+    "ZIP_MAX_FILES": env_int("LABELLER_ZIP_MAX_FILES", 20_000),
+    "ZIP_MAX_BYTES": env_int("LABELLER_ZIP_MAX_BYTES", 4 * 1024**3),
+    # Photos barely compress and annotation text rarely beyond 20x; bombs expand 1000x and more.
+    "ZIP_MAX_RATIO": env_int("LABELLER_ZIP_MAX_RATIO", 200),
     # "imagenet" (torchvision's weights, downloaded once), "none" (random init) or a checkpoint path.
     "FEATURE_WEIGHTS": os.environ.get("LABELLER_FEATURE_WEIGHTS", "imagenet"),
     "FEATURE_BACKBONE": os.environ.get("LABELLER_FEATURE_BACKBONE", "alexnet"),
@@ -193,6 +202,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
@@ -220,3 +230,5 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 300.0,
     },
 }
+# Resumable uploads are assembled here (shared by all web servers in production).
+UPLOAD_DIR = Path(os.environ.get("LABELLER_UPLOAD_DIR", DATA_DIR / "uploads"))

@@ -1,4 +1,4 @@
-"""Reading images out of an uploaded zip without trusting it.
+"""Reading images (or a whole dataset) out of an uploaded zip without trusting it.
 
 Every member is checked from the central directory before any byte is
 decompressed, so a refused archive yields nothing. The declared sizes can be
@@ -10,18 +10,21 @@ decompresses in bounded chunks.
 
 from __future__ import annotations
 
+import shutil
 import stat
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 from .types import DatasetFormatError, RecordError, is_image_name, safe_relative_path
 
-__all__ = ["UnsafeArchiveError", "iter_zip_images"]
+__all__ = ["UnsafeArchiveError", "extract_zip", "iter_zip_images"]
 
 _SUPPORTED_COMPRESSION = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
 _ENCRYPTED_FLAG = 0x1
+_COPY_BUFFER = 1024 * 1024
 
 
 class UnsafeArchiveError(DatasetFormatError):
@@ -52,15 +55,52 @@ def iter_zip_images(
     compressed with anything but deflate. A member whose data does not match
     its CRC raises ``zipfile.BadZipFile`` while its stream is read.
     """
-    try:
-        archive = zipfile.ZipFile(zip_source)
-    except zipfile.BadZipFile as error:
-        raise DatasetFormatError(f"not a readable zip archive: {error}") from error
+    archive = _open_zip(zip_source)
     with archive:
         image_members = _checked_image_members(archive.infolist(), max_files, max_total_bytes, max_ratio, warnings)
         for name, member in image_members:
             with archive.open(member) as stream:
                 yield name, stream
+
+
+def extract_zip(
+    zip_source: Path | str | IO[bytes],
+    destination: Path,
+    *,
+    max_files: int,
+    max_total_bytes: int,
+    max_ratio: float,
+) -> list[Path]:
+    """Write every file of a zip under ``destination`` and return their paths, in archive order.
+
+    For datasets, whose annotation files are not images. The archive passes the
+    same checks as in ``iter_zip_images`` (raising the same errors) before any
+    byte is written; ``destination`` should be a fresh, empty folder. Raises
+    ``DatasetFormatError`` when a member's data is damaged or a file's name is
+    also used as a folder (``a`` and ``a/b.jpg``).
+    """
+    archive = _open_zip(zip_source)
+    written = []
+    with archive:
+        for name, member in _checked_members(archive.infolist(), max_files, max_total_bytes, max_ratio):
+            target = destination / name
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(member) as source, target.open("xb") as copy:
+                    shutil.copyfileobj(source, copy, _COPY_BUFFER)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+                raise DatasetFormatError(f"{name!r} is damaged: {error}") from error
+            except (FileExistsError, IsADirectoryError, NotADirectoryError) as error:
+                raise DatasetFormatError(f"{name!r} is both a file and a folder in the archive") from error
+            written.append(target)
+    return written
+
+
+def _open_zip(zip_source: Path | str | IO[bytes]) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(zip_source)
+    except zipfile.BadZipFile as error:
+        raise DatasetFormatError(f"not a readable zip archive: {error}") from error
 
 
 def _checked_image_members(
@@ -71,12 +111,24 @@ def _checked_image_members(
     warnings: list[RecordError] | None,
 ) -> list[tuple[str, zipfile.ZipInfo]]:
     """Check the whole central directory and return the image members with safe names."""
+    files = _checked_members(members, max_files, max_total_bytes, max_ratio)
+    if warnings is not None:
+        warnings.extend(RecordError(name, "not an image file; skipped") for name, _ in files if not is_image_name(name))
+    return [(name, member) for name, member in files if is_image_name(name)]
+
+
+def _checked_members(
+    members: list[zipfile.ZipInfo],
+    max_files: int,
+    max_total_bytes: int,
+    max_ratio: float,
+) -> list[tuple[str, zipfile.ZipInfo]]:
+    """Check the whole central directory and return the file members (no folders) with safe names."""
     if len(members) > max_files:
         raise UnsafeArchiveError(f"the archive has {len(members)} entries; at most {max_files} are allowed")
     total_bytes = 0
     seen_names: set[str] = set()
-    image_members = []
-    skipped = []
+    files = []
     for member in members:
         relative = safe_relative_path(member.filename)
         if relative is None:
@@ -99,12 +151,6 @@ def _checked_image_members(
         total_bytes += member.file_size
         if total_bytes > max_total_bytes:
             raise UnsafeArchiveError(f"the archive expands to more than {max_total_bytes} bytes")
-        if member.is_dir():
-            continue
-        if is_image_name(name):
-            image_members.append((name, member))
-        else:
-            skipped.append(RecordError(name, "not an image file; skipped"))
-    if warnings is not None:
-        warnings.extend(skipped)
-    return image_members
+        if not member.is_dir():
+            files.append((name, member))
+    return files

@@ -8,6 +8,8 @@ from django.apps import apps
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from labeller.api.base import OrganizationAPIView
+from labeller.media.models import Upload
+from labeller.training.models import EmbeddingReport
 from tests.conftest import client_for, make_tenant
 from tests.factories import AnnotationFactory, FrameFactory, LabelFactory, ShotFactory, VideoFactory
 
@@ -62,7 +64,11 @@ def victim_objects(victim):
     label = LabelFactory(project=victim.project, name="food.secret")
     annotation = AnnotationFactory(frame=frame, label=label, author=victim.annotator)
     membership = victim.organization.memberships.first()
+    upload = Upload.objects.create(project=victim.project, filename="clip.mp4", total_bytes=10)
+    report = EmbeddingReport.objects.create(project=victim.project, crop_count=4, label_count=2, rows=[], grid="x.png")
     return {
+        "embedding_report": report.pk,
+        "upload": upload.pk,
         "project": victim.project.pk,
         "label": label.pk,
         "video": video.pk,

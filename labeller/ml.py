@@ -1,0 +1,176 @@
+"""The one bridge between the Django app and the ``proposals`` library.
+
+It turns settings into library configs, keeps per-process model caches, and converts
+between rows and the library's arrays; every other module of the app calls the ML
+through here.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from django.conf import settings
+
+# torch and faiss are imported on first use, not with the URLconf: web processes and
+# management commands that never embed anything start in a second instead of ten.
+if TYPE_CHECKING:
+    from proposals.features import FeatureConfig, FeatureExtractor
+    from proposals.labels import LabelIndex
+    from proposals.types import LabelSuggestion, RegionProposal
+
+BACKGROUND = -1  # proposals.labels.BACKGROUND: the label of hard negatives
+logger = logging.getLogger(__name__)
+
+
+def feature_config() -> FeatureConfig:
+    from proposals.features import FeatureConfig
+
+    return FeatureConfig(backbone=settings.LABELLER["FEATURE_BACKBONE"], weights=settings.LABELLER["FEATURE_WEIGHTS"])
+
+
+def feature_extractor() -> FeatureExtractor:
+    """The configured extractor, loaded once per process.
+
+    Where ImageNet weights cannot be loaded (no network), it falls back to a seeded
+    random initialisation and says so in ``weights_description``, which the UI shows.
+    """
+    return _extractor_for(feature_config())
+
+
+@functools.lru_cache(maxsize=4)
+def _extractor_for(config: FeatureConfig) -> FeatureExtractor:
+    from proposals.features import get_extractor
+
+    extractor = get_extractor(config, fallback_to_random=True)
+    if extractor.is_random:
+        logger.warning("feature extractor: %s", extractor.weights_description)
+    return extractor
+
+
+def feature_key() -> str:
+    """Identifies the feature model: an index built with another key must be rebuilt."""
+    config = feature_config()
+    return f"{config.backbone}/{config.layer}/k{config.pool_kernel}/{config.input_size}/{config.weights}"
+
+
+def embed_images(images: Sequence[np.ndarray]) -> np.ndarray:
+    """uint8 [H, W, 3] RGB images -> float32 [N, D] L2-normalised embeddings."""
+    return feature_extractor().embed_images(images)
+
+
+def embed_crops(rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Crops of one frame: boxes float32 [N, 4] xyxy pixels -> float32 [N, D]."""
+    return feature_extractor().embed_crops(rgb, np.asarray(boxes, dtype=np.float32).reshape(-1, 4))
+
+
+# --- the project's label index, with the annotation versions it was built from ---------
+
+
+@dataclass
+class StoredIndex:
+    labels: LabelIndex
+    member_versions: dict[int, int]  # annotation id -> annotation version embedded
+
+
+def stored_index_new() -> StoredIndex:
+    from proposals.labels import LabelIndex
+
+    return StoredIndex(labels=LabelIndex(feature_extractor().dim), member_versions={})
+
+
+def stored_index_to_bytes(stored: StoredIndex) -> bytes:
+    ids = np.fromiter(stored.member_versions.keys(), dtype=np.int64, count=len(stored.member_versions))
+    versions = np.fromiter(stored.member_versions.values(), dtype=np.int64, count=len(stored.member_versions))
+    buffer = io.BytesIO()
+    np.savez(buffer, label_index=np.frombuffer(stored.labels.to_bytes(), dtype=np.uint8), ids=ids, versions=versions)
+    return buffer.getvalue()
+
+
+def stored_index_from_bytes(data: bytes) -> StoredIndex:
+    from proposals.labels import LabelIndex
+
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        labels = LabelIndex.from_bytes(archive["label_index"].tobytes())
+        members = dict(zip(archive["ids"].tolist(), archive["versions"].tolist()))
+    return StoredIndex(labels=labels, member_versions=members)
+
+
+def suggest_labels(stored: StoredIndex, vectors: np.ndarray, top: int = 3) -> list[tuple[LabelSuggestion, ...]]:
+    if len(stored.labels) == 0:
+        return [() for _ in range(len(vectors))]
+    return stored.labels.suggest(vectors, top=top)
+
+
+# --- region proposals -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A frame of the same shot with confirmed boxes, to propagate from."""
+
+    rgb: np.ndarray
+    boxes: np.ndarray  # float32 [N, 4]
+    label_ids: np.ndarray  # int64 [N]
+
+
+def propose(
+    rgb: np.ndarray,
+    *,
+    neighbours: Sequence[Neighbour],
+    stored: StoredIndex | None,
+    avoid_boxes: np.ndarray,
+    top_k: int = 20,
+) -> list[RegionProposal]:
+    """Region proposals for a frame, minus those overlapping ``avoid_boxes`` (float32 [M, 4]):
+    boxes people already drew and proposals they rejected here, so human work is never
+    duplicated and a rejected false positive is not proposed again."""
+    from proposals.boxes import iou_matrix
+    from proposals.regions import propose_regions
+
+    proposals = propose_regions(
+        rgb,
+        neighbours=[(n.rgb, n.boxes, n.label_ids) for n in neighbours],
+        label_index=stored.labels if stored is not None and len(stored.labels) else None,
+        extractor=feature_extractor(),
+        top_k=top_k,
+    )
+    if not proposals or not len(avoid_boxes):
+        return proposals
+    overlaps = iou_matrix(np.array([p.box for p in proposals], dtype=np.float32), avoid_boxes)
+    return [p for p, row in zip(proposals, overlaps) if row.max() < 0.5]
+
+
+# --- embedding quality report -----------------------------------------------------------
+
+
+def compare_feature_models(
+    crops: Sequence[np.ndarray], labels: Sequence[int], *, backbones: Sequence[str] | None, kernels: Sequence[int]
+) -> list[dict]:
+    """Rank backbones x layers x pooling kernels by nearest-neighbour retrieval of ``crops``."""
+    from dataclasses import asdict
+
+    from proposals.evaluation import compare_embeddings, config_grid
+    from proposals.features import DEFAULT_LAYER, Backbone
+
+    layers = None
+    if backbones:
+        layers = {Backbone(b): (DEFAULT_LAYER[Backbone(b)],) for b in backbones}
+    configs = config_grid(layers, pool_kernels=kernels, weights=settings.LABELLER["FEATURE_WEIGHTS"])
+    return [asdict(row) for row in compare_embeddings(crops, labels, configs, fallback_to_random=True)]
+
+
+def false_positive_grid_png(crops: Sequence[np.ndarray], labels: Sequence[int], path, top: int = 20) -> int:
+    """Write the most plausible confusions under the configured features to ``path``; returns how many."""
+    from proposals.evaluation import plausible_false_positives, save_false_positive_grid
+
+    embeddings = embed_images(crops)
+    pairs = plausible_false_positives(embeddings, np.asarray(labels), top=top)
+    if pairs:
+        save_false_positive_grid(pairs, crops, path)
+    return len(pairs)

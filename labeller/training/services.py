@@ -1,0 +1,299 @@
+"""The learning loop, Django side: keep each project's index in step with what people
+confirmed and rejected, and refresh proposals from it.
+
+Tasks call these by id. ``index_sync`` is idempotent: it compares the annotations that
+belong in the index (confirmed with a label, or rejected as hard negatives) with the
+(id, version) pairs the stored index was built from, embeds only the difference, and
+saves a new index version with an optimistic check, so concurrent syncs cannot lose
+each other's work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from labeller import ml
+from labeller.annotations.models import (
+    Annotation,
+    AnnotationAction,
+    AnnotationEvent,
+    AnnotationSource,
+    AnnotationStatus,
+)
+from labeller.annotations.services import annotation_snapshot
+from labeller.media.files import read_frame_rgb
+from labeller.media.models import Frame, FrameStatus
+from labeller.projects.models import Project
+from labeller.training.models import ProjectIndex
+
+logger = logging.getLogger(__name__)
+MODEL_SOURCES = (AnnotationSource.MODEL, AnnotationSource.PROPAGATION)
+# Frames whose proposals are refreshed after the index changes, best queue position first.
+REFRESH_FRAMES_AFTER_SYNC = 20
+# Following frames of a shot re-proposed when a frame is completed (propagation targets).
+REFRESH_FRAMES_IN_SHOT = 5
+
+
+class IndexConflict(Exception):
+    """Another process saved the index meanwhile; retrying recomputes from the newer one."""
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    added: int
+    removed: int
+    size: int
+    version: int
+
+
+# --- the index ----------------------------------------------------------------------------
+
+_cache_lock = threading.Lock()
+_cache: dict[int, tuple[int, ml.StoredIndex]] = {}
+
+
+def index_state(project: Project) -> ProjectIndex:
+    """The project's index row for the configured feature model, created on first use."""
+    state = index_state_peek(project)
+    if state.pk is None:
+        try:
+            with transaction.atomic():
+                state.save()
+        except IntegrityError:  # created meanwhile by another process
+            state = ProjectIndex.objects.get(project=project, feature_key=state.feature_key)
+    return state
+
+
+def index_state_peek(project: Project) -> ProjectIndex:
+    """The index row if it exists, else an unsaved empty one: for reads that must not write."""
+    key = ml.feature_key()
+    state = ProjectIndex.objects.filter(project=project, feature_key=key).first()
+    if state is None:
+        extractor = ml.feature_extractor()
+        state = ProjectIndex(
+            project=project, feature_key=key, weights_description=extractor.weights_description, is_random=extractor.is_random
+        )
+    return state
+
+
+def index_load(state: ProjectIndex) -> ml.StoredIndex:
+    """The stored index at ``state.version``, cached per process until the version moves."""
+    with _cache_lock:
+        cached = _cache.get(state.pk)
+        if cached and cached[0] == state.version:
+            return cached[1]
+    if not state.file:
+        stored = ml.stored_index_new()
+    else:
+        with default_storage.open(state.file, "rb") as handle:
+            stored = ml.stored_index_from_bytes(handle.read())
+    with _cache_lock:
+        _cache[state.pk] = (state.version, stored)
+    return stored
+
+
+def _index_members(project_id: int) -> dict[int, tuple[int, int]]:
+    """annotation id -> (version, label id or BACKGROUND) for what belongs in the index."""
+    rows = Annotation.objects.filter(project_id=project_id).filter(
+        Q(status=AnnotationStatus.CONFIRMED, label__isnull=False) | Q(status=AnnotationStatus.REJECTED)
+    )
+    return {
+        pk: (version, label_id if status == AnnotationStatus.CONFIRMED else ml.BACKGROUND)
+        for pk, version, label_id, status in rows.values_list("pk", "version", "label_id", "status")
+    }
+
+
+def _embed_annotations(annotation_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings of the annotations' crops, reading each frame once. Returns (ids, vectors)."""
+    by_frame: dict[int, list[Annotation]] = defaultdict(list)
+    for annotation in Annotation.objects.filter(pk__in=annotation_ids).select_related("frame"):
+        by_frame[annotation.frame_id].append(annotation)
+    ids, vectors = [], []
+    for annotations in by_frame.values():
+        rgb = read_frame_rgb(annotations[0].frame)
+        boxes = np.array([[a.x1, a.y1, a.x2, a.y2] for a in annotations], dtype=np.float32)
+        vectors.append(ml.embed_crops(rgb, boxes))
+        ids.extend(a.pk for a in annotations)
+    if not ids:
+        return np.zeros(0, np.int64), np.zeros((0, ml.feature_extractor().dim), np.float32)
+    return np.array(ids, dtype=np.int64), np.concatenate(vectors)
+
+
+def index_sync(*, project_id: int) -> SyncResult:
+    project = Project.objects.get(pk=project_id)
+    state = index_state(project)
+    stored = index_load(state)
+    wanted = _index_members(project_id)
+    have = stored.member_versions
+    stale = [pk for pk, version in have.items() if pk not in wanted or wanted[pk][0] != version]
+    missing = [pk for pk, (version, _) in wanted.items() if have.get(pk) != version]
+    if not stale and not missing:
+        return SyncResult(added=0, removed=0, size=len(stored.labels), version=state.version)
+
+    # Work on a copy: the cached index may be in use by other threads of this process.
+    updated = ml.stored_index_from_bytes(ml.stored_index_to_bytes(stored))
+    if stale:
+        updated.labels.remove(np.array(stale, dtype=np.int64))
+        for pk in stale:
+            updated.member_versions.pop(pk, None)
+    ids, vectors = _embed_annotations(missing)
+    if len(ids):
+        updated.labels.add(ids, vectors, np.array([wanted[pk][1] for pk in ids.tolist()], dtype=np.int64))
+        updated.member_versions.update({pk: wanted[pk][0] for pk in ids.tolist()})
+    if len(updated.labels) >= 2 and _crossed_power_of_two(len(stored.labels), len(updated.labels)):
+        updated.labels.calibrate()  # refit the confidence temperature as the data doubles
+
+    name = default_storage.save(
+        f"orgs/{project.organization_id}/projects/{project.pk}/index/{state.pk}-{uuid.uuid4().hex}.npz",
+        ContentFile(ml.stored_index_to_bytes(updated)),
+    )
+    saved = ProjectIndex.objects.filter(pk=state.pk, version=state.version).update(
+        file=name,
+        version=state.version + 1,
+        size=len(updated.labels),
+        label_counts={str(k): v for k, v in updated.labels.label_counts().items()},
+    )
+    if not saved:
+        default_storage.delete(name)
+        raise IndexConflict(f"index {state.pk} moved past version {state.version}")
+    if state.file:
+        default_storage.delete(state.file)
+    with _cache_lock:
+        _cache[state.pk] = (state.version + 1, updated)
+    logger.info("project %s index v%d: +%d -%d = %d", project.pk, state.version + 1, len(ids), len(stale), len(updated.labels))
+    return SyncResult(added=len(ids), removed=len(stale), size=len(updated.labels), version=state.version + 1)
+
+
+def _crossed_power_of_two(before: int, after: int) -> bool:
+    return after >= 2 and (before < 2 or int(np.log2(after)) > int(np.log2(max(before, 1))))
+
+
+# --- label suggestions for a box drawn by hand ------------------------------------------
+
+
+def label_suggestions(*, frame: Frame, box: tuple[float, float, float, float], top: int = 3):
+    """The model's top labels for ``box`` on ``frame``: (suggestions, index state)."""
+    state = index_state_peek(frame.project)
+    if state.pk is None or state.size == 0:
+        return [], state
+    stored = index_load(state)
+    vectors = ml.embed_crops(read_frame_rgb(frame), np.array([box], dtype=np.float32))
+    return list(ml.suggest_labels(stored, vectors, top=top)[0]), state
+
+
+# --- proposals --------------------------------------------------------------------------
+
+
+def _neighbours(frame: Frame, limit: int = 2) -> list[ml.Neighbour]:
+    """The nearest frames of the same shot that have confirmed boxes."""
+    if frame.shot_id is None:
+        return []
+    confirmed = Annotation.objects.filter(status=AnnotationStatus.CONFIRMED, label__isnull=False)
+    candidates = (
+        Frame.objects.filter(shot_id=frame.shot_id, annotations__in=confirmed)
+        .exclude(pk=frame.pk)
+        .distinct()
+        .only("pk", "index", "image")
+    )
+    nearest = sorted(candidates, key=lambda f: abs(f.index - frame.index))[:limit]
+    neighbours = []
+    for other in nearest:
+        rows = list(confirmed.filter(frame=other).values_list("x1", "y1", "x2", "y2", "label_id"))
+        neighbours.append(
+            ml.Neighbour(
+                rgb=read_frame_rgb(other),
+                boxes=np.array([r[:4] for r in rows], dtype=np.float32),
+                label_ids=np.array([r[4] for r in rows], dtype=np.int64),
+            )
+        )
+    return neighbours
+
+
+def proposals_refresh(*, frame_id: int) -> int:
+    """Replace the frame's open model proposals with fresh ones; never touch human work.
+
+    Returns how many proposals the frame now has. A complete frame is left alone.
+    """
+    frame = Frame.objects.select_related("project").filter(pk=frame_id).first()
+    if frame is None or frame.status == FrameStatus.COMPLETE:
+        return 0
+    state = index_state(frame.project)
+    stored = index_load(state)
+    kept = Annotation.objects.filter(frame=frame).exclude(status=AnnotationStatus.PROPOSED, source__in=MODEL_SOURCES)
+    avoid = np.array(list(kept.values_list("x1", "y1", "x2", "y2")), dtype=np.float32).reshape(-1, 4)
+    proposals = ml.propose(read_frame_rgb(frame), neighbours=_neighbours(frame), stored=stored, avoid_boxes=avoid)
+    model_version = f"{state.feature_key}@{state.version}"
+    with transaction.atomic():
+        locked = Frame.objects.select_for_update().get(pk=frame.pk)
+        if locked.status == FrameStatus.COMPLETE:
+            return 0
+        old = list(Annotation.objects.filter(frame=locked, status=AnnotationStatus.PROPOSED, source__in=MODEL_SOURCES))
+        events = [
+            AnnotationEvent(
+                project_id=a.project_id, annotation_id=a.pk, frame_id=a.frame_id, action=AnnotationAction.DELETED,
+                before=annotation_snapshot(a), after=None,
+            )
+            for a in old
+        ]
+        Annotation.objects.filter(pk__in=[a.pk for a in old]).delete()
+        created = [
+            Annotation.objects.create(
+                project_id=locked.project_id,
+                frame=locked,
+                label_id=proposal.suggestions[0].label_id if proposal.suggestions else None,
+                x1=proposal.box[0], y1=proposal.box[1], x2=proposal.box[2], y2=proposal.box[3],
+                status=AnnotationStatus.PROPOSED,
+                source=AnnotationSource.PROPAGATION if proposal.source == "propagation" else AnnotationSource.MODEL,
+                score=proposal.score,
+                suggestions=[{"label_id": s.label_id, "score": s.score} for s in proposal.suggestions],
+                model_version=model_version,
+            )
+            for proposal in proposals
+            if proposal.box[2] > proposal.box[0] and proposal.box[3] > proposal.box[1]
+        ]
+        events += [
+            AnnotationEvent(
+                project_id=a.project_id, annotation_id=a.pk, frame_id=a.frame_id, action=AnnotationAction.CREATED,
+                before=None, after=annotation_snapshot(a),
+            )
+            for a in created
+        ]
+        AnnotationEvent.objects.bulk_create(events)
+    return len(created)
+
+
+def frames_to_refresh_after_sync(*, project_id: int, limit: int = REFRESH_FRAMES_AFTER_SYNC) -> list[int]:
+    """The frames annotators will open next: their proposals should reflect the new index."""
+    return list(
+        Frame.objects.filter(project_id=project_id)
+        .exclude(status=FrameStatus.COMPLETE)
+        .order_by("-is_keyframe", "-priority", "video_id", "index", "id")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def frames_after_in_shot(*, frame_id: int, limit: int = REFRESH_FRAMES_IN_SHOT) -> list[int]:
+    frame = Frame.objects.filter(pk=frame_id).first()
+    if frame is None or frame.shot_id is None:
+        return []
+    following = Frame.objects.filter(shot_id=frame.shot_id).exclude(status=FrameStatus.COMPLETE)
+    after = list(following.filter(index__gt=frame.index).order_by("index").values_list("pk", flat=True)[:limit])
+    before = list(following.filter(index__lt=frame.index).order_by("-index").values_list("pk", flat=True)[:limit])
+    return after + before
+
+
+def embedding_report_request(*, project: Project) -> None:
+    from workers import training as tasks
+
+    project_id = project.pk
+    transaction.on_commit(lambda: tasks.evaluate_embeddings.delay(project_id))

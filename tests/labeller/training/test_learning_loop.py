@@ -1,0 +1,141 @@
+"""The learning loop on a real ingested synthetic video: confirmed boxes teach the index,
+and the next frames of the shot get correct boxes with correct labels."""
+
+import numpy as np
+import pytest
+
+from labeller.annotations.models import Annotation, AnnotationSource, AnnotationStatus, Label
+from labeller.annotations.services import Box, annotation_create, annotation_reject, frame_complete
+from labeller.media.models import Frame
+from labeller.tenants.models import Role
+from labeller.training import services
+from labeller.training.models import ProjectIndex
+from proposals.boxes import iou_matrix
+from tests.conftest import api_path
+from tests.pipeline import ingest_synthetic, make_synthetic
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    return make_synthetic(tmp_path_factory.mktemp("learning"), seconds=8, n_shots=2, seed=11, objects_per_shot=2)
+
+
+@pytest.fixture
+def ingested(tenant, synthetic):
+    for name in synthetic.classes:
+        Label.objects.get_or_create(project=tenant.project, name=name)
+    video = ingest_synthetic(tenant.project, tenant.admin, synthetic)
+    return video
+
+
+def confirm_ground_truth(frame: Frame, synthetic, actor) -> list[Annotation]:
+    labels = dict(Label.objects.filter(project=frame.project).values_list("name", "pk"))
+    return [
+        annotation_create(frame=frame, actor=actor, box=Box(*gt.box), label=Label.objects.get(pk=labels[gt.label]))
+        for gt in synthetic.boxes[frame.index]
+    ]
+
+
+def test_confirmed_boxes_make_correct_proposals_appear_on_the_next_frames_of_the_shot(tenant, ingested, synthetic):
+    frames = list(Frame.objects.filter(video=ingested).order_by("index"))
+    first, following = frames[0], [f for f in frames[1:] if f.shot_id == frames[0].shot_id][:2]
+    assert following, "the synthetic shot should hold several candidate frames"
+    confirm_ground_truth(first, synthetic, tenant.annotator)
+    frame_complete(frame=first, actor=tenant.annotator)
+
+    result = services.index_sync(project_id=tenant.project.pk)
+    assert result.added == len(synthetic.boxes[first.index]) and result.size == result.added
+    assert services.index_sync(project_id=tenant.project.pk).added == 0  # idempotent
+
+    labels = dict(Label.objects.filter(project=tenant.project).values_list("pk", "name"))
+    for frame in following:
+        assert services.proposals_refresh(frame_id=frame.pk) > 0
+        proposals = list(Annotation.objects.filter(frame=frame, status=AnnotationStatus.PROPOSED))
+        truth = synthetic.boxes[frame.index]
+        overlaps = iou_matrix(
+            np.array([gt.box for gt in truth], np.float32), np.array([[p.x1, p.y1, p.x2, p.y2] for p in proposals], np.float32)
+        )
+        for row, gt in enumerate(truth):
+            best = proposals[int(overlaps[row].argmax())]
+            assert overlaps[row].max() >= 0.5, f"{gt.label} on frame {frame.index} has no proposal"
+            assert labels[best.label_id] == gt.label
+            assert best.source in (AnnotationSource.PROPAGATION, AnnotationSource.MODEL)
+
+
+def test_proposals_never_overwrite_or_duplicate_human_work(tenant, ingested, synthetic):
+    frame = Frame.objects.filter(video=ingested).order_by("index").first()
+    human = confirm_ground_truth(frame, synthetic, tenant.annotator)
+    services.index_sync(project_id=tenant.project.pk)
+    services.proposals_refresh(frame_id=frame.pk)
+    services.proposals_refresh(frame_id=frame.pk)  # twice: replaced, not accumulated
+    for annotation in human:
+        annotation.refresh_from_db()
+        assert annotation.status == AnnotationStatus.CONFIRMED and annotation.version == 1
+    proposals = Annotation.objects.filter(frame=frame, status=AnnotationStatus.PROPOSED)
+    human_boxes = np.array([[a.x1, a.y1, a.x2, a.y2] for a in human], np.float32)
+    for proposal in proposals:
+        assert iou_matrix(np.array([[proposal.x1, proposal.y1, proposal.x2, proposal.y2]], np.float32), human_boxes).max() < 0.5
+
+
+def test_a_rejected_proposal_becomes_a_hard_negative_and_is_not_proposed_again(tenant, ingested, synthetic):
+    frame = Frame.objects.filter(video=ingested).order_by("index").last()
+    services.proposals_refresh(frame_id=frame.pk)
+    proposal = Annotation.objects.filter(frame=frame, status=AnnotationStatus.PROPOSED).first()
+    assert proposal is not None
+    annotation_reject(annotation=proposal, actor=tenant.annotator, actor_role=Role.ANNOTATOR, expected_version=proposal.version)
+    services.index_sync(project_id=tenant.project.pk)
+    state = ProjectIndex.objects.get(project=tenant.project)
+    assert state.label_counts == {"-1": 1}
+    services.proposals_refresh(frame_id=frame.pk)
+    again = Annotation.objects.filter(frame=frame, status=AnnotationStatus.PROPOSED)
+    box = np.array([[proposal.x1, proposal.y1, proposal.x2, proposal.y2]], np.float32)
+    assert all(iou_matrix(np.array([[a.x1, a.y1, a.x2, a.y2]], np.float32), box).max() < 0.5 for a in again)
+
+
+def test_the_label_picker_gets_suggestions_for_a_hand_drawn_box(tenant, ingested, synthetic):
+    frames = list(Frame.objects.filter(video=ingested).order_by("index"))
+    confirm_ground_truth(frames[0], synthetic, tenant.annotator)
+    services.index_sync(project_id=tenant.project.pk)
+    target = frames[1]
+    gt = synthetic.boxes[target.index][0]
+    response = tenant.client("annotator").post(
+        api_path(tenant, f"frames/{target.pk}/suggest-labels"), {"box": list(gt.box)}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["suggestions"][0]["label_name"] == gt.label
+    assert 0 < body["suggestions"][0]["score"] <= 1
+    assert body["model"]["is_random"] is True and "random" in body["model"]["weights_description"]
+
+
+def test_a_new_feature_model_starts_a_new_index(tenant, ingested, synthetic, settings):
+    confirm_ground_truth(Frame.objects.filter(video=ingested).first(), synthetic, tenant.annotator)
+    services.index_sync(project_id=tenant.project.pk)
+    settings.LABELLER = {**settings.LABELLER, "FEATURE_BACKBONE": "squeezenet1_1"}
+    result = services.index_sync(project_id=tenant.project.pk)
+    assert result.added > 0  # rebuilt from scratch with the new features
+    assert ProjectIndex.objects.filter(project=tenant.project).count() == 2
+
+
+def test_the_feedback_panel_counts_the_annotators_day(tenant, ingested, synthetic):
+    frame = Frame.objects.filter(video=ingested).order_by("index").last()
+    services.proposals_refresh(frame_id=frame.pk)
+    proposal = Annotation.objects.filter(frame=frame, status=AnnotationStatus.PROPOSED).first()
+    client = tenant.client("annotator")
+    client.post(api_path(tenant, f"annotations/{proposal.pk}/confirm"), {"version": proposal.version, "label_id": Label.objects.filter(project=tenant.project).first().pk}, format="json")
+    client.post(api_path(tenant, f"frames/{frame.pk}/complete"))
+    stats = client.get(api_path(tenant, f"projects/{tenant.project.pk}/stats/me")).json()
+    rejected = Annotation.objects.filter(frame=frame, status=AnnotationStatus.REJECTED).count()
+    assert stats["proposals_accepted"] == 1 and stats["proposals_rejected"] == rejected
+    assert stats["frames_today"] == 1 and stats["boxes_today"] == 1
+    assert stats["acceptance_rate"] == pytest.approx(1 / (1 + rejected))
+    assert stats["model"]["is_random"] is True
+
+
+def test_the_bridge_uses_the_librarys_background_label():
+    from labeller import ml
+    from proposals.labels import BACKGROUND
+
+    assert ml.BACKGROUND == BACKGROUND
