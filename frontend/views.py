@@ -1,8 +1,16 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
 
 
 @login_required
 def home(request):
     """The project picker; everything it shows is loaded from the API by the page itself."""
     return render(request, "frontend/home.html")
+
+
+@login_required
+@ensure_csrf_cookie  # every save from the workspace is an API write that needs the token
+def workspace(request, org_slug: str, project_id: int):
+    """The annotator's workspace. Access to the project is checked by the API calls the page makes."""
+    return render(request, "frontend/workspace.html", {"org_slug": org_slug, "project_id": project_id})

@@ -28,3 +28,15 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
 }
+
+/** Every item of a paginated list, following the cursor's ``next`` links. */
+export async function listAll(path) {
+  const items = [];
+  let next = path;
+  while (next) {
+    const page = await api(next);
+    items.push(...page.results);
+    next = page.next ? page.next.slice(page.next.indexOf("/api/v1/") + "/api/v1/".length) : null;
+  }
+  return items;
+}
