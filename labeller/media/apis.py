@@ -169,6 +169,22 @@ class FrameCompleteApi(OrganizationAPIView):
         return self.respond(frame, FrameSerializer)
 
 
+class FrameReleaseSerializer(serializers.Serializer):
+    skip = serializers.BooleanField(default=False, help_text="Also move the frame down the queue.")
+
+
+class FrameReleaseApi(OrganizationAPIView):
+    """Give back a frame you hold (to skip it, or to stop for the day)."""
+
+    write_role = Role.ANNOTATOR
+
+    @extend_schema(request=FrameReleaseSerializer, responses=FrameSerializer)
+    def post(self, request, org, pk):
+        frame = selectors.frame_get(organization=self.organization, frame_id=pk)
+        data = self.validated(FrameReleaseSerializer)
+        return self.respond(services.frame_release(frame=frame, user=request.user, skip=data["skip"]), FrameSerializer)
+
+
 class QueueNextApi(OrganizationAPIView):
     """Take the next frame to label (and hold it for you)."""
 

@@ -6,6 +6,7 @@ from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.utils import timezone
 
+from labeller.core.errors import DomainError
 from labeller.media.models import Frame, FrameStatus, Video
 from labeller.media.selectors import ASSIGNMENT_LEASE, frame_queue
 from labeller.projects.models import Project
@@ -53,3 +54,19 @@ def frame_release_expired_assignments() -> int:
     return Frame.objects.filter(assigned_at__lt=lease_start).exclude(status=FrameStatus.COMPLETE).update(
         assigned_to=None, assigned_at=None, status=FrameStatus.NEW
     )
+
+
+@transaction.atomic
+def frame_release(*, frame: Frame, user, skip: bool) -> Frame:
+    """Give back a frame the user holds; with ``skip`` it also sinks below its peers in the
+    queue, so the next frame asked for is another one."""
+    frame = Frame.objects.select_for_update().get(pk=frame.pk)
+    if frame.assigned_to_id != user.pk:
+        raise DomainError("This frame is not assigned to you.", code="not_assigned", http_status=409)
+    frame.assigned_to, frame.assigned_at = None, None
+    if frame.status == FrameStatus.IN_PROGRESS:
+        frame.status = FrameStatus.NEW
+    if skip:
+        frame.priority -= 1
+    frame.save(update_fields=["assigned_to", "assigned_at", "status", "priority", "updated_at"])
+    return frame

@@ -65,3 +65,20 @@ def test_frame_list_filters(tenant):
     key = FrameFactory(project=tenant.project, is_keyframe=True)
     body = tenant.client("annotator").get(api_path(tenant, f"projects/{tenant.project.pk}/frames/?is_keyframe=true")).json()
     assert [f["id"] for f in body["results"]] == [key.pk]
+
+
+def test_skipping_a_frame_hands_out_the_next_one(tenant):
+    first, second = FrameFactory(project=tenant.project), FrameFactory(project=tenant.project)
+    taken = take_next(tenant).json()["id"]
+    assert taken == first.pk
+    released = tenant.client("annotator").post(api_path(tenant, f"frames/{taken}/release"), {"skip": True}, format="json")
+    assert released.status_code == 200 and released.json()["status"] == "new"
+    assert take_next(tenant).json()["id"] == second.pk
+
+
+def test_only_the_holder_can_release_a_frame(tenant):
+    frame = FrameFactory(project=tenant.project)
+    take_next(tenant, "reviewer")
+    response = tenant.client("annotator").post(api_path(tenant, f"frames/{frame.pk}/release"), {}, format="json")
+    assert response.status_code == 409
+    assert Frame.objects.get(pk=frame.pk).assigned_to == tenant.reviewer
