@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from django.core.files.storage import default_storage
+
 from labeller.media import ingest
 from labeller.media.models import Video
 from labeller.ml import embed_images
@@ -26,3 +28,17 @@ def make_synthetic(folder: Path, **options) -> SyntheticVideo:
 def ingest_synthetic(project, actor, synthetic: SyntheticVideo) -> Video:
     video = ingest.video_create_from_file(project=project, actor=actor, path=synthetic.path, original_name="counter.mp4")
     return run_pipeline(video)
+
+
+def stored_files() -> set[str]:
+    """Every file name in the default storage."""
+    found = set()
+
+    def walk(prefix):
+        folders, files = default_storage.listdir(prefix) if default_storage.exists(prefix or ".") else ([], [])
+        found.update(f"{prefix}{name}" for name in files)
+        for folder in folders:
+            walk(f"{prefix}{folder}/")
+
+    walk("")
+    return found

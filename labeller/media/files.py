@@ -2,6 +2,9 @@
 
 from urllib.parse import quote
 
+import numpy as np
+from PIL import Image
+
 from django.conf import settings
 from django.db.models.fields.files import FieldFile
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
@@ -35,10 +38,7 @@ def serve_stored(storage, name: str, *, content_type: str | None = None) -> Http
     return response
 
 
-def read_frame_rgb(frame) -> "np.ndarray":
+def read_frame_rgb(frame) -> np.ndarray:
     """The frame's stored JPEG decoded as uint8 [H, W, 3] RGB."""
-    import numpy as np
-    from PIL import Image
-
     with frame.image.open("rb") as handle, Image.open(handle) as image:
         return np.array(image.convert("RGB"))

@@ -30,7 +30,7 @@ from labeller.core.errors import DomainError
 from labeller.media.keyframes import every_nth_frames, select_keyframes_per_shot
 from labeller.media.models import Frame, IngestStage, Shot, Video
 from labeller.media.scan import ScanConfig, make_thumbnail, scan_video
-from labeller.media.video import MediaError, MediaErrorCode, probe_video
+from labeller.media.video import MediaError, MediaErrorCode, VideoProbe, probe_video
 from labeller.projects.models import Project
 from labeller.training.hooks import learning_after_ingest
 
@@ -55,6 +55,18 @@ def media_error_to_domain(error: MediaError) -> DomainError:
 # --- upload ---------------------------------------------------------------------------
 
 
+def _probe_fields(probe: VideoProbe) -> dict:
+    return {
+        "duration_s": probe.duration_s,
+        "fps": probe.fps,
+        "frame_count": probe.frame_count,
+        "width": probe.width,
+        "height": probe.height,
+        "rotation": probe.rotation,
+        "codec": probe.codec,
+    }
+
+
 def video_create_from_file(*, project: Project, actor, path: Path, original_name: str) -> Video:
     """Check the file's content (never its name), store it and start ingestion.
 
@@ -73,14 +85,8 @@ def video_create_from_file(*, project: Project, actor, path: Path, original_name
             size_bytes=path.stat().st_size,
             created_by=actor,
             stage=IngestStage.PROBING,
-            duration_s=probe.duration_s,
-            fps=probe.fps,
-            frame_count=probe.frame_count,
-            width=probe.width,
-            height=probe.height,
-            rotation=probe.rotation,
-            codec=probe.codec,
             ingest_token=uuid.uuid4(),
+            **_probe_fields(probe),
         )
         with path.open("rb") as handle:
             video.file.save(f"{uuid.uuid4().hex}{Path(original_name).suffix.lower()[:8]}", File(handle), save=False)
@@ -181,15 +187,7 @@ def ingest_probe(*, video_id: int, token: str) -> None:
     _set_progress(video, IngestStage.PROBING)
     with _local_path(video.file) as path:
         probe = probe_video(path, max_duration_s=settings.LABELLER["MAX_VIDEO_SECONDS"])
-    Video.objects.filter(pk=video.pk, ingest_token=video.ingest_token).update(
-        duration_s=probe.duration_s,
-        fps=probe.fps,
-        frame_count=probe.frame_count,
-        width=probe.width,
-        height=probe.height,
-        rotation=probe.rotation,
-        codec=probe.codec,
-    )
+    Video.objects.filter(pk=video.pk, ingest_token=video.ingest_token).update(**_probe_fields(probe))
     _advance(video, IngestStage.SCANNING)
 
 

@@ -30,9 +30,9 @@ def _confirmed_crops(project: Project, per_label: int, seed: int) -> tuple[list[
         by_label[annotation.label_id].append(annotation)
     rng = random.Random(seed)
     chosen = []
-    for annotations in by_label.values():
-        if len(annotations) >= MIN_CROPS_PER_LABEL:
-            chosen += rng.sample(annotations, min(per_label, len(annotations)))
+    for of_label in by_label.values():
+        if len(of_label) >= MIN_CROPS_PER_LABEL:
+            chosen += rng.sample(of_label, min(per_label, len(of_label)))
     chosen.sort(key=lambda a: a.frame_id)
     crops, labels, frame_id, rgb = [], [], None, None
     for annotation in chosen:

@@ -119,11 +119,11 @@ def _embed_annotations(annotation_ids: list[int]) -> tuple[np.ndarray, np.ndarra
     for annotation in Annotation.objects.filter(pk__in=annotation_ids).select_related("frame"):
         by_frame[annotation.frame_id].append(annotation)
     ids, vectors = [], []
-    for annotations in by_frame.values():
-        rgb = read_frame_rgb(annotations[0].frame)
-        boxes = np.array([[a.x1, a.y1, a.x2, a.y2] for a in annotations], dtype=np.float32)
+    for on_frame in by_frame.values():
+        rgb = read_frame_rgb(on_frame[0].frame)
+        boxes = np.array([[a.x1, a.y1, a.x2, a.y2] for a in on_frame], dtype=np.float32)
         vectors.append(ml.embed_crops(rgb, boxes))
-        ids.extend(a.pk for a in annotations)
+        ids.extend(a.pk for a in on_frame)
     if not ids:
         return np.zeros(0, np.int64), np.zeros((0, ml.feature_extractor().dim), np.float32)
     return np.array(ids, dtype=np.int64), np.concatenate(vectors)

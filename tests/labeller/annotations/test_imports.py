@@ -16,7 +16,8 @@ from labeller.annotations.services import annotation_snapshot, label_create
 from labeller.media.models import Frame
 from tests.conftest import api_path, client_for, make_tenant
 from tests.factories import AnnotationFactory, FrameFactory, ProjectFactory, jpeg_bytes
-from tests.labeller.media.test_images import damaged_zip, rotated_jpeg, stored_files
+from tests.labeller.media.test_images import damaged_zip, rotated_jpeg
+from tests.pipeline import stored_files
 
 pytestmark = pytest.mark.django_db
 

@@ -18,24 +18,12 @@ from PIL import Image
 from labeller.media.models import Frame
 from tests.conftest import api_path, client_for, make_tenant
 from tests.factories import jpeg_bytes
+from tests.pipeline import stored_files
 
 pytestmark = pytest.mark.django_db
 
 EXIF_ORIENTATION = 0x0112
 ROTATED_90_CLOCKWISE = 6  # stored landscape, shown portrait
-
-
-def stored_files() -> set[str]:
-    found = set()
-
-    def walk(prefix):
-        folders, files = default_storage.listdir(prefix) if default_storage.exists(prefix or ".") else ([], [])
-        found.update(f"{prefix}{name}" for name in files)
-        for folder in folders:
-            walk(f"{prefix}{folder}/")
-
-    walk("")
-    return found
 
 
 def noisy_jpeg(width: int = 320, height: int = 240, **save_options) -> bytes:

@@ -10,7 +10,7 @@ from django.test import override_settings
 from labeller.media import ingest
 from labeller.media.models import Frame, IngestStage, Shot, Upload, Video
 from tests.conftest import api_path
-from tests.pipeline import make_synthetic, run_pipeline
+from tests.pipeline import make_synthetic, run_pipeline, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -20,19 +20,6 @@ SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 @pytest.fixture(scope="module")
 def synthetic_video(tmp_path_factory):
     return make_synthetic(tmp_path_factory.mktemp("videos"))
-
-
-def stored_files() -> set[str]:
-    found = set()
-
-    def walk(prefix):
-        folders, files = default_storage.listdir(prefix) if default_storage.exists(prefix or ".") else ([], [])
-        found.update(f"{prefix}{name}" for name in files)
-        for folder in folders:
-            walk(f"{prefix}{folder}/")
-
-    walk("")
-    return found
 
 
 def upload(tenant, path: Path, name: str | None = None):
