@@ -17,3 +17,13 @@ def release_expired_assignments() -> int:
     released = frame_release_expired_assignments()
     logger.info("released %d expired frame assignments in %.2fs", released, time.monotonic() - started)
     return released
+
+
+@shared_task(name="workers.maintenance.delete_abandoned_uploads", acks_late=True)
+def delete_abandoned_uploads() -> int:
+    """Resumable uploads nobody finished: free their disk space."""
+    from labeller.media.uploads import uploads_delete_abandoned
+
+    deleted = uploads_delete_abandoned()
+    logger.info("deleted %d abandoned uploads", deleted)
+    return deleted

@@ -61,6 +61,11 @@ class UploadSerializer(serializers.ModelSerializer):
 
 
 class UploadListApi(OrganizationAPIView):
+    @extend_schema(responses=UploadSerializer(many=True))
+    def get(self, request, org, project_id):
+        project = project_get(organization=self.organization, project_id=project_id)
+        return self.paginated(selectors.upload_list_open(organization=self.organization, project=project), UploadSerializer)
+
     @extend_schema(request=UploadStartSerializer, responses={201: UploadSerializer})
     def post(self, request, org, project_id):
         project = project_get(organization=self.organization, project_id=project_id)

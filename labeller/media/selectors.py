@@ -1,9 +1,9 @@
 from datetime import timedelta
 
-from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from labeller.media.models import Frame, FrameStatus, Shot, Video
+from labeller.media.models import Frame, FrameStatus, Shot, Upload, UploadStatus, Video
 from labeller.projects.models import Project
 from labeller.tenants.access import scoped, scoped_get
 from labeller.tenants.models import Organization
@@ -12,12 +12,19 @@ from labeller.tenants.models import Organization
 ASSIGNMENT_LEASE = timedelta(minutes=30)
 
 
+def _with_counts(queryset: QuerySet[Video]) -> QuerySet[Video]:
+    return queryset.annotate(
+        shot_count=Count("shots", distinct=True),
+        keyframe_count=Count("frames", filter=Q(frames__is_keyframe=True), distinct=True),
+    )
+
+
 def video_list(*, organization: Organization, project: Project) -> QuerySet[Video]:
-    return scoped(Video, organization).filter(project=project)
+    return _with_counts(scoped(Video, organization).filter(project=project))
 
 
 def video_get(*, organization: Organization, video_id: int) -> Video:
-    return scoped_get(Video.objects.select_related("project"), organization, pk=video_id)
+    return scoped_get(_with_counts(Video.objects.select_related("project")), organization, pk=video_id)
 
 
 def shot_list(*, organization: Organization, video: Video) -> QuerySet[Shot]:
@@ -35,8 +42,8 @@ def frame_get(*, organization: Organization, frame_id: int) -> Frame:
 def frame_queue(*, organization: Organization, project: Project, user) -> QuerySet[Frame]:
     """Frames the user should label next, best first.
 
-    Their own unfinished assignment comes first (resume), then keyframes, then frames the
-    learning loop marked as uncertain (priority), then video order. Frames another person
+    Their own unfinished assignment comes first (resume), then priority (raised by the
+    learning loop for uncertain frames, lowered by a skip), then keyframes, then video order. Frames another person
     holds under a live lease are left out.
     """
     lease_start = timezone.now() - ASSIGNMENT_LEASE
@@ -45,5 +52,10 @@ def frame_queue(*, organization: Organization, project: Project, user) -> QueryS
         .exclude(status=FrameStatus.COMPLETE)
         .filter(Q(assigned_to__isnull=True) | Q(assigned_to=user) | Q(assigned_at__lt=lease_start))
         .annotate(mine=Case(When(assigned_to=user, then=Value(1)), default=Value(0), output_field=IntegerField()))
-        .order_by("-mine", "-is_keyframe", "-priority", "video_id", "index", "id")
+        .order_by("-mine", "-priority", "-is_keyframe", "video_id", "index", "id")
     )
+
+
+def upload_list_open(*, organization: Organization, project: Project) -> QuerySet[Upload]:
+    """Uploads still receiving bytes: a client reloaded mid-upload resumes one of these."""
+    return scoped(Upload, organization).filter(project=project, status=UploadStatus.OPEN)

@@ -6,6 +6,9 @@ from labeller.media.models import Frame, Shot, Video
 
 
 class VideoSerializer(serializers.ModelSerializer):
+    shot_count = serializers.IntegerField(read_only=True, default=None)
+    keyframe_count = serializers.IntegerField(read_only=True, default=None)
+
     class Meta:
         model = Video
         fields = [
@@ -23,6 +26,8 @@ class VideoSerializer(serializers.ModelSerializer):
             "height",
             "rotation",
             "codec",
+            "shot_count",
+            "keyframe_count",
             "version",
             "created_at",
         ]

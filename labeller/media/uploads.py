@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from labeller.core.errors import DomainError
 from labeller.media.ingest import video_create_from_file
 from labeller.media.models import Upload, UploadStatus, Video
 from labeller.projects.models import Project
 
+ABANDONED_AFTER = timedelta(days=2)
 CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 COPY_BUFFER = 1024 * 1024
 
@@ -123,3 +126,14 @@ def upload_finish(*, upload: Upload, actor) -> Video:
     Upload.objects.filter(pk=upload.pk).delete()
     path.unlink(missing_ok=True)
     raise refused
+
+
+def uploads_delete_abandoned(*, older_than: timedelta = ABANDONED_AFTER) -> int:
+    """Open uploads untouched for ``older_than`` go, with their bytes (run by beat)."""
+    stale = Upload.objects.filter(status=UploadStatus.OPEN, updated_at__lt=timezone.now() - older_than)
+    count = 0
+    for upload in stale:
+        upload_part_path(upload).unlink(missing_ok=True)
+        upload.delete()
+        count += 1
+    return count

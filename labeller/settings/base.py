@@ -225,10 +225,8 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 CELERY_BEAT_SCHEDULE = {
-    "release-expired-assignments": {
-        "task": "workers.maintenance.release_expired_assignments",
-        "schedule": 300.0,
-    },
+    "release-expired-assignments": {"task": "workers.maintenance.release_expired_assignments", "schedule": 300.0},
+    "delete-abandoned-uploads": {"task": "workers.maintenance.delete_abandoned_uploads", "schedule": 3600.0},
 }
 # Resumable uploads are assembled here (shared by all web servers in production).
 UPLOAD_DIR = Path(os.environ.get("LABELLER_UPLOAD_DIR", DATA_DIR / "uploads"))

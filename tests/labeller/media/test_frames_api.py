@@ -82,3 +82,11 @@ def test_only_the_holder_can_release_a_frame(tenant):
     response = tenant.client("annotator").post(api_path(tenant, f"frames/{frame.pk}/release"), {}, format="json")
     assert response.status_code == 409
     assert Frame.objects.get(pk=frame.pk).assigned_to == tenant.reviewer
+
+
+def test_skipping_the_last_keyframe_hands_out_a_plain_frame(tenant):
+    key = FrameFactory(project=tenant.project, is_keyframe=True)
+    plain = FrameFactory(project=tenant.project, is_keyframe=False)
+    assert take_next(tenant).json()["id"] == key.pk
+    tenant.client("annotator").post(api_path(tenant, f"frames/{key.pk}/release"), {"skip": True}, format="json")
+    assert take_next(tenant).json()["id"] == plain.pk

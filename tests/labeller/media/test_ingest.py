@@ -172,3 +172,30 @@ def test_a_resumable_upload_of_a_non_video_keeps_nothing(tenant, tmp_path):
     from django.conf import settings
 
     assert not list(settings.UPLOAD_DIR.glob("upload-*"))
+
+
+def test_open_uploads_are_listed_for_resuming_and_abandoned_ones_are_deleted(tenant):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from labeller.media.uploads import upload_part_path, uploads_delete_abandoned
+
+    client = tenant.client("admin")
+    started = client.post(
+        api_path(tenant, f"projects/{tenant.project.pk}/uploads/"), {"filename": "big.mp4", "size": 1000}, format="json"
+    ).json()
+    listed = client.get(api_path(tenant, f"projects/{tenant.project.pk}/uploads/")).json()["results"]
+    assert [(u["id"], u["offset"]) for u in listed] == [(started["id"], 0)]
+    upload = Upload.objects.get(pk=started["id"])
+    assert uploads_delete_abandoned() == 0  # fresh: kept
+    Upload.objects.filter(pk=upload.pk).update(updated_at=timezone.now() - timedelta(days=3))
+    assert uploads_delete_abandoned() == 1
+    assert not Upload.objects.exists() and not upload_part_path(upload).exists()
+
+
+def test_video_answers_carry_shot_and_keyframe_counts(tenant, synthetic_video):
+    video = run_pipeline(Video.objects.get(pk=upload(tenant, synthetic_video.path).json()["id"]))
+    body = tenant.client("annotator").get(api_path(tenant, f"videos/{video.pk}")).json()
+    assert body["shot_count"] == len(synthetic_video.cuts) + 1
+    assert body["keyframe_count"] == Frame.objects.filter(video=video, is_keyframe=True).count() > 0
