@@ -10,6 +10,13 @@ def home(request):
 
 
 @login_required
+@ensure_csrf_cookie  # uploads and label changes are API writes that need the token
+def project(request, org_slug: str, project_id: int):
+    """A project's videos, images and labels. The page loads them from the API, which checks access and roles."""
+    return render(request, "frontend/project.html", {"org_slug": org_slug, "project_id": project_id})
+
+
+@login_required
 @ensure_csrf_cookie  # every save from the workspace is an API write that needs the token
 def workspace(request, org_slug: str, project_id: int):
     """The annotator's workspace. Access to the project is checked by the API calls the page makes."""

@@ -50,6 +50,7 @@ def test_search_labels(page, query, expected):
     ("event", "action"),
     [
         pytest.param("{key: 'n'}", "nextFrame", id="n"),
+        pytest.param("{key: 's'}", "skipFrame", id="s"),
         pytest.param("{key: 'A', shiftKey: true}", "acceptAbove", id="shift-a"),
         pytest.param("{key: 'a'}", "accept", id="a"),
         pytest.param("{key: '?', shiftKey: true}", "help", id="question-mark"),
@@ -79,7 +80,7 @@ def test_help_overlay_lists_every_shortcut(page, labelling_project, shots):
     help_dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
     help_dialog.wait_for()
     text = help_dialog.inner_text()
-    for expected in ["Open the next frame of your queue", "Shift+A", "Ctrl+Shift+Z", "Space / Enter", "Space + drag"]:
+    for expected in ["Open the next frame of your queue", "Skip the frame", "Shift+A", "Ctrl+Shift+Z", "Space / Enter", "Space + drag"]:
         assert expected in text
     shots(page, "workspace-help", keep=True)
     page.keyboard.press("Escape")

@@ -3,7 +3,7 @@
 import pytest
 
 from labeller.annotations.models import Annotation, AnnotationEvent, AnnotationSource, AnnotationStatus
-from labeller.media.models import FrameStatus
+from labeller.media.models import Frame, FrameStatus
 from tests.browser.workspace import (
     click_image,
     drag_box,
@@ -135,3 +135,24 @@ def test_annotator_labels_a_frame_from_the_keyboard(page, labelling_project, sho
     undone = AnnotationEvent.objects.filter(frame_id=keyframe.pk).exclude(annotation_id__in=boxes).values_list("annotation_id", flat=True)
     assert len(set(undone)) == 1 and history(undone[0]) == [("created", "ann"), ("deleted", "ann")]
     assert AnnotationEvent.objects.filter(frame_id=keyframe.pk).count() == 10
+
+
+def test_skipping_a_frame_gives_it_back_and_opens_another(page, labelling_project, shots):
+    first, second = labelling_project.frames[:2]
+    # The queue puts keyframes before everything else, whatever their priority: a skipped
+    # keyframe sinks below the other keyframes, so give it one.
+    Frame.objects.filter(pk=second.pk).update(is_keyframe=True)
+    log_in(page, "ann", labelling_project.workspace_path)
+    open_next_frame(page, expected_boxes=0)
+    page.wait_for_function("document.querySelector('#frame-caption').textContent.includes('frame 0 · keyframe · in progress')")
+
+    page.keyboard.press("n")  # a frame you hold is finished or skipped, not left behind
+    assert "or S to skip it" in page.locator("#notice").inner_text()
+    page.keyboard.press("s")
+    page.wait_for_function("document.querySelector('#frame-caption').textContent.includes('frame 1 · keyframe · in progress')")
+    shots(page, "workspace-skipped", keep=True)
+
+    first.refresh_from_db(), second.refresh_from_db()
+    assert (first.status, first.assigned_to, first.priority) == (FrameStatus.NEW, None, -1)
+    assert (second.status, second.assigned_to) == (FrameStatus.IN_PROGRESS, labelling_project.annotator)
+    assert page.get_by_role("button", name="Frame 0, new, keyframe").is_visible()  # the filmstrip shows it free again

@@ -4,13 +4,14 @@ FRAME_WIDTH, FRAME_HEIGHT = 640, 360  # the test frames: big enough to draw on
 FIT_MARGIN = 16  # as in viewport.js
 
 
-def log_in(page, username: str, next_path: str) -> None:
+def log_in(page, username: str, next_path: str, ready: str = "#workspace[data-ready]") -> None:
+    """Log in through the form and wait until the page at ``next_path`` says it is ``ready``."""
     page.goto(f"/login/?next={next_path}")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill("password")
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(f"**{next_path}")
-    page.wait_for_selector("#workspace[data-ready]")
+    page.wait_for_selector(ready)
 
 
 def open_next_frame(page, expected_boxes: int) -> None:

@@ -3,86 +3,17 @@ Redis, including a worker killed in the middle of a task."""
 
 import os
 import signal
-import subprocess
-import sys
-import time
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 import redis
-from django.db import connection
 
 from labeller.annotations.models import Annotation, AnnotationStatus
 from labeller.media.models import Frame, IngestStage, Video
+from tests.celery_worker import filesystem_broker_options, publishing_to, running_worker, wait_for, worker_env
 from tests.conftest import api_path
 from tests.pipeline import make_synthetic
-from workers.celery import app
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-def worker_env(tmp_path: Path, broker_url: str, settings) -> dict:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "labeller.settings.dev",
-        "LABELLER_DATA_DIR": str(tmp_path / "worker-var"),
-        "LABELLER_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "LABELLER_FEATURE_WEIGHTS": "none",
-        "CELERY_BROKER_URL": broker_url,
-        "LABELLER_TASK_VISIBILITY_TIMEOUT": "5",
-        "PYTHONUNBUFFERED": "1",
-    }
-    database = connection.settings_dict
-    if database["ENGINE"].endswith("sqlite3"):
-        env["LABELLER_SQLITE_PATH"] = database["NAME"]
-        env.pop("DATABASE_URL", None)
-    else:
-        env["DATABASE_URL"] = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
-    return env
-
-
-@contextmanager
-def running_worker(env: dict, log: Path):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers.celery", "worker", "--concurrency=1", "--pool=solo",
-         "-Q", "default,ingest,gpu", "--loglevel=INFO", "--without-heartbeat", "--without-mingle", "--without-gossip"],
-        cwd=REPO, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-@contextmanager
-def publishing_to(broker_url: str, transport_options: dict):
-    """Point this test process's Celery app at the worker's broker, then back."""
-    # The app reads Django's CELERY_* names (namespace "CELERY"), so override those; the
-    # cached connection pools must go too, or publishing keeps the old broker.
-    saved = (app.conf.broker_url, app.conf.broker_transport_options)
-    app.conf.update(CELERY_BROKER_URL=broker_url, CELERY_BROKER_TRANSPORT_OPTIONS=transport_options)
-    app._pool, app.amqp._producer_pool = None, None
-    try:
-        yield
-    finally:
-        app.conf.update(CELERY_BROKER_URL=saved[0], CELERY_BROKER_TRANSPORT_OPTIONS=saved[1])
-        app._pool, app.amqp._producer_pool = None, None
-
-
-def wait_for(predicate, *, timeout: float, log: Path, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}; worker log:\n{log.read_text()[-4000:]}")
 
 
 def upload_video(tenant, synthetic) -> Video:
@@ -96,11 +27,7 @@ def upload_video(tenant, synthetic) -> Video:
 
 def test_the_embedded_default_ingests_and_proposes_in_a_real_worker(tenant, tmp_path, settings):
     env = worker_env(tmp_path, "filesystem://", settings)
-    # The worker's settings build its broker folders from LABELLER_DATA_DIR; publish there too.
-    options = {key: str(tmp_path / "worker-var" / "celery" / "queue") for key in ("data_folder_in", "data_folder_out")}
-    options["processed_folder"] = str(tmp_path / "worker-var" / "celery" / "processed")
-    options["store_processed"] = False
-    Path(options["data_folder_in"]).mkdir(parents=True)
+    options = filesystem_broker_options(tmp_path)
     synthetic = make_synthetic(tmp_path, seconds=4, n_shots=2, seed=5)
     log = tmp_path / "worker.log"
     with publishing_to("filesystem://", options), running_worker(env, log):

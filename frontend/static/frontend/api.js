@@ -6,20 +6,30 @@ function csrfToken() {
 
 export class ApiError extends Error {
   constructor(status, body) {
-    super((body && body.detail) || `HTTP ${status}`);
+    super(readableError(status, body));
     this.status = status;
     this.body = body;
   }
 }
 
-export async function api(path, { method = "GET", body, signal } = {}) {
-  const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+/** The server's words for a refusal: its ``detail``, or a serializer's messages per field. */
+function readableError(status, body) {
+  if (!body || typeof body !== "object") return `HTTP ${status}`;
+  if (body.detail) return body.detail;
+  const fieldMessages = Object.entries(body).map(([field, messages]) => `${field}: ${[].concat(messages).join(" ")}`);
+  return fieldMessages.join("; ") || `HTTP ${status}`;
+}
+
+/** ``body`` is sent as JSON, except a Blob or FormData, which goes as it is (file uploads). */
+export async function api(path, { method = "GET", body, headers: extraHeaders = {}, signal } = {}) {
+  const raw = body instanceof Blob || body instanceof FormData;
+  const headers = { Accept: "application/json", ...extraHeaders };
+  if (body !== undefined && !raw) headers["Content-Type"] = "application/json";
   if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
   const response = await fetch(`/api/v1/${path}`, {
     method,
     headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined || raw ? body : JSON.stringify(body),
     credentials: "same-origin",
     signal,
   });

@@ -18,11 +18,16 @@ async function render() {
     const list = document.createElement("ul");
     for (const project of projects.results) {
       const item = document.createElement("li");
-      const link = document.createElement("a");
-      link.href = `/o/${org.slug}/p/${project.id}/label/`;
-      link.textContent = project.name;
-      link.dataset.projectId = project.id;
-      item.append(link);
+      item.dataset.projectId = project.id;
+      const overview = document.createElement("a");
+      overview.href = `/o/${org.slug}/p/${project.id}/`;
+      overview.textContent = project.name;
+      const label = document.createElement("a");
+      label.href = `/o/${org.slug}/p/${project.id}/label/`;
+      label.className = "button small";
+      label.textContent = "Label";
+      label.setAttribute("aria-label", `Label ${project.name}`);
+      item.append(overview, " ", label);
       list.append(item);
     }
     section.append(list);

@@ -5,6 +5,7 @@ const ARROWS = ["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown"];
 export const SHORTCUTS = [
   { group: "Frames", action: "nextFrame", keys: ["N"], help: "Open the next frame of your queue" },
   { group: "Frames", action: "completeFrame", keys: ["Space", "Enter"], help: "Mark the frame complete and open the next one" },
+  { group: "Frames", action: "skipFrame", keys: ["S"], help: "Skip the frame: give it back to the queue and open the next one" },
   // Listed for the help overlay; the arrow keys are bound once, under "nudge", which steps through the shot when nothing is selected.
   { group: "Frames", action: "nudge", keys: [], display: "← →", help: "Nothing selected: previous / next frame of the shot" },
   { group: "Proposals", action: "accept", keys: ["A"], help: "Accept the selected proposal" },

@@ -286,6 +286,7 @@ function zoomAtCentre(factor) {
 const actions = {
   nextFrame: () => session.openNext(),
   completeFrame: () => session.complete(),
+  skipFrame: () => session.skip(),
   accept: () => editor.accept(),
   acceptAbove: () => editor.acceptAbove(),
   reject: () => editor.rejectOrDelete(),

@@ -1,8 +1,9 @@
-// Moving between frames: the next frame of the queue, completing a frame, stepping
+// Moving between frames: the next frame of the queue, completing or skipping a frame, stepping
 // through a shot. Frames come from the prefetch cache, so the screen changes at once;
 // the server calls (complete, then claim the next) follow in the save queue, in order.
 
 const NEXT_MARK = "labeller:next-start";
+const SKIPPED_IS_BACK = "Nothing else is waiting in your queue, so the frame you skipped is back.";
 
 export class FrameSession {
   current = null; // the frame on screen (detail without its annotations)
@@ -18,8 +19,8 @@ export class FrameSession {
 
   /** N: open the next frame of the queue. */
   openNext() {
-    if (this.current && this.current.id === this.claimedId && this.current.status !== "complete") {
-      this.notify("This is your next frame: finish it and press Space to move on.");
+    if (this.#holdingCurrent()) {
+      this.notify("This is your next frame: finish it and press Space to move on, or S to skip it.");
       return;
     }
     if (!this.#mayLeave()) return;
@@ -44,6 +45,24 @@ export class FrameSession {
     return this.#advance();
   }
 
+  /** S: give the frame back to the queue, below its peers, and open the next one. */
+  skip() {
+    if (!this.#holdingCurrent()) {
+      this.notify("Only the frame the queue gave you can be skipped: press N to open it.");
+      return;
+    }
+    if (!this.#mayLeave()) return;
+    this.editor.flushNudge();
+    const frameId = this.current.id;
+    performance.mark(NEXT_MARK);
+    // Queued behind this frame's edits, and ahead of the claim below, so the server hands out another frame.
+    this.queue.enqueue({ type: "release", frameId, skip: true }).then((frame) => {
+      if (frame) this.filmstrip.setStatus(frame.id, frame.status);
+    });
+    this.claimedId = null;
+    return this.#advance({ skippedId: frameId });
+  }
+
   /** ← / →: the previous or next frame of the shot (not claimed; anyone may label it). */
   async step(direction) {
     if (!this.current) return;
@@ -62,14 +81,15 @@ export class FrameSession {
     this.#show(await this.cache.load(frame.id, frame.image_url));
   }
 
-  async #advance() {
+  /** skippedId: the frame just skipped, which the queue gives back only when nothing else is left. */
+  async #advance({ skippedId = null } = {}) {
     const target = this.#predictNext();
     const claim = this.queue.enqueue({ type: "claim" });
     if (target) {
       // Show the frame the queue will most likely hand out; the claim below confirms it.
       this.claimedId = target.id;
       this.#show(await this.cache.load(target.id, target.image_url), { measured: true });
-      claim.then((frame) => this.#claimed(frame, target.id));
+      claim.then((frame) => this.#claimed(frame, target.id, skippedId));
       return;
     }
     this.showEmpty("Opening the next frame…");
@@ -78,6 +98,7 @@ export class FrameSession {
       this.#queueEmpty();
       return;
     }
+    if (frame.id === skippedId) this.notify(SKIPPED_IS_BACK);
     this.claimedId = frame.id;
     this.#show(await this.cache.load(frame.id, frame.image_url), { measured: true });
     this.#refreshUpcoming();
@@ -90,7 +111,7 @@ export class FrameSession {
     return this.cache.upcoming.find((frame) => frame.id !== onScreen) || null;
   }
 
-  #claimed(frame, expectedId) {
+  #claimed(frame, expectedId, skippedId) {
     if (frame && frame.id === expectedId) {
       if (this.current?.id === frame.id && this.current.status !== "complete") {
         this.current.status = frame.status; // the prefetched copy predates the claim
@@ -106,7 +127,11 @@ export class FrameSession {
       this.notify("The queue has no frame for you any more: this one was finished or taken meanwhile.");
       return;
     }
-    this.notify(`The queue handed out frame ${frame.index} instead (someone else took the one shown).`);
+    this.notify(
+      frame.id === skippedId
+        ? SKIPPED_IS_BACK
+        : `The queue handed out frame ${frame.index} instead (someone else took the one shown).`,
+    );
     this.open(frame);
     this.#refreshUpcoming();
   }
@@ -121,6 +146,10 @@ export class FrameSession {
 
   #refreshUpcoming() {
     this.cache.refreshUpcoming(this.current ? [this.current.id] : []).catch(() => {});
+  }
+
+  #holdingCurrent() {
+    return Boolean(this.current && this.current.id === this.claimedId && this.current.status !== "complete");
   }
 
   #mayLeave() {

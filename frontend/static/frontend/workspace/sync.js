@@ -12,6 +12,10 @@ import { api, ApiError } from "../api.js";
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 15_000;
 
+// Calls about holding a frame, not about its boxes: they are not "unsaved changes" and are not
+// kept for a later visit (a claim or release then would be about a frame long moved on from).
+const SESSION_OPS = new Set(["claim", "release"]);
+
 export const SaveState = Object.freeze({ SAVED: "saved", SAVING: "saving", RETRYING: "retrying", CONFLICT: "conflict" });
 
 export class SaveQueue extends EventTarget {
@@ -42,7 +46,7 @@ export class SaveQueue extends EventTarget {
   }
 
   get unsavedCount() {
-    return this.#ops.filter((op) => op.type !== "claim").length;
+    return this.#ops.filter((op) => !SESSION_OPS.has(op.type)).length;
   }
 
   start() {
@@ -140,6 +144,8 @@ export class SaveQueue extends EventTarget {
         return { method: "POST", path: `${org}/frames/${op.frameId}/complete` };
       case "claim":
         return { method: "POST", path: `${org}/projects/${this.projectId}/queue/next` };
+      case "release":
+        return { method: "POST", path: `${org}/frames/${op.frameId}/release`, body: { skip: op.skip } };
     }
     const identity = this.#identities.get(op.key);
     if (!identity) throw new GoneError();
@@ -221,7 +227,7 @@ export class SaveQueue extends EventTarget {
   }
 
   #persist() {
-    const ops = this.#ops.filter((op) => op.type !== "claim");
+    const ops = this.#ops.filter((op) => !SESSION_OPS.has(op.type));
     const keys = new Set(ops.map((op) => op.key).filter(Boolean));
     const identities = [...this.#identities].filter(([key]) => keys.has(key));
     try {
@@ -258,8 +264,5 @@ function isTransient(error) {
 function describe(error) {
   if (!(error instanceof ApiError)) return error instanceof GoneError ? error.message : "the server cannot be reached";
   if (error.status >= 500) return `the server answered ${error.status}`;
-  const body = error.body || {};
-  if (body.detail) return body.detail;
-  const fieldMessages = Object.entries(body).map(([field, messages]) => `${field}: ${[].concat(messages).join(" ")}`);
-  return fieldMessages.join("; ") || `HTTP ${error.status}`;
+  return error.message;
 }
