@@ -46,6 +46,8 @@ def filesystem_broker_options(tmp_path: Path) -> dict:
         "data_folder_in": str(queue),
         "data_folder_out": str(queue),
         "processed_folder": str(tmp_path / "worker-var" / "celery" / "processed"),
+        # Exchange bindings live here; without it kombu writes them to ./control.
+        "control_folder": str(tmp_path / "worker-var" / "celery" / "control"),
         "store_processed": False,
     }
 
