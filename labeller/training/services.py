@@ -42,6 +42,10 @@ MODEL_SOURCES = (AnnotationSource.MODEL, AnnotationSource.PROPAGATION)
 REFRESH_FRAMES_AFTER_SYNC = 20
 # Following frames of a shot re-proposed when a frame is completed (propagation targets).
 REFRESH_FRAMES_IN_SHOT = 5
+PROPOSALS_PER_FRAME = 20
+# Before anything is confirmed, proposals are class-agnostic guesses: show only the few
+# best, so an annotator's first frames are not buried under boxes labelled "no label? 5%".
+PROPOSALS_PER_FRAME_COLD_START = 5
 
 
 class IndexConflict(Exception):
@@ -231,7 +235,9 @@ def proposals_refresh(*, frame_id: int) -> int:
     stored = index_load(state)
     kept = Annotation.objects.filter(frame=frame).exclude(status=AnnotationStatus.PROPOSED, source__in=MODEL_SOURCES)
     avoid = np.array(list(kept.values_list("x1", "y1", "x2", "y2")), dtype=np.float32).reshape(-1, 4)
-    proposals = ml.propose(read_frame_rgb(frame), neighbours=_neighbours(frame), stored=stored, avoid_boxes=avoid)
+    neighbours = _neighbours(frame)
+    top_k = PROPOSALS_PER_FRAME if len(stored.labels) or neighbours else PROPOSALS_PER_FRAME_COLD_START
+    proposals = ml.propose(read_frame_rgb(frame), neighbours=neighbours, stored=stored, avoid_boxes=avoid, top_k=top_k)
     model_version = f"{state.feature_key}@{state.version}"
     with transaction.atomic():
         locked = Frame.objects.select_for_update().get(pk=frame.pk)

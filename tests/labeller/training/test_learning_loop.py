@@ -139,3 +139,9 @@ def test_the_bridge_uses_the_librarys_background_label():
     from proposals.labels import BACKGROUND
 
     assert ml.BACKGROUND == BACKGROUND
+
+
+def test_before_anything_is_confirmed_only_a_few_proposals_are_shown(tenant, ingested):
+    frame = Frame.objects.filter(video=ingested).order_by("index").first()
+    count = services.proposals_refresh(frame_id=frame.pk)
+    assert 0 < count <= services.PROPOSALS_PER_FRAME_COLD_START
