@@ -14,17 +14,23 @@ from labeller.training import services
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="workers.proposals.sync_index", bind=True, acks_late=True, max_retries=5)
-def sync_index(self, project_id: int) -> None:
+def _sync_or_retry(task, project_id: int) -> services.SyncResult | None:
+    """Sync the project's index; a concurrent sync retries the task, a gone project ends it (None)."""
     started = time.monotonic()
     try:
         result = services.index_sync(project_id=project_id)
     except services.IndexConflict as conflict:
-        raise self.retry(exc=conflict, countdown=1)
+        raise task.retry(exc=conflict, countdown=1)
     except services.Project.DoesNotExist:
-        return
-    logger.info("sync_index(project=%s): %s in %.2fs", project_id, result, time.monotonic() - started)
-    if result.added or result.removed:
+        return None
+    logger.info("index sync (project=%s): %s in %.2fs", project_id, result, time.monotonic() - started)
+    return result
+
+
+@shared_task(name="workers.proposals.sync_index", bind=True, acks_late=True, max_retries=5)
+def sync_index(self, project_id: int) -> None:
+    result = _sync_or_retry(self, project_id)
+    if result is not None and (result.added or result.removed):
         for frame_id in services.frames_to_refresh_after_sync(project_id=project_id):
             refresh_frame_proposals.delay(frame_id)
 
@@ -32,11 +38,7 @@ def sync_index(self, project_id: int) -> None:
 @shared_task(name="workers.proposals.sync_index_then_refresh_shot", bind=True, acks_late=True, max_retries=5)
 def sync_index_then_refresh_shot(self, project_id: int, frame_id: int) -> None:
     """After a frame is completed: learn from it, then re-propose the frames around it in its shot."""
-    try:
-        services.index_sync(project_id=project_id)
-    except services.IndexConflict as conflict:
-        raise self.retry(exc=conflict, countdown=1)
-    except services.Project.DoesNotExist:
+    if _sync_or_retry(self, project_id) is None:
         return
     for neighbour_id in services.frames_after_in_shot(frame_id=frame_id):
         refresh_frame_proposals.delay(neighbour_id)

@@ -180,6 +180,11 @@ def _work_prefix(video: Video) -> str:
     return f"orgs/{video.project.organization_id}/projects/{video.project_id}/videos/{video.pk}/"
 
 
+def _run_prefix(video: Video, token: str) -> str:
+    """Where one ingest run keeps its candidate frames, manifest and embeddings."""
+    return _work_prefix(video) + f"run-{token}/"
+
+
 def ingest_probe(*, video_id: int, token: str) -> None:
     video = _current_run(video_id, token)
     if video is None:
@@ -200,7 +205,7 @@ def ingest_scan(*, video_id: int, token: str, embed) -> None:
     project = video.project
     config = ScanConfig(every_nth=project.every_nth_frame or None, jpeg_quality=project.jpeg_quality)
     storage = video.file.storage
-    prefix = _work_prefix(video) + f"run-{token}/"
+    prefix = _run_prefix(video, token)
     with tempfile.TemporaryDirectory(prefix="labeller-scan-") as workdir, _local_path(video.file) as path:
         result = scan_video(
             path,
@@ -243,7 +248,7 @@ def _save_replacing(storage, name: str, data: bytes) -> None:
 
 def _load_manifest(video: Video, token: str) -> tuple[dict, np.ndarray]:
     storage = video.file.storage
-    prefix = _work_prefix(video) + f"run-{token}/"
+    prefix = _run_prefix(video, token)
     with storage.open(prefix + "scan.json", "rb") as handle:
         manifest = json.load(handle)
     with storage.open(prefix + "embeddings.npy", "rb") as handle:
@@ -273,7 +278,7 @@ def ingest_keyframes(*, video_id: int, token: str) -> None:
     else:
         keyframe_rows = []
     manifest["keyframe_rows"] = keyframe_rows
-    _save_replacing(video.file.storage, _work_prefix(video) + f"run-{token}/scan.json", json.dumps(manifest).encode())
+    _save_replacing(video.file.storage, _run_prefix(video, token) + "scan.json", json.dumps(manifest).encode())
     _advance(video, IngestStage.FRAMES)
 
 

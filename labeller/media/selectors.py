@@ -10,6 +10,9 @@ from labeller.tenants.models import Organization
 
 # A frame handed to an annotator stays theirs this long, so two people don't label it twice.
 ASSIGNMENT_LEASE = timedelta(minutes=30)
+# Best first: priority (raised by the learning loop for uncertain frames, lowered by a
+# skip), then keyframes, then video order.
+QUEUE_ORDER = ("-priority", "-is_keyframe", "video_id", "index", "id")
 
 
 def _with_counts(queryset: QuerySet[Video]) -> QuerySet[Video]:
@@ -42,9 +45,8 @@ def frame_get(*, organization: Organization, frame_id: int) -> Frame:
 def frame_queue(*, organization: Organization, project: Project, user) -> QuerySet[Frame]:
     """Frames the user should label next, best first.
 
-    Their own unfinished assignment comes first (resume), then priority (raised by the
-    learning loop for uncertain frames, lowered by a skip), then keyframes, then video order. Frames another person
-    holds under a live lease are left out.
+    Their own unfinished assignment comes first (resume), then QUEUE_ORDER. Frames another
+    person holds under a live lease are left out.
     """
     lease_start = timezone.now() - ASSIGNMENT_LEASE
     return (
@@ -52,7 +54,7 @@ def frame_queue(*, organization: Organization, project: Project, user) -> QueryS
         .exclude(status=FrameStatus.COMPLETE)
         .filter(Q(assigned_to__isnull=True) | Q(assigned_to=user) | Q(assigned_at__lt=lease_start))
         .annotate(mine=Case(When(assigned_to=user, then=Value(1)), default=Value(0), output_field=IntegerField()))
-        .order_by("-mine", "-priority", "-is_keyframe", "video_id", "index", "id")
+        .order_by("-mine", *QUEUE_ORDER)
     )
 
 

@@ -33,6 +33,7 @@ from labeller.annotations.models import (
 from labeller.annotations.services import annotation_snapshot
 from labeller.media.files import read_frame_rgb
 from labeller.media.models import Frame, FrameStatus
+from labeller.media.selectors import QUEUE_ORDER
 from labeller.projects.models import Project
 from labeller.training.models import ProjectIndex
 
@@ -154,7 +155,7 @@ def index_sync(*, project_id: int) -> SyncResult:
     if len(ids):
         updated.labels.add(ids, vectors, np.array([wanted[pk][1] for pk in ids.tolist()], dtype=np.int64))
         updated.member_versions.update({pk: wanted[pk][0] for pk in ids.tolist()})
-    if len(updated.labels) >= 2 and _crossed_power_of_two(len(stored.labels), len(updated.labels)):
+    if _crossed_power_of_two(len(stored.labels), len(updated.labels)):
         updated.labels.calibrate()  # refit the confidence temperature as the data doubles
 
     name = default_storage.save(
@@ -283,7 +284,7 @@ def frames_to_refresh_after_sync(*, project_id: int, limit: int = REFRESH_FRAMES
     return list(
         Frame.objects.filter(project_id=project_id)
         .exclude(status=FrameStatus.COMPLETE)
-        .order_by("-is_keyframe", "-priority", "video_id", "index", "id")
+        .order_by(*QUEUE_ORDER)
         .values_list("pk", flat=True)[:limit]
     )
 
