@@ -9,7 +9,7 @@ import time
 
 from celery import shared_task
 
-from labeller.training import services
+from labeller.training import proposing, services
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def _sync_or_retry(task, project_id: int) -> services.SyncResult | None:
 def sync_index(self, project_id: int) -> None:
     result = _sync_or_retry(self, project_id)
     if result is not None and (result.added or result.removed):
-        for frame_id in services.frames_to_refresh_after_sync(project_id=project_id):
+        for frame_id in proposing.frames_to_refresh_after_sync(project_id=project_id):
             refresh_frame_proposals.delay(frame_id)
 
 
@@ -40,14 +40,14 @@ def sync_index_then_refresh_shot(self, project_id: int, frame_id: int) -> None:
     """After a frame is completed: learn from it, then re-propose the frames around it in its shot."""
     if _sync_or_retry(self, project_id) is None:
         return
-    for neighbour_id in services.frames_after_in_shot(frame_id=frame_id):
+    for neighbour_id in proposing.frames_after_in_shot(frame_id=frame_id):
         refresh_frame_proposals.delay(neighbour_id)
 
 
 @shared_task(name="workers.proposals.refresh_frame_proposals", acks_late=True)
 def refresh_frame_proposals(frame_id: int) -> None:
     started = time.monotonic()
-    count = services.proposals_refresh(frame_id=frame_id)
+    count = proposing.proposals_refresh(frame_id=frame_id)
     logger.info("refresh_frame_proposals(frame=%s): %d proposals in %.2fs", frame_id, count, time.monotonic() - started)
 
 

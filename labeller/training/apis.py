@@ -11,7 +11,7 @@ from labeller.media.selectors import frame_get
 from labeller.projects.selectors import project_get
 from labeller.tenants.access import scoped, scoped_get
 from labeller.tenants.models import Role
-from labeller.training import services
+from labeller.training import proposing, services
 from labeller.training.models import EmbeddingReport
 from labeller.training.serializers import (
     AnnotatorStatsSerializer,
@@ -30,7 +30,7 @@ class SuggestLabelsApi(OrganizationAPIView):
     def post(self, request, org, pk):
         frame = frame_get(organization=self.organization, frame_id=pk)
         box = self.validated(SuggestLabelsRequestSerializer)["box"]
-        suggestions, state = services.label_suggestions(frame=frame, box=tuple(box))
+        suggestions, state = proposing.label_suggestions(frame=frame, box=tuple(box))
         names = dict(scoped(Label, self.organization).filter(pk__in=[s.label_id for s in suggestions]).values_list("pk", "name"))
         payload = {
             "suggestions": [

@@ -8,7 +8,7 @@ from labeller.annotations.models import Annotation, AnnotationSource, Annotation
 from labeller.annotations.services import Box, annotation_create, annotation_reject, frame_complete
 from labeller.media.models import Frame
 from labeller.tenants.models import Role
-from labeller.training import services
+from labeller.training import proposing, services
 from labeller.training.models import ProjectIndex
 from proposals.boxes import iou_matrix
 from tests.conftest import api_path
@@ -51,7 +51,7 @@ def test_confirmed_boxes_make_correct_proposals_appear_on_the_next_frames_of_the
 
     labels = dict(Label.objects.filter(project=tenant.project).values_list("pk", "name"))
     for frame in following:
-        assert services.proposals_refresh(frame_id=frame.pk) > 0
+        assert proposing.proposals_refresh(frame_id=frame.pk) > 0
         proposals = list(Annotation.objects.filter(frame=frame, status=AnnotationStatus.PROPOSED))
         truth = synthetic.boxes[frame.index]
         overlaps = iou_matrix(
@@ -68,8 +68,8 @@ def test_proposals_never_overwrite_or_duplicate_human_work(tenant, ingested, syn
     frame = Frame.objects.filter(video=ingested).order_by("index").first()
     human = confirm_ground_truth(frame, synthetic, tenant.annotator)
     services.index_sync(project_id=tenant.project.pk)
-    services.proposals_refresh(frame_id=frame.pk)
-    services.proposals_refresh(frame_id=frame.pk)  # twice: replaced, not accumulated
+    proposing.proposals_refresh(frame_id=frame.pk)
+    proposing.proposals_refresh(frame_id=frame.pk)  # twice: replaced, not accumulated
     for annotation in human:
         annotation.refresh_from_db()
         assert annotation.status == AnnotationStatus.CONFIRMED and annotation.version == 1
@@ -81,14 +81,14 @@ def test_proposals_never_overwrite_or_duplicate_human_work(tenant, ingested, syn
 
 def test_a_rejected_proposal_becomes_a_hard_negative_and_is_not_proposed_again(tenant, ingested, synthetic):
     frame = Frame.objects.filter(video=ingested).order_by("index").last()
-    services.proposals_refresh(frame_id=frame.pk)
+    proposing.proposals_refresh(frame_id=frame.pk)
     proposal = Annotation.objects.filter(frame=frame, status=AnnotationStatus.PROPOSED).first()
     assert proposal is not None
     annotation_reject(annotation=proposal, actor=tenant.annotator, actor_role=Role.ANNOTATOR, expected_version=proposal.version)
     services.index_sync(project_id=tenant.project.pk)
     state = ProjectIndex.objects.get(project=tenant.project)
     assert state.label_counts == {"-1": 1}
-    services.proposals_refresh(frame_id=frame.pk)
+    proposing.proposals_refresh(frame_id=frame.pk)
     again = Annotation.objects.filter(frame=frame, status=AnnotationStatus.PROPOSED)
     box = np.array([[proposal.x1, proposal.y1, proposal.x2, proposal.y2]], np.float32)
     assert all(iou_matrix(np.array([[a.x1, a.y1, a.x2, a.y2]], np.float32), box).max() < 0.5 for a in again)
@@ -121,7 +121,7 @@ def test_a_new_feature_model_starts_a_new_index(tenant, ingested, synthetic, set
 
 def test_the_feedback_panel_counts_the_annotators_day(tenant, ingested, synthetic):
     frame = Frame.objects.filter(video=ingested).order_by("index").last()
-    services.proposals_refresh(frame_id=frame.pk)
+    proposing.proposals_refresh(frame_id=frame.pk)
     proposal = Annotation.objects.filter(frame=frame, status=AnnotationStatus.PROPOSED).first()
     client = tenant.client("annotator")
     client.post(api_path(tenant, f"annotations/{proposal.pk}/confirm"), {"version": proposal.version, "label_id": Label.objects.filter(project=tenant.project).first().pk}, format="json")
@@ -143,5 +143,5 @@ def test_the_bridge_uses_the_librarys_background_label():
 
 def test_before_anything_is_confirmed_only_a_few_proposals_are_shown(tenant, ingested):
     frame = Frame.objects.filter(video=ingested).order_by("index").first()
-    count = services.proposals_refresh(frame_id=frame.pk)
-    assert 0 < count <= services.PROPOSALS_PER_FRAME_COLD_START
+    count = proposing.proposals_refresh(frame_id=frame.pk)
+    assert 0 < count <= proposing.PROPOSALS_PER_FRAME_COLD_START
