@@ -11,6 +11,7 @@ Cut convention: a cut is the 0-based index of the first frame of a new shot.
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -31,7 +32,13 @@ DEFAULT_ANALYSIS_WIDTH = 256
 @dataclass(frozen=True)
 class ShotDetectionConfig:
     """``threshold``: ContentDetector score (mean HSV change, 0-255) that makes
-    a cut. ``min_shot_frames``: shots shorter than this are merged (flashes).
+    a cut. ``min_shot_s``: a cut closer than this (seconds) to the previous
+    one is merged away (PySceneDetect's ``min_scene_len``); it is a duration,
+    not a frame count, so that real short shots survive at any frame rate
+    (15 frames, the old setting, was 0.6 s at 25 fps but 1 s at 15 fps).
+    ``max_flash_frames``: camera flashes and other spikes up to this many
+    frames never become shots, even where ``min_shot_s`` is fewer frames
+    (low frame rates). See :meth:`min_shot_frames`.
     ``dark_luma`` / ``min_luma_change``: when either frame is dark (mean luma
     below ``dark_luma``, 0-255) the cut must also change luma by at least
     ``min_luma_change`` (mean absolute difference). Hue and saturation are
@@ -41,10 +48,21 @@ class ShotDetectionConfig:
     """
 
     threshold: float = 27.0
-    min_shot_frames: int = 15
+    min_shot_s: float = 0.3
+    max_flash_frames: int = 3
     dark_luma: float = 48.0
     min_luma_change: float = 20.0
     analysis_width: int = DEFAULT_ANALYSIS_WIDTH
+
+    def min_shot_frames(self, fps: float | Fraction) -> int:
+        """Shortest shot kept at ``fps``, in frames: ``min_shot_s`` rounded up
+        (0.3 s: 8 frames at 25 fps, 9 at 30, 18 at 60), never fewer than
+        ``max_flash_frames + 1``. Passed to PySceneDetect as an int, which it
+        compares as an exact frame count (a float would be seconds, compared
+        with float error at NTSC rates)."""
+        # round() first: float error a hair above a whole number of frames must not add a frame.
+        frames = math.ceil(round(self.min_shot_s * float(fps), 6))
+        return max(self.max_flash_frames + 1, frames)
 
 
 class _HardCutContentDetector(ContentDetector):
@@ -55,8 +73,8 @@ class _HardCutContentDetector(ContentDetector):
     StatsManager, would also switch on the costly edge maps.
     """
 
-    def __init__(self, config: ShotDetectionConfig) -> None:
-        super().__init__(threshold=config.threshold, min_scene_len=config.min_shot_frames)
+    def __init__(self, config: ShotDetectionConfig, *, min_shot_frames: int) -> None:
+        super().__init__(threshold=config.threshold, min_scene_len=min_shot_frames)
         self._dark_luma = config.dark_luma
         self._min_luma_change = config.min_luma_change
 
@@ -82,7 +100,7 @@ class ShotBoundaryDetector:
 
     def __init__(self, fps: float | Fraction, config: ShotDetectionConfig = ShotDetectionConfig()) -> None:
         self._fps = Fraction(fps).limit_denominator(1001 * 1000)
-        self._detector = _HardCutContentDetector(config)
+        self._detector = _HardCutContentDetector(config, min_shot_frames=config.min_shot_frames(self._fps))
         self._cuts: list[int] = []
         self._last_index = -1
 

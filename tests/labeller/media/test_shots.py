@@ -1,11 +1,16 @@
 import json
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
+from PIL import Image
 
+from labeller.media.scan import scan_video
 from labeller.media.shots import (
     ShotBoundaryDetector,
+    ShotDetectionConfig,
     cut_f1,
     detect_shots,
     shot_index_of,
@@ -71,6 +76,98 @@ def test_detector_reports_a_hard_cut_but_not_a_fade_from_black():
         detector.push(index, frame)
 
     assert detector.finish() == [62]
+
+
+# Distinct looks for consecutive shots: (RGB colour, brightness), as in edited footage.
+_SHOT_LOOKS = [((40, 160, 220), 0.9), ((220, 120, 30), 0.5), ((60, 200, 80), 0.9)]
+
+
+def _write_shots_video(path: Path, fps: Fraction, shot_lengths: list[int], width=320, height=180) -> list[int]:
+    """Encode one shot per length (frames), each a smooth colour field that
+    pans a pixel a frame (so frames within a shot differ a little, as with a
+    moving camera). Returns the cuts (first frame of shots 2..n)."""
+    rng = np.random.default_rng(7)
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        index = 0
+        for shot_number, length in enumerate(shot_lengths):
+            colour, brightness = _SHOT_LOOKS[shot_number % len(_SHOT_LOOKS)]
+            coarse = (rng.uniform(0.6, 1.0, size=(9, 16, 1)) * np.array(colour) * brightness).astype(np.uint8)
+            field = np.asarray(Image.fromarray(coarse).resize((width + length, height), Image.Resampling.BICUBIC))
+            for frame_in_shot in range(length):
+                image = np.ascontiguousarray(field[:, frame_in_shot:frame_in_shot + width])
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                frame.pts = index
+                container.mux(stream.encode(frame))
+                index += 1
+        container.mux(stream.encode(None))
+    return list(np.cumsum(shot_lengths[:-1]))
+
+
+@pytest.mark.parametrize(
+    ("fps", "short_shot_s"),
+    [
+        pytest.param(Fraction(25), 0.5, id="25fps-0.5s"),
+        pytest.param(Fraction(30), 0.5, id="30fps-0.5s"),
+        pytest.param(Fraction(60), 0.5, id="60fps-0.5s"),
+        pytest.param(Fraction(30), 0.4, id="30fps-0.4s"),
+        pytest.param(Fraction(24000, 1001), 0.5, id="23.976fps-0.5s"),
+    ],
+)
+def test_detect_shots_keeps_a_short_shot_between_two_long_ones(tmp_path, fps, short_shot_s):
+    # Given 3 s, a short shot, 3 s; the minimum shot length is a duration (0.3 s), not 15 frames.
+    lengths = [round(3 * fps), round(short_shot_s * fps), round(3 * fps)]
+    cuts = _write_shots_video(tmp_path / "short.mp4", fps, lengths)
+
+    detection = detect_shots(tmp_path / "short.mp4")
+
+    assert len(detection.shots) == 3
+    assert all(abs(found - cut) <= 1 for found, cut in zip(detection.cuts, cuts, strict=True))
+    assert detection.frame_count == sum(lengths)
+
+
+def test_scan_video_keeps_a_short_shot_and_gives_it_a_candidate(tmp_path):
+    fps = Fraction(30)
+    cuts = _write_shots_video(tmp_path / "short.mp4", fps, [90, 12, 90])
+
+    result = scan_video(tmp_path / "short.mp4", candidate_dir=tmp_path / "frames")
+
+    assert cut_f1(result.cuts, cuts, tolerance=1) == 1.0
+    assert {candidate.shot_index for candidate in result.candidates} == {0, 1, 2}
+
+
+@pytest.mark.parametrize(
+    ("fps", "frames"),
+    [
+        pytest.param(25, 8, id="25fps"),
+        pytest.param(30, 9, id="30fps"),
+        pytest.param(60, 18, id="60fps"),
+        pytest.param(Fraction(24000, 1001), 8, id="23.976fps"),
+        pytest.param(10, 4, id="10fps-never-a-flash"),
+    ],
+)
+def test_min_shot_frames_converts_seconds_with_the_frame_rate(fps, frames):
+    assert ShotDetectionConfig().min_shot_frames(fps) == frames
+
+
+@pytest.mark.parametrize("flash_frames", [1, 2, 3])
+@pytest.mark.parametrize("fps", [10, 30, 60])
+def test_a_flash_is_never_a_shot_of_its_own(fps, flash_frames):
+    # At 10 fps 0.3 s is 3 frames: the flash floor, not min_shot_s, keeps a 3-frame flash out.
+    rng = np.random.default_rng(0)
+    scene, other_scene = _textured_frame(rng, (40, 160, 220)), _textured_frame(rng, (220, 120, 30))
+    frames = [scene] * 60 + [np.full_like(scene, 255)] * flash_frames + [scene] * 60 + [other_scene] * 60
+    real_cut = 120 + flash_frames
+    detector = ShotBoundaryDetector(fps)
+
+    for index, frame in enumerate(frames):
+        detector.push(index, frame)
+    cuts = detector.finish()
+
+    assert real_cut in cuts
+    assert all(end - start > flash_frames for start, end in shot_ranges(cuts, len(frames)))
 
 
 def test_shot_ranges_cover_the_video():
