@@ -22,6 +22,7 @@ from labeller.media.models import Frame, FrameStatus
 from labeller.projects.models import Project
 from labeller.tenants.access import RoleRequired
 from labeller.training.hooks import learning_after_annotation_change, learning_after_frame_complete
+from labeller.training.outcomes import proposal_outcomes_resolve
 from labeller.tenants.models import ROLE_RANK, Role
 
 UNSET = object()
@@ -278,6 +279,9 @@ def frame_complete(*, frame: Frame, actor) -> Frame:
     are false positives: they are rejected here and become hard negatives.
     """
     frame = Frame.objects.select_for_update().get(pk=frame.pk)
+    # What became of each proposal calibrates the next ones: decide it before the leftovers
+    # are rejected below.
+    proposal_outcomes_resolve(frame=frame)
     for proposal in Annotation.objects.filter(frame=frame, status=AnnotationStatus.PROPOSED):
         _change(
             proposal,

@@ -16,6 +16,7 @@ from labeller.media.filters import FrameFilter
 from labeller.media.serializers import FrameDetailSerializer, FrameSerializer, ShotSerializer, VideoSerializer
 from labeller.projects.selectors import project_get
 from labeller.tenants.models import Role
+from labeller.training.proposing import frame_proposals_state
 
 
 class VideoListApi(OrganizationAPIView):
@@ -148,7 +149,11 @@ class FrameDetailApi(OrganizationAPIView):
         annotations = annotation_list(organization=self.organization, frame_id=frame.pk).select_related("author")
         if request.query_params.get("include_rejected") not in ("1", "true"):
             annotations = annotations.exclude(status=AnnotationStatus.REJECTED)
-        context = {**self.get_serializer_context(), "annotations": annotations}
+        context = {
+            **self.get_serializer_context(),
+            "annotations": annotations,
+            "proposal_state": frame_proposals_state(frame=frame),
+        }
         return Response(FrameDetailSerializer(frame, context=context).data)
 
 

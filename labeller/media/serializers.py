@@ -82,9 +82,25 @@ class FrameDetailSerializer(FrameSerializer):
     """The frame with its confirmed boxes and open proposals, in one answer for the workspace."""
 
     annotations = serializers.SerializerMethodField()
+    proposals_state = serializers.SerializerMethodField(
+        help_text="fresh; refreshing (new proposals are on their way: wait for them); or stale."
+    )
+    proposals_index_version = serializers.SerializerMethodField(
+        help_text="The learning loop's state the proposals were built from (-1: not built yet)."
+    )
+    index_version = serializers.SerializerMethodField(help_text="The learning loop's state now.")
 
     class Meta(FrameSerializer.Meta):
-        fields = FrameSerializer.Meta.fields + ["annotations"]
+        fields = FrameSerializer.Meta.fields + ["annotations", "proposals_state", "proposals_index_version", "index_version"]
+
+    def get_proposals_state(self, frame) -> str:
+        return self.context["proposal_state"]["proposals_state"]
+
+    def get_proposals_index_version(self, frame) -> int:
+        return self.context["proposal_state"]["proposals_index_version"]
+
+    def get_index_version(self, frame) -> int:
+        return self.context["proposal_state"]["index_version"]
 
     def get_annotations(self, frame) -> list[dict]:
         return AnnotationSerializer(self.context["annotations"], many=True, context=self.context).data

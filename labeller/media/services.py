@@ -11,6 +11,7 @@ from labeller.media.models import Frame, FrameStatus, Video
 from labeller.media.selectors import ASSIGNMENT_LEASE, frame_queue
 from labeller.projects.models import Project
 from labeller.tenants.models import Organization
+from labeller.training.proposing import frame_proposals_prepare_open
 
 
 @transaction.atomic
@@ -29,6 +30,9 @@ def frame_assign_next(*, organization: Organization, project: Project, user) -> 
         status=FrameStatus.IN_PROGRESS if frame.status == FrameStatus.NEW else frame.status,
     )
     frame.refresh_from_db()
+    # Proposals built before the loop last learned are dropped before the person sees them,
+    # and rebuilt at once on the interactive queue (the workspace waits for them).
+    frame_proposals_prepare_open(frame=frame)
     return frame
 
 

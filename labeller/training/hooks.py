@@ -1,25 +1,45 @@
-"""What the learning loop does after people change things: enqueue its tasks after commit.
+"""What the learning loop does after people change things: ask for its tasks, after commit.
 
 Kept apart from the services so the annotation and media services can call it without
-importing the ML side.
+importing the ML side. Tasks are named, never imported (``labeller.core.tasks``), and
+repeated work is coalesced: however fast boxes arrive, a project has at most one index
+sync waiting (see ``services.index_sync_request``).
 """
 
-from django.db import transaction
+from labeller.core.tasks import enqueue
+from labeller.training.clock import learning_clock_tick
+from labeller.training.services import index_sync_request
+
+SYNC_INDEX = "workers.proposals.sync_index"
+SYNC_INDEX_THEN_REFRESH_SHOT = "workers.proposals.sync_index_then_refresh_shot"
+REFRESH_FRAME_PROPOSALS = "workers.proposals.refresh_frame_proposals"
+PROPOSE_VIDEO = "workers.proposals.propose_video"
 
 
 def learning_after_annotation_change(*, project_id: int) -> None:
-    from workers import proposals as tasks
-
-    transaction.on_commit(lambda: tasks.sync_index.delay(project_id))
+    """Call inside the transaction that changed the project's annotations."""
+    learning_clock_tick(project_id=project_id)
+    if index_sync_request(project_id=project_id):
+        enqueue(SYNC_INDEX, project_id)
 
 
 def learning_after_frame_complete(*, project_id: int, frame_id: int) -> None:
-    from workers import proposals as tasks
+    """Call inside the transaction that completed the frame.
 
-    transaction.on_commit(lambda: tasks.sync_index_then_refresh_shot.delay(project_id, frame_id))
+    One message per completed frame (people complete frames at a human pace): it runs the
+    pending sync unless another task took it first, then re-proposes the frames after this
+    one in its shot, which the completed boxes propagate to.
+    """
+    learning_clock_tick(project_id=project_id)
+    index_sync_request(project_id=project_id)
+    enqueue(SYNC_INDEX_THEN_REFRESH_SHOT, project_id, frame_id)
 
 
 def learning_after_ingest(*, video_id: int) -> None:
-    from workers import proposals as tasks
+    """Proposals for the whole video, on the bulk queue: nobody is waiting on one frame."""
+    enqueue(PROPOSE_VIDEO, video_id)
 
-    transaction.on_commit(lambda: tasks.propose_video.delay(video_id))
+
+def refresh_frame_soon(*, frame_id: int) -> None:
+    """Rebuild one frame's proposals on the interactive queue: a person is waiting for them."""
+    enqueue(REFRESH_FRAME_PROPOSALS, frame_id)

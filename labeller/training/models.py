@@ -44,3 +44,56 @@ class EmbeddingReport(TimestampedModel):
 
     class Meta:
         ordering = ["-id"]
+
+
+class LearningClock(models.Model):
+    """Counts the project's changes that the learning loop learns from (confirms, rejects,
+    edits, completed frames). Proposals built after the clock read ``n`` are fresh until it
+    moves past ``n``."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, primary_key=True, related_name="learning_clock")
+    changes = models.BigIntegerField(default=0)
+
+
+class FrameProposals(models.Model):
+    """When the frame's proposals were built, and from which state of the learning loop."""
+
+    frame = models.OneToOneField("media.Frame", on_delete=models.CASCADE, primary_key=True, related_name="proposal_state")
+    # LearningClock.changes when the proposals were built; -1 before the first build.
+    built_at_change = models.BigIntegerField(default=-1)
+    built_at = models.DateTimeField(null=True, blank=True)
+    # A refresh asked for and not yet done: the frame's holder waits for it.
+    refresh_requested_at = models.DateTimeField(null=True, blank=True)
+
+
+class ProposalOutcome(models.Model):
+    """Every proposal the loop made for a frame, shown or not, and what became of it.
+
+    Resolved when the frame is completed: a shown proposal was useful if the person kept it
+    (maybe after fixing its label or box); a hidden one would have been useful if it matches
+    a box the person confirmed. These decisions calibrate which proposals are worth showing.
+    """
+
+    ORGANIZATION_PATH = "project__organization"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    frame = models.ForeignKey("media.Frame", on_delete=models.CASCADE, related_name="+")
+    # The proposal's annotation while it is shown (no foreign key: people delete proposals).
+    annotation_id = models.BigIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=16)
+    score = models.FloatField()
+    label_id = models.BigIntegerField(null=True, blank=True)
+    box = models.JSONField()
+    shown = models.BooleanField()
+    # Set when the frame is completed; null while undecided.
+    useful = models.BooleanField(null=True)
+    label_right = models.BooleanField(null=True)
+    box_right = models.BooleanField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["project", "source", "decided_at"], name="outcome_calibration_idx"),
+            models.Index(fields=["frame"], name="outcome_frame_idx"),
+        ]

@@ -3,8 +3,13 @@ region proposals of each frame, built from the project's index (see ``services``
 
 from __future__ import annotations
 
+import logging
+import threading
+from dataclasses import dataclass
+
 import numpy as np
 from django.db import transaction
+from django.utils import timezone
 
 from labeller import ml
 from labeller.annotations.models import Annotation, AnnotationAction, AnnotationEvent, AnnotationSource, AnnotationStatus
@@ -12,17 +17,41 @@ from labeller.annotations.services import annotation_snapshot
 from labeller.media.files import read_frame_rgb
 from labeller.media.models import Frame, FrameStatus
 from labeller.media.selectors import QUEUE_ORDER
-from labeller.training.services import index_load, index_state, index_state_peek
+from labeller.training.clock import learning_clock_read
+from labeller.training.hooks import refresh_frame_soon
+from labeller.training.models import FrameProposals, ProposalOutcome
+from labeller.training.outcomes import box_of as _box_of
+from labeller.training.services import IndexConflict, index_load, index_state, index_state_peek, index_sync
+from proposals.boxes import iou_matrix
+from proposals.calibration import ActionCosts, Calibration, fit_calibration, select_shown
+
+logger = logging.getLogger(__name__)
 
 MODEL_SOURCES = (AnnotationSource.MODEL, AnnotationSource.PROPAGATION)
-# Frames whose proposals are refreshed after the index changes, best queue position first.
-REFRESH_FRAMES_AFTER_SYNC = 20
+# The published per-action costs (seconds) that decide whether a proposal is worth showing.
+COSTS = ActionCosts()
+# Proposals built per frame; those not worth showing stay hidden but are still scored
+# against the person's boxes when the frame is completed, to calibrate the next ones.
+PROPOSALS_GENERATED = 30
+PROPOSALS_SHOWN_MAX = 20
+# While the project has decided fewer outcomes than this, show a few careful guesses.
+WARM_AFTER_DECISIONS = 30
+COLD_START_SHOWN = 3
+# Per-source prior chance that a proposal is useful, until the project's history speaks:
+# a box followed from a confirmed one is usually right, a class-agnostic segment rarely.
+SOURCE_PRIOR = {"propagation": 0.5, "detector": 0.3, "motion": 0.15, "candidate": 0.1}
+DEFAULT_PRIOR = 0.1
+CALIBRATION_HISTORY = 2000
+POLICY_CACHE_SIZE = 64
+# A refreshed proposal on a held frame replaces an open one it overlaps this much.
+IN_PLACE_IOU = 0.5
+# Frames re-proposed after the index changes: the next ones in the queue, nobody holds them.
+REFRESH_FRAMES_AFTER_SYNC = 2
 # Following frames of a shot re-proposed when a frame is completed (propagation targets).
-REFRESH_FRAMES_IN_SHOT = 5
-PROPOSALS_PER_FRAME = 20
-# Before anything is confirmed, proposals are class-agnostic guesses: show only the few
-# best, so an annotator's first frames are not buried under boxes labelled "no label? 5%".
-PROPOSALS_PER_FRAME_COLD_START = 5
+REFRESH_FRAMES_IN_SHOT = 3
+
+_policy_lock = threading.Lock()
+_policy_cache: dict[int, tuple[tuple[int, int], "ShowPolicy"]] = {}
 
 
 # --- label suggestions for a box drawn by hand ------------------------------------------
@@ -66,76 +95,285 @@ def _neighbours(frame: Frame, limit: int = 2) -> list[ml.Neighbour]:
     return neighbours
 
 
-def proposals_refresh(*, frame_id: int) -> int:
-    """Replace the frame's open model proposals with fresh ones; never touch human work.
+# --- which proposals are worth showing ---------------------------------------------------
 
-    Returns how many proposals the frame now has. A complete frame is left alone.
+
+@dataclass(frozen=True)
+class ShowPolicy:
+    """What the project's history says about its proposals: per-source calibrations and
+    the break-even chance above which showing a proposal saves time."""
+
+    calibrations: dict[str, Calibration]
+    label_wrong: float
+    box_loose: float
+    break_even: float
+    decisions: int
+
+    @property
+    def cold(self) -> bool:
+        return self.decisions < WARM_AFTER_DECISIONS
+
+    def probability(self, source: str, scores) -> np.ndarray:
+        calibration = self.calibrations.get(source)
+        if calibration is None:
+            calibration = fit_calibration([], [], prior=SOURCE_PRIOR.get(source, DEFAULT_PRIOR))
+        return calibration.probability(scores)
+
+    def as_dict(self) -> dict:
+        return {
+            "decisions": self.decisions,
+            "cold": self.cold,
+            "break_even": round(self.break_even, 4),
+            "label_wrong": round(self.label_wrong, 4),
+            "box_loose": round(self.box_loose, 4),
+            "sources": {source: c.as_dict() for source, c in sorted(self.calibrations.items())},
+        }
+
+
+def _smoothed_share(hits: int, total: int, prior: float, strength: float = 5.0) -> float:
+    return (hits + strength * prior) / (total + strength)
+
+
+def show_policy(*, project_id: int) -> ShowPolicy:
+    """Fit the policy on the project's latest decided outcomes (cached until they change)."""
+    decided = ProposalOutcome.objects.filter(project_id=project_id, decided_at__isnull=False)
+    decisions = decided.count()
+    key = (project_id, decisions)
+    with _policy_lock:
+        cached = _policy_cache.get(project_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+    calibrations = {}
+    for source in decided.values_list("source", flat=True).distinct():
+        rows = list(
+            decided.filter(source=source).order_by("-decided_at", "-id").values_list("score", "useful")[:CALIBRATION_HISTORY]
+        )
+        scores, useful = zip(*rows) if rows else ((), ())
+        calibrations[source] = fit_calibration(scores, useful, prior=SOURCE_PRIOR.get(source, DEFAULT_PRIOR))
+    kept = list(decided.filter(useful=True).order_by("-decided_at", "-id").values_list("label_right", "box_right")[:CALIBRATION_HISTORY])
+    label_wrong = _smoothed_share(sum(1 for label_right, _ in kept if label_right is False), len(kept), 0.3)
+    box_loose = _smoothed_share(sum(1 for _, box_right in kept if box_right is False), len(kept), 0.2)
+    policy = ShowPolicy(
+        calibrations=calibrations,
+        label_wrong=label_wrong,
+        box_loose=box_loose,
+        break_even=COSTS.break_even(label_wrong, box_loose),
+        decisions=decisions,
+    )
+    with _policy_lock:
+        if len(_policy_cache) >= POLICY_CACHE_SIZE:
+            _policy_cache.pop(next(iter(_policy_cache)))
+        _policy_cache[project_id] = (key, policy)
+    return policy
+
+
+def _choose_shown(proposals: list, policy: ShowPolicy) -> tuple[list[int], np.ndarray]:
+    """Indices of ``proposals`` to show (best first) and every proposal's P(useful).
+
+    Without history the chances are only priors, so a cold project shows the few proposals
+    it scores best; once outcomes are decided, every proposal worth showing is shown.
+    """
+    scores = np.array([p.score for p in proposals], dtype=np.float64)
+    probabilities = np.zeros(len(proposals))
+    for source in {p.source for p in proposals}:
+        members = [i for i, p in enumerate(proposals) if p.source == source]
+        probabilities[members] = policy.probability(source, scores[members])
+    if policy.cold:
+        return np.argsort(-scores, kind="stable")[:COLD_START_SHOWN].tolist(), probabilities
+    shown = select_shown(probabilities, policy.break_even, ranking=scores, limit=PROPOSALS_SHOWN_MAX)
+    return shown.tolist(), probabilities
+
+
+# --- building a frame's proposals --------------------------------------------------------
+
+
+def _sync_index_quietly(project_id: int) -> None:
+    """Bring the index up to date before proposing; a concurrent sync does it for us."""
+    try:
+        index_sync(project_id=project_id)
+    except IndexConflict:
+        logger.info("index of project %s is being synced elsewhere; proposing from the current one", project_id)
+
+
+def _event(annotation: Annotation, action: AnnotationAction, before: dict | None) -> AnnotationEvent:
+    after = None if action == AnnotationAction.DELETED else annotation_snapshot(annotation)
+    return AnnotationEvent(
+        project_id=annotation.project_id, annotation_id=annotation.pk, frame_id=annotation.frame_id,
+        action=action, before=before, after=after,
+    )
+
+
+def _proposal_fields(proposal, model_version: str) -> dict:
+    return {
+        "label_id": proposal.suggestions[0].label_id if proposal.suggestions else None,
+        "x1": proposal.box[0], "y1": proposal.box[1], "x2": proposal.box[2], "y2": proposal.box[3],
+        "source": AnnotationSource.PROPAGATION if proposal.source == "propagation" else AnnotationSource.MODEL,
+        "score": proposal.score,
+        "suggestions": [{"label_id": s.label_id, "score": s.score} for s in proposal.suggestions],
+        "model_version": model_version,
+    }
+
+
+def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
+    """Rebuild the frame's model proposals from what the loop knows now; never touch human work.
+
+    Shows only the proposals worth showing (see :func:`show_policy`) and records every
+    proposal, shown or hidden, as a pending :class:`ProposalOutcome`. On a frame nobody holds
+    the open proposals are replaced. On a frame someone holds, nothing they may have seen is
+    pulled from under them: matching proposals are updated in place (same id and version,
+    so their next accept or reject still applies), new ones are added, none is deleted.
+    Without ``force`` a frame whose proposals are already fresh is left alone.
+    Returns how many proposals the frame now shows.
     """
     frame = Frame.objects.select_related("project").filter(pk=frame_id).first()
     if frame is None or frame.status == FrameStatus.COMPLETE:
         return 0
+    clock = learning_clock_read(project_id=frame.project_id)
+    built = FrameProposals.objects.filter(frame_id=frame.pk).values_list("built_at_change", flat=True).first()
+    if not force and built is not None and built >= clock:
+        return _open_proposals(frame.pk).count()
+    _sync_index_quietly(frame.project_id)
     state = index_state(frame.project)
     stored = index_load(state)
     kept = Annotation.objects.filter(frame=frame).exclude(status=AnnotationStatus.PROPOSED, source__in=MODEL_SOURCES)
     avoid = np.array(list(kept.values_list("x1", "y1", "x2", "y2")), dtype=np.float32).reshape(-1, 4)
-    neighbours = _neighbours(frame)
-    top_k = PROPOSALS_PER_FRAME if len(stored.labels) or neighbours else PROPOSALS_PER_FRAME_COLD_START
-    proposals = ml.propose(read_frame_rgb(frame), neighbours=neighbours, stored=stored, avoid_boxes=avoid, top_k=top_k)
+    proposals = [
+        p for p in ml.propose(
+            read_frame_rgb(frame), neighbours=_neighbours(frame), stored=stored, avoid_boxes=avoid, top_k=PROPOSALS_GENERATED
+        )
+        if p.box[2] > p.box[0] and p.box[3] > p.box[1]
+    ]
+    shown, _ = _choose_shown(proposals, show_policy(project_id=frame.project_id))
     model_version = f"{state.feature_key}@{state.version}"
     with transaction.atomic():
         locked = Frame.objects.select_for_update().get(pk=frame.pk)
         if locked.status == FrameStatus.COMPLETE:
             return 0
-        old = list(Annotation.objects.filter(frame=locked, status=AnnotationStatus.PROPOSED, source__in=MODEL_SOURCES))
-        events = [
-            AnnotationEvent(
-                project_id=a.project_id, annotation_id=a.pk, frame_id=a.frame_id, action=AnnotationAction.DELETED,
-                before=annotation_snapshot(a), after=None,
-            )
-            for a in old
-        ]
+        count = _store_proposals(locked, proposals, shown, model_version, held=locked.assigned_to_id is not None)
+        FrameProposals.objects.update_or_create(
+            frame_id=locked.pk,
+            defaults={"built_at_change": clock, "built_at": timezone.now(), "refresh_requested_at": None},
+        )
+    return count
+
+
+def _open_proposals(frame_id: int):
+    return Annotation.objects.filter(frame_id=frame_id, status=AnnotationStatus.PROPOSED, source__in=MODEL_SOURCES)
+
+
+def _store_proposals(frame: Frame, proposals: list, shown: list[int], model_version: str, *, held: bool) -> int:
+    """Write the new proposals; the caller holds the frame's row lock."""
+    old = list(_open_proposals(frame.pk))
+    events: list[AnnotationEvent] = []
+    outcomes: list[ProposalOutcome] = []
+    reused: dict[int, Annotation] = {}  # proposal index -> annotation updated in place
+    if held and old:
+        overlaps = iou_matrix(
+            np.array([proposals[i].box for i in shown], dtype=np.float32).reshape(-1, 4),
+            np.concatenate([_box_of(a) for a in old]),
+        )
+        taken: set[int] = set()
+        for row, i in enumerate(shown):
+            free = [j for j in np.argsort(-overlaps[row]).tolist() if j not in taken and overlaps[row, j] >= IN_PLACE_IOU]
+            if free:
+                taken.add(free[0])
+                reused[i] = old[free[0]]
+    else:
+        events += [_event(a, AnnotationAction.DELETED, annotation_snapshot(a)) for a in old]
         Annotation.objects.filter(pk__in=[a.pk for a in old]).delete()
-        created = [
-            Annotation.objects.create(
-                project_id=locked.project_id,
-                frame=locked,
+    alive = {a.pk for a in old} if held else set()
+    # Pending outcomes of proposals that are gone, or that were hidden, are replaced below.
+    ProposalOutcome.objects.filter(frame_id=frame.pk, decided_at__isnull=True).exclude(
+        annotation_id__in=alive - {a.pk for a in reused.values()}
+    ).delete()
+    shown_set = set(shown)
+    for i, proposal in enumerate(proposals):
+        annotation = None
+        if i in reused:
+            annotation = reused[i]
+            before = annotation_snapshot(annotation)
+            for field, value in _proposal_fields(proposal, model_version).items():
+                setattr(annotation, field, value)
+            annotation.save()  # same id and version: the holder's next action still applies
+            events.append(_event(annotation, AnnotationAction.UPDATED, before))
+        elif i in shown_set:
+            annotation = Annotation.objects.create(
+                project_id=frame.project_id, frame=frame, status=AnnotationStatus.PROPOSED,
+                **_proposal_fields(proposal, model_version),
+            )
+            events.append(_event(annotation, AnnotationAction.CREATED, None))
+        outcomes.append(
+            ProposalOutcome(
+                project_id=frame.project_id, frame_id=frame.pk, annotation_id=annotation.pk if annotation else None,
+                source=proposal.source, score=proposal.score,
                 label_id=proposal.suggestions[0].label_id if proposal.suggestions else None,
-                x1=proposal.box[0], y1=proposal.box[1], x2=proposal.box[2], y2=proposal.box[3],
-                status=AnnotationStatus.PROPOSED,
-                source=AnnotationSource.PROPAGATION if proposal.source == "propagation" else AnnotationSource.MODEL,
-                score=proposal.score,
-                suggestions=[{"label_id": s.label_id, "score": s.score} for s in proposal.suggestions],
-                model_version=model_version,
+                box=[float(v) for v in proposal.box], shown=annotation is not None,
             )
-            for proposal in proposals
-            if proposal.box[2] > proposal.box[0] and proposal.box[3] > proposal.box[1]
-        ]
-        events += [
-            AnnotationEvent(
-                project_id=a.project_id, annotation_id=a.pk, frame_id=a.frame_id, action=AnnotationAction.CREATED,
-                before=None, after=annotation_snapshot(a),
-            )
-            for a in created
-        ]
-        AnnotationEvent.objects.bulk_create(events)
-    return len(created)
+        )
+    AnnotationEvent.objects.bulk_create(events)
+    ProposalOutcome.objects.bulk_create(outcomes)
+    return _open_proposals(frame.pk).count()
 
 
-def frames_to_refresh_after_sync(*, project_id: int, limit: int = REFRESH_FRAMES_AFTER_SYNC) -> list[int]:
-    """The frames annotators will open next: their proposals should reflect the new index."""
-    return list(
-        Frame.objects.filter(project_id=project_id)
-        .exclude(status=FrameStatus.COMPLETE)
-        .order_by(*QUEUE_ORDER)
-        .values_list("pk", flat=True)[:limit]
+# --- when a frame is opened, and when it is completed -------------------------------------
+
+
+def frame_proposals_state(*, frame: Frame) -> dict:
+    """How current the frame's proposals are, for the workspace: ``proposals_state`` is
+    "fresh", "refreshing" (a refresh is on its way: wait for it) or "stale"; the two
+    versions are learning-clock readings (the proposals' and the project's now)."""
+    clock = learning_clock_read(project_id=frame.project_id)
+    state = FrameProposals.objects.filter(frame_id=frame.pk).first()
+    built = state.built_at_change if state else -1
+    if state is not None and state.refresh_requested_at is not None:
+        status = "refreshing"
+    elif built >= clock or frame.status == FrameStatus.COMPLETE:
+        status = "fresh"
+    else:
+        status = "stale"
+    return {"proposals_state": status, "proposals_index_version": built, "index_version": clock}
+
+
+def frame_proposals_prepare_open(*, frame: Frame) -> bool:
+    """Called when a person takes ``frame`` (inside that transaction, the frame row locked).
+
+    Stale proposals are dropped before the person sees them and an interactive refresh is
+    asked for; the workspace waits for it. Returns whether a refresh was asked for.
+    """
+    clock = learning_clock_read(project_id=frame.project_id)
+    state, _ = FrameProposals.objects.get_or_create(frame_id=frame.pk)
+    if state.built_at_change >= clock or frame.status == FrameStatus.COMPLETE:
+        return False
+    old = list(_open_proposals(frame.pk))
+    AnnotationEvent.objects.bulk_create([_event(a, AnnotationAction.DELETED, annotation_snapshot(a)) for a in old])
+    Annotation.objects.filter(pk__in=[a.pk for a in old]).delete()
+    ProposalOutcome.objects.filter(frame_id=frame.pk, decided_at__isnull=True).delete()
+    FrameProposals.objects.filter(frame_id=frame.pk).update(refresh_requested_at=timezone.now())
+    refresh_frame_soon(frame_id=frame.pk)
+    return True
+
+
+def _unheld_stale(queryset, project_id: int):
+    clock = learning_clock_read(project_id=project_id)
+    return (
+        queryset.exclude(status=FrameStatus.COMPLETE)
+        .filter(assigned_to__isnull=True)
+        .exclude(proposal_state__built_at_change__gte=clock)
     )
 
 
+def frames_to_refresh_after_sync(*, project_id: int, limit: int = REFRESH_FRAMES_AFTER_SYNC) -> list[int]:
+    """The frames annotators will open next, if their proposals are behind the loop."""
+    frames = _unheld_stale(Frame.objects.filter(project_id=project_id), project_id)
+    return list(frames.order_by(*QUEUE_ORDER).values_list("pk", flat=True)[:limit])
+
+
 def frames_after_in_shot(*, frame_id: int, limit: int = REFRESH_FRAMES_IN_SHOT) -> list[int]:
+    """Frames of the same shot nearest to ``frame_id`` (after it first): propagation targets."""
     frame = Frame.objects.filter(pk=frame_id).first()
     if frame is None or frame.shot_id is None:
         return []
-    following = Frame.objects.filter(shot_id=frame.shot_id).exclude(status=FrameStatus.COMPLETE)
+    following = _unheld_stale(Frame.objects.filter(shot_id=frame.shot_id), frame.project_id)
     after = list(following.filter(index__gt=frame.index).order_by("index").values_list("pk", flat=True)[:limit])
     before = list(following.filter(index__lt=frame.index).order_by("-index").values_list("pk", flat=True)[:limit])
     return after + before

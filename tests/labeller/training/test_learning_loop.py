@@ -144,4 +144,4 @@ def test_the_bridge_uses_the_librarys_background_label():
 def test_before_anything_is_confirmed_only_a_few_proposals_are_shown(tenant, ingested):
     frame = Frame.objects.filter(video=ingested).order_by("index").first()
     count = proposing.proposals_refresh(frame_id=frame.pk)
-    assert 0 < count <= proposing.PROPOSALS_PER_FRAME_COLD_START
+    assert 0 < count <= proposing.COLD_START_SHOWN

@@ -1,0 +1,124 @@
+"""Which proposals are worth showing: calibrated chances and the annotator's costs.
+
+A proposal is worth showing when its chance of being useful (the person keeps it, maybe
+after fixing its label or box) times the time it saves outweighs the time it costs to
+reject it when it is wrong. Both sides come from the published per-action costs
+(:class:`ActionCosts`); the chance comes from the project's own history.
+
+Calibration. For one source of proposals (propagation, class-agnostic candidates, a
+detector ...), the history is pairs (score, useful). :func:`fit_calibration` fits a
+monotone non-decreasing map score -> P(useful): scores are cut into quantile bins, each
+bin's rate is smoothed towards a prior with a Beta(strength * prior, strength * (1 -
+prior)) pseudo-count, the bin rates are made monotone by the pool-adjacent-violators
+algorithm (isotonic regression), and scores between bin centres are interpolated. With
+no history the map is the prior.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# At least this many decisions per bin; fewer bins while history is short.
+MIN_PER_BIN = 20
+MAX_BINS = 12
+PRIOR_STRENGTH = 2.0
+
+
+@dataclass(frozen=True)
+class ActionCosts:
+    """Seconds a person spends per action (the published annotation cost model)."""
+
+    draw: float = 10.0  # draw a box (7 s) and choose its label (3 s)
+    accept: float = 1.5
+    fix_label: float = 3.0
+    fix_box: float = 4.0
+    reject: float = 1.0
+
+    def saving(self, label_wrong: float, box_loose: float) -> float:
+        """Expected seconds saved by a useful proposal against drawing the box by hand.
+
+        ``label_wrong``/``box_loose``: the share of useful proposals whose label or box had
+        to be fixed."""
+        fix = label_wrong * self.fix_label + box_loose * self.fix_box
+        return max(0.0, self.draw - min(self.draw, self.accept + fix))
+
+    def break_even(self, label_wrong: float, box_loose: float) -> float:
+        """The chance of being useful above which showing a proposal saves time on average."""
+        saving = self.saving(label_wrong, box_loose)
+        if saving <= 0:
+            return 1.0
+        return self.reject / (saving + self.reject)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Monotone map from a proposal score to P(useful), for one source.
+
+    ``knots``/``values``: float64 [B] bin centres (increasing) and smoothed, monotone rates;
+    ``decisions``: how many outcomes it was fitted on.
+    """
+
+    knots: np.ndarray
+    values: np.ndarray
+    decisions: int
+    prior: float
+
+    def probability(self, scores) -> np.ndarray:
+        """float64 [N] P(useful) for float [N] scores."""
+        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+        if len(self.knots) == 0:
+            return np.full(len(scores), self.prior)
+        return np.interp(scores, self.knots, self.values)
+
+    def as_dict(self) -> dict:
+        return {
+            "decisions": self.decisions,
+            "prior": self.prior,
+            "curve": [[round(float(k), 4), round(float(v), 4)] for k, v in zip(self.knots, self.values)],
+        }
+
+
+def _pool_adjacent_violators(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted isotonic (non-decreasing) regression of ``values`` float64 [B]."""
+    blocks: list[list[float]] = []  # [mean, weight, count]
+    for value, weight in zip(values.tolist(), weights.tolist()):
+        blocks.append([value, weight, 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            mean_b, weight_b, count_b = blocks.pop()
+            mean_a, weight_a, count_a = blocks.pop()
+            total = weight_a + weight_b
+            blocks.append([(mean_a * weight_a + mean_b * weight_b) / total, total, count_a + count_b])
+    return np.concatenate([np.full(count, mean) for mean, _, count in blocks])
+
+
+def fit_calibration(scores, useful, *, prior: float, strength: float = PRIOR_STRENGTH) -> Calibration:
+    """Fit P(useful | score) from history: ``scores`` float [N], ``useful`` bool [N]."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    useful = np.asarray(useful, dtype=np.float64).reshape(-1)
+    if len(scores) != len(useful):
+        raise ValueError("scores and useful differ in length")
+    if len(scores) == 0:
+        return Calibration(np.zeros(0), np.zeros(0), 0, prior)
+    order = np.argsort(scores, kind="stable")
+    scores, useful = scores[order], useful[order]
+    bins = int(np.clip(len(scores) // MIN_PER_BIN, 1, MAX_BINS))
+    groups = np.array_split(np.arange(len(scores)), bins)
+    knots = np.array([scores[g].mean() for g in groups])
+    counts = np.array([len(g) for g in groups], dtype=np.float64)
+    rates = np.array([(useful[g].sum() + strength * prior) / (len(g) + strength) for g in groups])
+    values = _pool_adjacent_violators(rates, counts + strength)
+    # Equal knots (many identical scores) would make interpolation ill-defined: merge them.
+    knots, first = np.unique(knots, return_index=True)
+    return Calibration(knots, values[first], len(scores), prior)
+
+
+def select_shown(probabilities, break_even: float, *, ranking=None, limit: int | None = None) -> np.ndarray:
+    """Indices of the proposals whose P(useful) clears ``break_even``, most likely first
+    (ties broken by ``ranking``, e.g. the raw scores), at most ``limit``."""
+    probabilities = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+    ranking = probabilities if ranking is None else np.asarray(ranking, dtype=np.float64).reshape(-1)
+    order = np.lexsort((-ranking, -probabilities))
+    worth = order[probabilities[order] > break_even]
+    return worth[:limit].astype(np.int64)

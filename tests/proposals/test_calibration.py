@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+from proposals.calibration import ActionCosts, fit_calibration, select_shown
+
+
+def test_without_history_the_chance_is_the_prior():
+    calibration = fit_calibration([], [], prior=0.2)
+    assert calibration.decisions == 0
+    assert np.allclose(calibration.probability([0.0, 0.5, 1.0]), 0.2)
+
+
+def test_the_fitted_chance_follows_the_history_and_never_falls_as_the_score_rises():
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(0, 1, 2000)
+    useful = rng.uniform(0, 1, 2000) < scores**2  # the true chance is score squared
+    calibration = fit_calibration(scores, useful, prior=0.1)
+    grid = np.linspace(0.05, 0.95, 19)
+    chance = calibration.probability(grid)
+    assert np.all(np.diff(chance) >= 0)
+    assert np.abs(chance - grid**2).max() < 0.1
+
+
+def test_isotonic_pooling_repairs_a_history_that_contradicts_the_score_order():
+    # Low scores were useful more often than middle ones: the fit pools them, it never inverts.
+    scores = np.repeat([0.1, 0.5, 0.9], 40)
+    useful = np.concatenate([np.ones(20), np.zeros(20), np.zeros(40), np.ones(40)]).astype(bool)
+    chance = fit_calibration(scores, useful, prior=0.5).probability([0.1, 0.5, 0.9])
+    assert chance[0] == pytest.approx(chance[1]) and chance[1] < 0.5 < chance[2]
+
+
+def test_short_histories_lean_on_the_prior():
+    chance = fit_calibration([0.9], [True], prior=0.1).probability([0.9])[0]
+    assert 0.1 < chance < 0.5
+
+
+@pytest.mark.parametrize(
+    "label_wrong, box_loose, expected",
+    [
+        pytest.param(0.0, 0.0, 1.0 / (8.5 + 1.0), id="all-right"),
+        pytest.param(1.0, 0.0, 1.0 / (5.5 + 1.0), id="labels-always-fixed"),
+        pytest.param(1.0, 1.0, 1.0 / (1.5 + 1.0), id="labels-and-boxes-fixed"),
+    ],
+)
+def test_the_break_even_chance_comes_from_the_action_costs(label_wrong, box_loose, expected):
+    assert ActionCosts().break_even(label_wrong, box_loose) == pytest.approx(expected)
+
+
+def test_only_proposals_worth_showing_are_shown_most_likely_first():
+    shown = select_shown([0.05, 0.6, 0.2, 0.6, 0.11], 0.105, ranking=[0.9, 0.3, 0.5, 0.4, 0.1])
+    assert shown.tolist() == [3, 1, 2, 4]
+    assert select_shown([0.6, 0.7], 0.1, limit=1).tolist() == [1]
