@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from proposals.synthetic import DEFAULT_CLASSES, write_synthetic_images, write_synthetic_video
+from proposals.synthetic import DEFAULT_CLASSES, look_classes, write_synthetic_images, write_synthetic_video
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +118,121 @@ def test_ten_second_demo_video_is_quick_to_make(tmp_path):
 
     assert demo.frame_count == 250
     assert time.perf_counter() - started < 8  # ~1.5 s on 2 idle cores; generous for a loaded CI box
+
+
+# --- the harder looks ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=["counter", "night"])
+def look_video(request, tmp_path_factory):
+    return write_synthetic_video(
+        tmp_path_factory.mktemp(request.param) / "video.mp4",
+        seconds=8,
+        fps=25,
+        width=320,
+        height=180,
+        n_shots=5,
+        seed=3,
+        objects_per_shot=6,
+        look=request.param,
+        short_shot_seconds=0.6,
+    )
+
+
+def _shots(video):
+    return list(zip([0, *video.cuts], [*video.cuts, video.frame_count]))
+
+
+def _overlap(a, b) -> float:
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    return max(width, 0) * max(height, 0)
+
+
+def test_a_look_shows_at_least_eight_dotted_classes(look_video):
+    shown = {box.label for boxes in look_video.boxes.values() for box in boxes}
+
+    assert len(look_video.classes) >= 8
+    assert len(shown) >= 8
+    assert all(label.count(".") >= 1 for label in shown)
+
+
+def test_a_look_has_five_shots_and_one_under_a_second(look_video):
+    lengths = [end - start for start, end in _shots(look_video)]
+
+    assert len(lengths) == 5
+    assert min(lengths) == 15  # 0.6 s at 25 fps
+    assert sorted(lengths)[1] >= 24
+
+
+def test_objects_of_a_look_overlap(look_video):
+    overlapping = sum(
+        1
+        for boxes in look_video.boxes.values()
+        for i, a in enumerate(boxes)
+        for b in boxes[i + 1:]
+        if _overlap(a.box, b.box) > 0
+    )
+
+    assert overlapping >= 5
+    for boxes in look_video.boxes.values():
+        for box in boxes:
+            x0, y0, x1, y1 = box.box
+            assert 0 <= x0 < x1 <= 320 and 0 <= y0 < y1 <= 180
+
+
+@pytest.mark.parametrize("look", ["counter", "night"])
+def test_a_mostly_hidden_object_has_no_box_and_a_partly_hidden_one_a_smaller_box(tmp_path, look):
+    crowded = write_synthetic_video(
+        tmp_path / "crowd.mp4", seconds=2, width=160, height=96, n_shots=1, seed=2, objects_per_shot=12, look=look
+    )
+    heights: dict[int, list[float]] = {}
+    for boxes in crowded.boxes.values():
+        for box in boxes:
+            heights.setdefault(box.track_id, []).append(box.box[3] - box.box[1])
+
+    assert min(len(boxes) for boxes in crowded.boxes.values()) < 12
+    # Size changes smoothly (zoom, +-8 %) between frames; occlusion cuts boxes abruptly.
+    assert any(min(b / a for a, b in zip(values, values[1:])) < 0.75 for values in heights.values())
+
+
+def test_objects_of_a_look_change_scale_within_a_shot(look_video):
+    start, end = max(_shots(look_video), key=lambda shot: shot[1] - shot[0])
+    heights: dict[int, list[float]] = {}
+    for frame in range(start, end):
+        for box in look_video.boxes[frame]:
+            heights.setdefault(box.track_id, []).append(box.box[3] - box.box[1])
+
+    growth = max(max(values) / min(values) for values in heights.values() if len(values) > (end - start) // 2)
+    assert growth >= 1.4
+
+
+def test_the_looks_differ_strongly(tmp_path):
+    means = {}
+    for look in ("counter", "night"):
+        video = write_synthetic_video(
+            tmp_path / f"{look}.mp4", seconds=2, width=160, height=96, n_shots=2, seed=1, objects_per_shot=3, look=look
+        )
+        with av.open(str(video.path)) as container:
+            frame = next(container.decode(video=0)).to_ndarray(format="rgb24").astype(float)
+        means[look] = frame.mean()
+
+    assert means["counter"] > 2.5 * means["night"]
+    assert set(look_classes("counter")).isdisjoint(look_classes("night"))
+
+
+def test_a_look_is_deterministic(tmp_path):
+    options = dict(
+        seconds=2, width=160, height=96, n_shots=2, seed=4, objects_per_shot=4, look="night", short_shot_seconds=0.6
+    )
+    first = write_synthetic_video(tmp_path / "a.mp4", **options)
+    again = write_synthetic_video(tmp_path / "b.mp4", **options)
+
+    assert (first.cuts, first.boxes) == (again.cuts, again.boxes)
+
+
+def test_unknown_look_and_impossible_short_shot_are_errors(tmp_path):
+    with pytest.raises(ValueError):
+        write_synthetic_video(tmp_path / "a.mp4", look="noir")
+    with pytest.raises(ValueError):
+        write_synthetic_video(tmp_path / "b.mp4", seconds=2, n_shots=3, short_shot_seconds=0.6, look="counter")
