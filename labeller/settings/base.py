@@ -27,6 +27,7 @@ def env_int(name: str, default: int) -> int:
 
 
 SECRET_KEY = os.environ.get("LABELLER_SECRET_KEY", "insecure-dev-key-change-me")
+# Off unless asked for: Django's debug pages show tracebacks, settings and URL patterns.
 DEBUG = env_bool("LABELLER_DEBUG", False)
 ALLOWED_HOSTS = [h for h in os.environ.get("LABELLER_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("LABELLER_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
@@ -43,6 +44,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our static files, not a CDN
+    "csp",
     "labeller.core",
     "labeller.tenants",
     "labeller.projects",
@@ -55,6 +58,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -180,12 +184,38 @@ REST_FRAMEWORK = {
     ],
 }
 
+# Content-Security-Policy for every page (django-csp). The frontend loads only same-origin
+# ES modules and stylesheets and sets styles through the CSSOM (element.style), which CSP
+# allows; frames reach the canvas via fetch() and createImageBitmap, so images need no
+# data: or blob:. Media responses carry their own stricter policy (labeller.media.files),
+# and the API docs page relaxes styles for itself only (labeller.urls).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+# The debug page (LABELLER_DEBUG=1 only) hides settings and environment entries that may
+# hold credentials, broker and database URLs included.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "labeller.settings.reporting.CredentialHidingReporterFilter"
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Labeller API",
     "DESCRIPTION": "Multi-tenant labelling of objects in videos and images. "
     "Every tenant route lives under /api/v1/orgs/{org}/.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "AnnotationStatusEnum": "labeller.annotations.models.AnnotationStatus",
