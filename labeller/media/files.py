@@ -1,5 +1,17 @@
-"""Serving stored media only after the caller's tenancy check (never a public URL)."""
+"""Serving stored media only after the caller's tenancy check (never a public URL).
 
+Every media response states its content type explicitly (the probed one, or
+``application/octet-stream``), never one guessed from the stored name, and carries
+``X-Content-Type-Options: nosniff`` and a sandboxing CSP: even a file that slipped
+past the probe cannot run script in the app's origin. Only raster images, which
+browsers never execute, are sent inline (the workspace shows frames); everything
+else is an attachment.
+"""
+
+import inspect
+import re
+import unicodedata
+from pathlib import PurePosixPath
 from urllib.parse import quote
 
 import numpy as np
@@ -8,34 +20,109 @@ from PIL import Image
 from django.conf import settings
 from django.db.models.fields.files import FieldFile
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
+from django.utils.http import content_disposition_header
+
+from labeller.media.models import Video
 
 # Frame URLs carry the frame version, so the bytes behind one URL never change.
 CACHE_CONTROL = "private, max-age=86400"
+OCTET_STREAM = "application/octet-stream"
+JPEG = "image/jpeg"
+PNG = "image/png"
+# Types a browser only ever draws: safe to show inline. Never add a document type
+# (text/html, image/svg+xml, application/xhtml+xml, ...).
+INLINE_TYPES = frozenset({JPEG, PNG})
+# A media response is never a page: no script, no plugins, no subresources, its own origin.
+MEDIA_CSP = "sandbox; default-src 'none'"
+_UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def serve_stored_file(field_file: FieldFile, *, content_type: str | None = None) -> HttpResponse:
     if not field_file:
         raise Http404("No file.")
+    if isinstance(field_file.instance, Video) and field_file.field.name == "file":
+        # The video's own probed type and a download name, whatever the caller passed.
+        return serve_video_file(field_file.instance)
     return serve_stored(field_file.storage, field_file.name, content_type=content_type)
 
 
-def serve_stored(storage, name: str, *, content_type: str | None = None) -> HttpResponse:
+def serve_video_file(video: Video) -> HttpResponse:
+    """The uploaded video as an attachment, with the content type its probe found."""
+    if not video.file:
+        raise Http404("No file.")
+    suffix = PurePosixPath(video.file.name).suffix
+    return serve_stored(
+        video.file.storage,
+        video.file.name,
+        content_type=video.content_type or OCTET_STREAM,
+        download_name=safe_download_name(video.original_name, suffix=suffix),
+    )
+
+
+def safe_download_name(original_name: str, *, suffix: str) -> str:
+    """An ASCII file name for Content-Disposition: the uploader's stem (accents folded,
+    anything else replaced) with the stored ``suffix``, so ``poc.html`` downloads as
+    ``poc.mp4`` and never lands on disk as a web page."""
+    stem = PurePosixPath(original_name.replace("\\", "/")).stem
+    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
+    ascii_stem = _UNSAFE_FILENAME_CHARS.sub("_", ascii_stem).strip("._")[:100] or "file"
+    return ascii_stem + _UNSAFE_FILENAME_CHARS.sub("", suffix)
+
+
+def serve_stored(
+    storage, name: str, *, content_type: str | None = None, download_name: str | None = None
+) -> HttpResponse:
+    """Hand out ``name`` from ``storage`` as ``content_type`` (octet-stream when not given).
+
+    Three ways, all with the same content type and disposition: a local file streamed by
+    Django, an nginx ``X-Accel-Redirect`` (nginx keeps Content-Type and
+    Content-Disposition; its internal location should add the nosniff and CSP headers
+    too, see README), or a redirect to a short-lived signed object-storage URL whose
+    response type and disposition are pinned by the signed parameters.
+    """
+    content_type = content_type or OCTET_STREAM
+    inline = content_type in INLINE_TYPES
+    disposition = content_disposition_header(
+        as_attachment=not inline,
+        filename=download_name or safe_download_name(name, suffix=PurePosixPath(name).suffix),
+    )
     accel_prefix = settings.LABELLER.get("X_ACCEL_MEDIA_PREFIX")
     try:
         path = storage.path(name)
     except NotImplementedError:
         # Object storage: hand out a short-lived signed URL instead of proxying the bytes.
-        return HttpResponseRedirect(storage.url(name))
+        response = HttpResponseRedirect(_signed_url(storage, name, content_type=content_type, disposition=disposition))
+        return _with_media_headers(response)
     if accel_prefix:
-        response = HttpResponse(content_type=content_type or "")
+        response = HttpResponse(content_type=content_type)
         response["X-Accel-Redirect"] = accel_prefix.rstrip("/") + "/" + quote(name)
     else:
         try:
+            # FileResponse guesses the type from the name only when none is given: always give one.
             response = FileResponse(open(path, "rb"), content_type=content_type)
         except FileNotFoundError as exc:
             raise Http404("The file is missing from storage.") from exc
+    response["Content-Disposition"] = disposition
     response["Cache-Control"] = CACHE_CONTROL
+    return _with_media_headers(response)
+
+
+def _with_media_headers(response: HttpResponse) -> HttpResponse:
+    response["X-Content-Type-Options"] = "nosniff"
+    # Set before the CSP middleware runs, which then leaves it alone.
+    response["Content-Security-Policy"] = MEDIA_CSP
     return response
+
+
+def _signed_url(storage, name: str, *, content_type: str, disposition: str) -> str:
+    # django-storages' S3Storage signs these into the URL, and S3 answers with them instead
+    # of the object's stored metadata. Other backends' url() takes no parameters; S3 cannot
+    # add nosniff or a CSP, but its responses come from the bucket's origin, not ours.
+    if "parameters" in inspect.signature(storage.url).parameters:
+        return storage.url(
+            name, parameters={"ResponseContentType": content_type, "ResponseContentDisposition": disposition}
+        )
+    return storage.url(name)
 
 
 def read_frame_rgb(frame) -> np.ndarray:

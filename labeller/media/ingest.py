@@ -64,6 +64,7 @@ def _probe_fields(probe: VideoProbe) -> dict:
         "height": probe.height,
         "rotation": probe.rotation,
         "codec": probe.codec,
+        "content_type": probe.stored_format.content_type,
     }
 
 
@@ -71,7 +72,9 @@ def video_create_from_file(*, project: Project, actor, path: Path, original_name
     """Check the file's content (never its name), store it and start ingestion.
 
     Bad files raise DomainError before anything is written, so a refused upload leaves
-    no row and no file behind.
+    no row and no file behind. The stored name's suffix and the content type come from
+    the probed container: ``original_name`` is only shown, so an upload named
+    ``x.html`` can never be served or saved as a web page.
     """
     limits = settings.LABELLER
     try:
@@ -89,7 +92,7 @@ def video_create_from_file(*, project: Project, actor, path: Path, original_name
             **_probe_fields(probe),
         )
         with path.open("rb") as handle:
-            video.file.save(f"{uuid.uuid4().hex}{Path(original_name).suffix.lower()[:8]}", File(handle), save=False)
+            video.file.save(f"{uuid.uuid4().hex}{probe.stored_format.suffix}", File(handle), save=False)
         try:
             video.save()
         except Exception:

@@ -45,6 +45,9 @@ class Video(VersionedModel):
     height = models.PositiveIntegerField(null=True, blank=True)
     rotation = models.SmallIntegerField(default=0)
     codec = models.CharField(max_length=32, blank=True, default="")
+    # Derived from the probed container (labeller.media.video.stored_format), never from the
+    # uploader's file name; the stored file's suffix matches it. Sent with every download.
+    content_type = models.CharField(max_length=64, default="application/octet-stream")
 
     class Meta:
         ordering = ["id"]

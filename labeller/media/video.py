@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -54,6 +55,40 @@ class MediaError(Exception):
 
 
 @dataclass(frozen=True)
+class StoredFormat:
+    """How a probed video is stored and served: the file suffix (with its dot) and
+    the ``Content-Type``. Derived from the container FFmpeg recognised, never from
+    the uploader's file name, so a file named ``x.html`` is stored and served as
+    what it really is."""
+
+    content_type: str
+    suffix: str
+
+
+OCTET_STREAM = StoredFormat("application/octet-stream", ".bin")
+# FFmpeg's demuxer names (``container.format.name``) of the containers we serve as video.
+_ISO_BMFF_DEMUXER = "mov,mp4,m4a,3gp,3g2,mj2"
+_MATROSKA_DEMUXER = "matroska,webm"
+# WebM allows only these video codecs; PyAV may name the decoder (libvpx-vp9, libdav1d).
+_WEBM_CODECS = frozenset({"vp8", "vp9", "av1", "libvpx", "libvpx-vp9", "libdav1d", "libaom-av1"})
+
+
+def stored_format(container: str, codec: str) -> StoredFormat:
+    """The suffix and content type for a video FFmpeg opened with demuxer
+    ``container`` and decodes with ``codec``; ``application/octet-stream``/``.bin``
+    for anything else (never a type a browser would render as a document)."""
+    if container == _ISO_BMFF_DEMUXER:
+        return StoredFormat("video/mp4", ".mp4")
+    if container == _MATROSKA_DEMUXER:
+        if codec in _WEBM_CODECS:
+            return StoredFormat("video/webm", ".webm")
+        return StoredFormat("video/x-matroska", ".mkv")
+    if container == "avi":
+        return StoredFormat("video/x-msvideo", ".avi")
+    return OCTET_STREAM
+
+
+@dataclass(frozen=True)
 class VideoProbe:
     """What ingestion needs to know about a video before decoding it.
 
@@ -81,6 +116,10 @@ class VideoProbe:
     @property
     def display_height(self) -> int:
         return self.width if self.rotation in (90, 270) else self.height
+
+    @property
+    def stored_format(self) -> StoredFormat:
+        return stored_format(self.container, self.codec)
 
 
 @dataclass(frozen=True)
@@ -141,6 +180,18 @@ def _open_container(path: Path) -> av.container.InputContainer:
         raise MediaError(
             MediaErrorCode.NOT_MEDIA, "The file is not a video or image we can read."
         ) from error
+
+
+def container_format_name(source: str | Path | BinaryIO) -> str | None:
+    """FFmpeg's demuxer name (``container.format.name``) for a path or a binary file
+    object, or None when FFmpeg cannot open it. Reads the header only: for files
+    stored before the content type was recorded."""
+    try:
+        opened = av.open(str(source) if isinstance(source, Path) else source, mode="r", metadata_errors="ignore")
+        with opened as container:
+            return container.format.name
+    except (av.FFmpegError, OSError, ValueError):
+        return None
 
 
 def scaled_size(width: int, height: int, target_width: int) -> tuple[int, int]:
