@@ -27,6 +27,7 @@ from django.db import transaction
 
 from labeller.annotations.models import Annotation
 from labeller.core.errors import DomainError
+from labeller.core.tasks import enqueue
 from labeller.media.keyframes import every_nth_frames, select_keyframes_per_shot
 from labeller.media.models import Frame, IngestStage, Shot, Video
 from labeller.media.scan import ScanConfig, make_thumbnail, scan_video
@@ -113,17 +114,16 @@ def video_ingest_restart(*, video: Video) -> Video:
     return video
 
 
-def _enqueue_stage(video: Video, stage: IngestStage) -> None:
-    from workers import ingest as tasks  # tasks import services; import here to avoid a cycle
+STAGE_TASKS = {
+    IngestStage.PROBING: "workers.ingest.probe_video",
+    IngestStage.SCANNING: "workers.ingest.scan_video",
+    IngestStage.KEYFRAMES: "workers.ingest.select_keyframes",
+    IngestStage.FRAMES: "workers.ingest.write_frames",
+}
 
-    task = {
-        IngestStage.PROBING: tasks.probe_video,
-        IngestStage.SCANNING: tasks.scan_video,
-        IngestStage.KEYFRAMES: tasks.select_keyframes,
-        IngestStage.FRAMES: tasks.write_frames,
-    }[stage]
-    video_id, token = video.pk, str(video.ingest_token)
-    transaction.on_commit(lambda: task.delay(video_id, token))
+
+def _enqueue_stage(video: Video, stage: IngestStage) -> None:
+    enqueue(STAGE_TASKS[stage], video.pk, str(video.ingest_token))
 
 
 # --- stages ---------------------------------------------------------------------------

@@ -7,9 +7,18 @@ from labeller.projects.models import Project
 class ProjectIndex(TimestampedModel):
     """The project's embedding index of confirmed crops and hard negatives, for one feature model.
 
-    The bytes live in Django storage (``file``) so every worker and web process can load
-    them; ``version`` rises with every saved change and lets processes keep a cached copy
-    until it moves. A new feature model (``feature_key``) starts a new index: a rebuild.
+    The bytes live in Django storage so every worker and web process can load them: a base
+    snapshot (``file``, the index at ``base_version``) and small delta segments after it
+    (``segments``: ``{"from", "to", "file", "rows"}`` in order, the last one ending at
+    ``version``), so a sync writes what changed, not the whole index, and a process with a
+    cached copy applies only the segments after its version. ``version`` rises with every
+    saved change (optimistic check). A new feature model (``feature_key``) starts a new
+    index: a rebuild.
+
+    ``sync_requested_at`` is set when annotations changed and no sync has taken the change
+    yet: at most one sync is queued per project, and beat re-sends it when it waits too long.
+    ``event_watermark`` is the last annotation event the index has surely seen, so a sync
+    reads only newer events; ``reconciled_at`` is when it last compared every annotation.
     """
 
     ORGANIZATION_PATH = "project__organization"
@@ -22,6 +31,11 @@ class ProjectIndex(TimestampedModel):
     version = models.PositiveIntegerField(default=0)
     size = models.PositiveIntegerField(default=0)
     label_counts = models.JSONField(default=dict, blank=True)
+    base_version = models.PositiveIntegerField(default=0)
+    segments = models.JSONField(default=list, blank=True)
+    sync_requested_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    event_watermark = models.BigIntegerField(default=0)
+    reconciled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "feature_key"], name="unique_project_index")]

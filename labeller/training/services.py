@@ -15,15 +15,18 @@ import threading
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from labeller import ml
 from labeller.annotations.models import Annotation, AnnotationStatus
+from labeller.core.tasks import enqueue
 from labeller.media.files import read_frame_rgb
 from labeller.projects.models import Project
 from labeller.training.models import ProjectIndex
@@ -165,8 +168,60 @@ def _crossed_power_of_two(before: int, after: int) -> bool:
     return after >= 2 and (before < 2 or int(np.log2(after)) > int(np.log2(max(before, 1))))
 
 
-def embedding_report_request(*, project: Project) -> None:
-    from workers import training as tasks
+# --- one pending sync per project ---------------------------------------------------------
 
-    project_id = project.pk
-    transaction.on_commit(lambda: tasks.evaluate_embeddings.delay(project_id))
+
+def index_sync_request(*, project_id: int) -> bool:
+    """Mark the project's index as behind its annotations. True when no sync was pending:
+    the caller enqueues one; False: the pending one will see this change too.
+
+    Call inside the transaction that made the change. The project's index rows stay locked
+    until it commits, so a sync claiming the mark (``index_sync_claim``) waits for the commit
+    and then reads the change, and one that claimed earlier finds the mark set again.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        marks = list(
+            ProjectIndex.objects.select_for_update().filter(project_id=project_id).values_list("sync_requested_at", flat=True)
+        )
+        if marks:
+            ProjectIndex.objects.filter(project_id=project_id, sync_requested_at__isnull=True).update(sync_requested_at=now)
+            return all(mark is None for mark in marks)
+    try:
+        with transaction.atomic():
+            # The first change of a project: its index row is born pending. The feature model's
+            # description is filled in by the first sync, in a worker.
+            ProjectIndex.objects.create(project_id=project_id, feature_key=ml.feature_key(), sync_requested_at=now)
+    except IntegrityError:  # a concurrent first change created it: mark it like any other
+        return index_sync_request(project_id=project_id)
+    return True
+
+
+def index_sync_claim(*, project_id: int) -> bool:
+    """Take the project's pending mark, before reading the annotations: changes committed
+    after this mark it again (and enqueue the next sync). False: nothing was pending, a
+    sync that ran meanwhile took it. Call outside a transaction, so the claim commits first."""
+    return bool(
+        ProjectIndex.objects.filter(project_id=project_id, sync_requested_at__isnull=False).update(sync_requested_at=None)
+    )
+
+
+def index_sync_mark_pending(*, project_id: int) -> None:
+    """Record that a sync is still owed without enqueueing one (after a failed sync): beat
+    re-sends it once it has waited ``index_syncs_overdue``'s delay, not in a tight loop."""
+    ProjectIndex.objects.filter(project_id=project_id, sync_requested_at__isnull=True).update(sync_requested_at=timezone.now())
+
+
+def index_syncs_overdue(*, waited: timedelta) -> list[int]:
+    """Projects whose sync has been pending longer than ``waited`` (its message was lost, the
+    broker was down, or the sync failed). Their marks restart the wait, so each is re-sent
+    once per ``waited``; the caller sends one sync for each."""
+    now = timezone.now()
+    overdue = ProjectIndex.objects.filter(sync_requested_at__lt=now - waited)
+    project_ids = sorted(set(overdue.values_list("project_id", flat=True)))
+    ProjectIndex.objects.filter(project_id__in=project_ids, sync_requested_at__lt=now - waited).update(sync_requested_at=now)
+    return project_ids
+
+
+def embedding_report_request(*, project: Project) -> None:
+    enqueue("workers.training.evaluate_embeddings", project.pk)
