@@ -5,6 +5,10 @@ MIL follows one box at a time slowly, so propagation uses pyramidal Lucas-Kanade
 inside each box: one forward and one backward pass for all boxes together, a forward-backward
 check to drop unreliable points, then the median shift and median pairwise-distance ratio
 (scale) of the surviving points move the box.
+
+Frames to label are often a second or more apart, further than flow can follow. A box that
+flow loses is looked for again (:func:`redetect_boxes`): its content is matched, at a few
+scales, against a window around where it was, by normalised cross-correlation.
 """
 
 from __future__ import annotations
@@ -24,6 +28,14 @@ LK_PARAMS = dict(
     minEigThreshold=1e-4,
 )
 APPEARANCE_PATCH = (24, 24)
+# Re-detection: the window searched around a lost box (in box sizes, and in shares of the
+# frame's shorter side, whichever is larger), the scales tried, and the working resolution.
+SEARCH_MARGIN_BOXES = 1.5
+SEARCH_MARGIN_FRAME = 0.2
+SEARCH_SCALES = (0.8, 0.9, 1.0, 1.11, 1.25)
+TEMPLATE_LONG_SIDE = 32
+# Below this flow confidence a box is looked for again.
+REDETECT_BELOW = 0.5
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
@@ -85,6 +97,53 @@ def _appearance_similarity(gray_a: np.ndarray, box_a, gray_b: np.ndarray, box_b)
     return float(np.clip((a * b).sum() / denominator, 0.0, 1.0))
 
 
+def redetect_boxes(prev_rgb: np.ndarray, next_rgb: np.ndarray, boxes) -> tuple[np.ndarray, np.ndarray]:
+    """Find each box of ``prev_rgb`` again in ``next_rgb`` by its appearance.
+
+    Args:
+        prev_rgb, next_rgb: ``uint8 [H, W, 3]`` RGB frames of the same size.
+        boxes: ``float32 [N, 4]`` xyxy pixels in ``prev_rgb``.
+    Returns:
+        ``(boxes float32 [N, 4], confidence float32 [N] in [0, 1])``: the best match of the box's
+        content over a window around it and a few scales, and its correlation (0 where the box
+        is too small to match).
+    """
+    boxes = as_boxes(boxes)
+    height, width = prev_rgb.shape[:2]
+    found = boxes.copy()
+    confidence = np.zeros(len(boxes), np.float32)
+    for index, box in enumerate(clip_boxes(boxes, width, height)):
+        x1, y1, x2, y2 = box
+        box_w, box_h = x2 - x1, y2 - y1
+        if box_w < 4 or box_h < 4:
+            continue
+        # Work at a resolution where the template's long side is TEMPLATE_LONG_SIDE pixels.
+        factor = min(1.0, TEMPLATE_LONG_SIDE / max(box_w, box_h))
+        margin = max(SEARCH_MARGIN_BOXES * max(box_w, box_h), SEARCH_MARGIN_FRAME * min(width, height))
+        wx1, wy1 = int(max(0, x1 - margin)), int(max(0, y1 - margin))
+        wx2, wy2 = int(min(width, x2 + margin)), int(min(height, y2 + margin))
+        template = prev_rgb[int(y1):int(np.ceil(y2)), int(x1):int(np.ceil(x2))]
+        window = next_rgb[wy1:wy2, wx1:wx2]
+        small_window = cv2.resize(window, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+        best = (-1.0, None)
+        for scale in SEARCH_SCALES:
+            size = (max(2, round(box_w * scale * factor)), max(2, round(box_h * scale * factor)))
+            if size[0] >= small_window.shape[1] or size[1] >= small_window.shape[0]:
+                continue
+            small_template = cv2.resize(template, size, interpolation=cv2.INTER_AREA)
+            if float(small_template.std()) < 1.0:
+                continue  # a flat box matches anything
+            scores = cv2.matchTemplate(small_window, small_template, cv2.TM_CCOEFF_NORMED)
+            _, score, _, (left, top) = cv2.minMaxLoc(scores)
+            if score > best[0]:
+                best = (score, (left / factor + wx1, top / factor + wy1, box_w * scale, box_h * scale))
+        if best[1] is not None:
+            left, top, new_w, new_h = best[1]
+            found[index] = (left, top, left + new_w, top + new_h)
+            confidence[index] = float(np.clip(best[0], 0.0, 1.0))
+    return clip_boxes(found, width, height), confidence
+
+
 def propagate_boxes(
     prev_rgb: np.ndarray,
     next_rgb: np.ndarray,
@@ -144,6 +203,12 @@ def propagate_boxes(
         # Flat points that LK refuses from the start say nothing about this frame pair.
         inlier_share = keep.sum() / max(1, (mine & trackable).sum())
         confidence[index] = inlier_share * _appearance_similarity(gray_prev, box, gray_next, new_box)
+    lost = np.flatnonzero(confidence < REDETECT_BELOW)
+    if len(lost):
+        found, found_confidence = redetect_boxes(prev_rgb, next_rgb, boxes[lost])
+        better = found_confidence > confidence[lost]
+        moved[lost[better]] = found[better]
+        confidence[lost[better]] = found_confidence[better]
     return clip_boxes(moved, width, height), confidence
 
 

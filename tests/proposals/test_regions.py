@@ -13,7 +13,7 @@ from proposals.boxes import (
 from proposals.features import FeatureConfig, get_extractor
 from proposals.labels import BACKGROUND, LabelIndex
 from proposals.regions import candidate_boxes, motion_boxes, propose_regions
-from proposals.tracking import propagate_boxes, propagate_boxes_through
+from proposals.tracking import propagate_boxes, propagate_boxes_through, redetect_boxes
 
 HEIGHT, WIDTH = 120, 160
 RED, GREEN = 1, 2
@@ -127,6 +127,20 @@ def test_propagation_through_several_frames_covers_a_large_shift():
 
     assert iou_matrix(moved, [[94, 45, 124, 75]])[0, 0] > 0.8
     assert confidence[0] > 0.5
+
+
+def test_a_box_flow_cannot_follow_is_found_again_by_its_appearance():
+    # Frames to label are a second apart: the object jumped further than flow can follow.
+    background, patch = smooth_background(), textured_patch()
+    before = frame_with_patch(10, 45, patch, background)
+    after = frame_with_patch(10 + 40, 52, patch, background)
+    box = np.array([[10, 45, 40, 75]], np.float32)
+
+    found, confidence = redetect_boxes(before, after, box)
+    moved, propagated_confidence = propagate_boxes(before, after, box)
+
+    assert iou_matrix(found, [[50, 52, 80, 82]])[0, 0] > 0.8 and confidence[0] > 0.8
+    assert iou_matrix(moved, [[50, 52, 80, 82]])[0, 0] > 0.8 and propagated_confidence[0] > 0.8
 
 
 # --- candidates ----------------------------------------------------------------------------
