@@ -44,6 +44,7 @@ tenant_routes = [
     path("annotations/<int:pk>/history", annotation_apis.AnnotationHistoryApi.as_view(), name="annotation-history"),
     path("frames/<int:pk>/suggest-labels", training_apis.SuggestLabelsApi.as_view(), name="frame-suggest-labels"),
     path("projects/<int:project_id>/stats/me", training_apis.AnnotatorStatsApi.as_view(), name="project-stats-me"),
+    path("projects/<int:project_id>/proposal-policy", training_apis.ProposalPolicyApi.as_view(), name="proposal_policy"),
     path("projects/<int:project_id>/embedding-reports/", training_apis.EmbeddingReportListApi.as_view(), name="embedding_report-list"),
     path("embedding-reports/<int:pk>", training_apis.EmbeddingReportDetailApi.as_view(), name="embedding_report-detail"),
     path("embedding-reports/<int:pk>/grid", training_apis.EmbeddingReportGridApi.as_view(), name="embedding_report-grid"),

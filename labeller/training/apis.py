@@ -16,6 +16,7 @@ from labeller.training.models import EmbeddingReport
 from labeller.training.serializers import (
     AnnotatorStatsSerializer,
     EmbeddingReportSerializer,
+    ProposalPolicySerializer,
     SuggestLabelsRequestSerializer,
     SuggestLabelsResponseSerializer,
 )
@@ -59,6 +60,18 @@ class AnnotatorStatsApi(OrganizationAPIView):
             "model": services.index_state_peek(project),
         }
         return Response(AnnotatorStatsSerializer(payload).data)
+
+
+class ProposalPolicyApi(OrganizationAPIView):
+    """How the project decides which proposals to show: the calibration from its own
+    accept/reject history, the break-even chance, and how many are shown per frame."""
+
+    read_role = Role.ADMIN
+
+    @extend_schema(responses=ProposalPolicySerializer)
+    def get(self, request, org, project_id):
+        project = project_get(organization=self.organization, project_id=project_id)
+        return Response(ProposalPolicySerializer(proposing.proposal_policy_summary(project_id=project.pk)).data)
 
 
 class EmbeddingReportListApi(OrganizationAPIView):

@@ -184,6 +184,24 @@ def _choose_shown(proposals: list, policy: ShowPolicy) -> tuple[list[int], np.nd
     return shown.tolist(), probabilities
 
 
+def proposal_policy_summary(*, project_id: int, recent_frames: int = 50) -> dict:
+    """The show policy as admins see it, with how many proposals the latest frames got."""
+    recent = list(
+        ProposalOutcome.objects.filter(project_id=project_id)
+        .values_list("frame_id", flat=True)
+        .order_by("-frame_id")
+        .distinct()[:recent_frames]
+    )
+    outcomes = ProposalOutcome.objects.filter(project_id=project_id, frame_id__in=recent)
+    frames = max(len(recent), 1)
+    return {
+        **show_policy(project_id=project_id).as_dict(),
+        "recent_frames": len(recent),
+        "shown_per_frame": round(outcomes.filter(shown=True).count() / frames, 2),
+        "generated_per_frame": round(outcomes.count() / frames, 2),
+    }
+
+
 # --- building a frame's proposals --------------------------------------------------------
 
 
@@ -263,6 +281,12 @@ def _open_proposals(frame_id: int):
 
 def _store_proposals(frame: Frame, proposals: list, shown: list[int], model_version: str, *, held: bool) -> int:
     """Write the new proposals; the caller holds the frame's row lock."""
+    # Human work may have landed while the proposals were computed: never duplicate it.
+    human = Annotation.objects.filter(frame_id=frame.pk).exclude(status=AnnotationStatus.PROPOSED, source__in=MODEL_SOURCES)
+    human_boxes = np.array(list(human.values_list("x1", "y1", "x2", "y2")), dtype=np.float32).reshape(-1, 4)
+    if len(human_boxes) and proposals:
+        clear = iou_matrix(np.array([p.box for p in proposals], np.float32), human_boxes).max(axis=1) < IN_PLACE_IOU
+        shown = [i for i in shown if clear[i]]
     old = list(_open_proposals(frame.pk))
     events: list[AnnotationEvent] = []
     outcomes: list[ProposalOutcome] = []
@@ -318,13 +342,22 @@ def _store_proposals(frame: Frame, proposals: list, shown: list[int], model_vers
 # --- when a frame is opened, and when it is completed -------------------------------------
 
 
+def _built_at_change(frame: Frame, state: FrameProposals | None, clock: int) -> int:
+    """The learning-clock reading the frame's proposals were built at. Proposals the loop
+    did not build (imported with a dataset) are not the loop's to rebuild: they count as
+    current."""
+    if state is not None:
+        return state.built_at_change
+    return clock if _open_proposals(frame.pk).exists() else -1
+
+
 def frame_proposals_state(*, frame: Frame) -> dict:
     """How current the frame's proposals are, for the workspace: ``proposals_state`` is
     "fresh", "refreshing" (a refresh is on its way: wait for it) or "stale"; the two
     versions are learning-clock readings (the proposals' and the project's now)."""
     clock = learning_clock_read(project_id=frame.project_id)
     state = FrameProposals.objects.filter(frame_id=frame.pk).first()
-    built = state.built_at_change if state else -1
+    built = _built_at_change(frame, state, clock)
     if state is not None and state.refresh_requested_at is not None:
         status = "refreshing"
     elif built >= clock or frame.status == FrameStatus.COMPLETE:
@@ -341,14 +374,16 @@ def frame_proposals_prepare_open(*, frame: Frame) -> bool:
     asked for; the workspace waits for it. Returns whether a refresh was asked for.
     """
     clock = learning_clock_read(project_id=frame.project_id)
-    state, _ = FrameProposals.objects.get_or_create(frame_id=frame.pk)
-    if state.built_at_change >= clock or frame.status == FrameStatus.COMPLETE:
+    state = FrameProposals.objects.filter(frame_id=frame.pk).first()
+    if _built_at_change(frame, state, clock) >= clock or frame.status == FrameStatus.COMPLETE:
         return False
+    if state is not None and state.refresh_requested_at is not None:
+        return True  # already on its way (the person reopened the frame they hold)
     old = list(_open_proposals(frame.pk))
     AnnotationEvent.objects.bulk_create([_event(a, AnnotationAction.DELETED, annotation_snapshot(a)) for a in old])
     Annotation.objects.filter(pk__in=[a.pk for a in old]).delete()
     ProposalOutcome.objects.filter(frame_id=frame.pk, decided_at__isnull=True).delete()
-    FrameProposals.objects.filter(frame_id=frame.pk).update(refresh_requested_at=timezone.now())
+    FrameProposals.objects.update_or_create(frame_id=frame.pk, defaults={"refresh_requested_at": timezone.now()})
     refresh_frame_soon(frame_id=frame.pk)
     return True
 

@@ -48,3 +48,24 @@ class EmbeddingReportSerializer(serializers.Serializer):
         if not report.grid:
             return None
         return f"/api/v1/orgs/{self.context['organization'].slug}/embedding-reports/{report.pk}/grid"
+
+
+class CalibrationCurveSerializer(serializers.Serializer):
+    decisions = serializers.IntegerField(help_text="Decided proposals of this source the curve was fitted on.")
+    prior = serializers.FloatField()
+    curve = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
+        help_text="[score, P(useful)] points; chances between points are interpolated.",
+    )
+
+
+class ProposalPolicySerializer(serializers.Serializer):
+    decisions = serializers.IntegerField(help_text="Proposals decided so far (frames completed).")
+    cold = serializers.BooleanField(help_text="Too little history yet: only the best few guesses are shown.")
+    break_even = serializers.FloatField(help_text="A proposal is shown when its chance of being kept is above this.")
+    label_wrong = serializers.FloatField(help_text="Share of kept proposals whose label was fixed.")
+    box_loose = serializers.FloatField(help_text="Share of kept proposals whose box was fixed.")
+    sources = serializers.DictField(child=CalibrationCurveSerializer())
+    recent_frames = serializers.IntegerField()
+    shown_per_frame = serializers.FloatField()
+    generated_per_frame = serializers.FloatField()

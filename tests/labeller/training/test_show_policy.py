@@ -1,0 +1,169 @@
+"""What is shown, and when: calibration from outcomes, freshness at open, and never pulling
+a proposal from under the person who holds its frame."""
+
+import numpy as np
+import pytest
+
+from labeller.annotations.models import Annotation, AnnotationStatus
+from labeller.annotations.services import Box, annotation_confirm, annotation_create, frame_complete
+from labeller.media.models import Frame
+from labeller.media.services import frame_assign_next
+from labeller.tenants.models import Role
+from labeller.training import proposing
+from labeller.training.clock import learning_clock_read
+from labeller.training.models import FrameProposals, ProposalOutcome
+from proposals.types import LabelSuggestion, RegionProposal
+from tests.conftest import api_path
+from tests.factories import FrameFactory, LabelFactory
+
+
+@pytest.fixture
+def frame(tenant):
+    return FrameFactory(project=tenant.project, width=640, height=360)
+
+
+@pytest.fixture
+def label(tenant):
+    return LabelFactory(project=tenant.project, name="food.dish.dessert")
+
+
+def store(frame, proposals, shown, *, held=False):
+    return proposing._store_proposals(frame, proposals, shown, "test@1", held=held)
+
+
+def proposal(box, score, label=None, source="candidate"):
+    suggestions = (LabelSuggestion(label_id=label.pk, score=0.9),) if label else ()
+    return RegionProposal(box=box, score=score, source=source, suggestions=suggestions)
+
+
+def test_completing_a_frame_decides_every_proposal_shown_or_hidden(tenant, frame, label):
+    proposals = [
+        proposal((10, 10, 60, 60), 0.9, label),  # shown, accepted
+        proposal((100, 100, 150, 150), 0.8, label),  # shown, left open: a false positive
+        proposal((200, 20, 260, 80), 0.3, label),  # hidden, matches a box the person drew
+        proposal((202, 22, 262, 82), 0.2, label),  # hidden duplicate of the one above
+        proposal((400, 200, 450, 250), 0.1),  # hidden, matches nothing
+    ]
+    store(frame, proposals, [0, 1])
+    accepted = Annotation.objects.get(frame=frame, x1=10)
+    annotation_confirm(annotation=accepted, actor=tenant.annotator, actor_role=Role.ANNOTATOR, expected_version=accepted.version)
+    annotation_create(frame=frame, actor=tenant.annotator, box=Box(200, 20, 260, 80), label=label)
+
+    frame_complete(frame=frame, actor=tenant.annotator)
+
+    decided = {tuple(o.box[:2]): o for o in ProposalOutcome.objects.filter(frame=frame)}
+    assert all(o.decided_at is not None for o in decided.values())
+    assert decided[(10, 10)].useful and decided[(10, 10)].shown and decided[(10, 10)].label_right
+    assert decided[(100, 100)].useful is False
+    assert decided[(200, 20)].useful and not decided[(200, 20)].shown and decided[(200, 20)].box_right
+    assert decided[(202, 22)].useful is False  # one to one: shown too, it would have been rejected
+    assert decided[(400, 200)].useful is False
+
+
+def decide(tenant, frame, scores_useful, source="candidate"):
+    ProposalOutcome.objects.bulk_create(
+        ProposalOutcome(
+            project=tenant.project, frame=frame, source=source, score=float(score), box=[0, 0, 1, 1],
+            shown=False, useful=bool(useful), label_right=True, box_right=True, decided_at=frame.created_at,
+        )
+        for score, useful in scores_useful
+    )
+
+
+def test_a_cold_project_shows_a_few_guesses_and_a_learned_one_every_likely_object(tenant, frame, label):
+    candidates = [proposal((i * 20.0, 0, i * 20.0 + 15, 15), 0.5 + i / 100, label) for i in range(20)]
+    cold = proposing.show_policy(project_id=tenant.project.pk)
+    assert cold.cold and len(proposing._choose_shown(candidates, cold)[0]) == proposing.COLD_START_SHOWN
+
+    # The history says high-scoring candidates are kept and low-scoring ones are not.
+    decide(tenant, frame, [(s, s > 0.45) for s in np.linspace(0.0, 0.9, 200)])
+    learned = proposing.show_policy(project_id=tenant.project.pk)
+    assert not learned.cold
+    shown, chance = proposing._choose_shown(candidates, learned)
+    assert len(shown) == len(candidates) and (chance > learned.break_even).all()
+    low = [proposal((0, 0, 10, 10), 0.2, label)]
+    assert proposing._choose_shown(low, learned)[0] == []
+
+
+def test_the_policy_and_the_number_shown_are_visible_to_admins_only(tenant, frame, label):
+    store(frame, [proposal((10, 10, 60, 60), 0.9, label), proposal((100, 100, 150, 150), 0.1, label)], [0])
+    decide(tenant, FrameFactory(project=tenant.project), [(0.9, True)] * 20 + [(0.1, False)] * 20)
+    path = api_path(tenant, f"projects/{tenant.project.pk}/proposal-policy")
+    assert tenant.client("annotator").get(path).status_code == 403
+    body = tenant.client("admin").get(path).json()
+    assert body["decisions"] == 40 and body["cold"] is False
+    assert body["recent_frames"] == 2 and body["shown_per_frame"] == 0.5 and body["generated_per_frame"] == 21.0
+    assert body["sources"]["candidate"]["curve"][0][1] < body["sources"]["candidate"]["curve"][-1][1]
+
+
+def test_a_frame_opened_with_stale_proposals_gets_fresh_ones_before_anything_is_shown(tenant, frame, label, monkeypatch):
+    refreshed = []
+    monkeypatch.setattr(proposing, "refresh_frame_soon", lambda *, frame_id: refreshed.append(frame_id))
+    store(frame, [proposal((10, 10, 60, 60), 0.9, label)], [0])
+    FrameProposals.objects.create(frame=frame, built_at_change=learning_clock_read(project_id=tenant.project.pk))
+    other = FrameFactory(project=tenant.project, width=640, height=360)
+    annotation_create(frame=other, actor=tenant.annotator, box=Box(1, 1, 20, 20), label=label)  # the loop learns
+
+    opened = frame_assign_next(organization=tenant.organization, project=tenant.project, user=tenant.annotator)
+
+    assert opened.pk == frame.pk and refreshed == [frame.pk]
+    detail = tenant.client("annotator").get(api_path(tenant, f"frames/{frame.pk}")).json()
+    assert detail["proposals_state"] == "refreshing"
+    assert detail["proposals_index_version"] < detail["index_version"]
+    assert [a for a in detail["annotations"] if a["status"] == "proposed"] == []
+
+
+def test_a_refresh_of_a_held_frame_keeps_the_proposals_the_person_sees(tenant, frame, label):
+    store(frame, [proposal((10, 10, 60, 60), 0.5, label), proposal((300, 10, 350, 60), 0.5, label)], [0, 1])
+    seen = {a.pk: a.version for a in Annotation.objects.filter(frame=frame)}
+    Frame.objects.filter(pk=frame.pk).update(assigned_to=tenant.annotator)
+
+    # The refresh finds one of them again (moved a little) and a new object, but not the other.
+    store(frame, [proposal((12, 10, 62, 60), 0.9, label), proposal((500, 10, 550, 60), 0.9, label)], [0, 1], held=True)
+
+    after = {a.pk: a for a in Annotation.objects.filter(frame=frame)}
+    assert set(seen) <= set(after), "a proposal the person may be looking at was deleted"
+    assert all(after[pk].version == version for pk, version in seen.items())
+    assert len(after) == 3
+    moved = next(a for a in after.values() if a.pk in seen and a.x1 == 12)
+    # The person's accept, sent with the version they saw, still applies.
+    annotation_confirm(annotation=moved, actor=tenant.annotator, actor_role=Role.ANNOTATOR, expected_version=seen[moved.pk])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_racing_an_accept_loses_nothing(tenant, frame, label):
+    import threading
+
+    store(frame, [proposal((10, 10, 60, 60), 0.5, label)], [0])
+    shown = Annotation.objects.get(frame=frame)
+    Frame.objects.filter(pk=frame.pk).update(assigned_to=tenant.annotator)
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def accept():
+        barrier.wait()
+        try:
+            annotation_confirm(annotation=shown, actor=tenant.annotator, actor_role=Role.ANNOTATOR, expected_version=shown.version)
+        except Exception as error:  # noqa: BLE001 - any failure is a lost action
+            errors.append(error)
+
+    def refresh():
+        from django.db import transaction
+
+        barrier.wait()
+        with transaction.atomic():
+            locked = Frame.objects.select_for_update().get(pk=frame.pk)
+            store(locked, [proposal((11, 10, 61, 60), 0.9, label)], [0], held=True)
+
+    threads = [threading.Thread(target=accept), threading.Thread(target=refresh)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    from django.db import connections
+
+    connections.close_all()
+    assert errors == []
+    shown.refresh_from_db()
+    assert shown.status == AnnotationStatus.CONFIRMED
+    assert Annotation.objects.filter(frame=frame).count() == 1  # the accepted box, not a duplicate of it
