@@ -4,6 +4,9 @@
 
 const NEXT_MARK = "labeller:next-start";
 const SKIPPED_IS_BACK = "Nothing else is waiting in your queue, so the frame you skipped is back.";
+// While the server rebuilds a frame's proposals from what it just learned, ask again this often, this long.
+const PROPOSALS_POLL_MS = 250;
+const PROPOSALS_WAIT_MS = 15000;
 
 export class FrameSession {
   current = null; // the frame on screen (detail without its annotations)
@@ -88,7 +91,7 @@ export class FrameSession {
     if (target) {
       // Show the frame the queue will most likely hand out; the claim below confirms it.
       this.claimedId = target.id;
-      this.#show(await this.cache.load(target.id, target.image_url), { measured: true });
+      this.#show(await this.cache.load(target.id, target.image_url), { measured: true, claimPending: true });
       claim.then((frame) => this.#claimed(frame, target.id, skippedId));
       return;
     }
@@ -117,6 +120,7 @@ export class FrameSession {
         this.current.status = frame.status; // the prefetched copy predates the claim
         this.filmstrip.setStatus(frame.id, frame.status);
         this.onShown(this.current);
+        this.#revalidate(frame.id); // the claim may have asked for fresh proposals
       }
       this.#refreshUpcoming();
       return;
@@ -160,10 +164,13 @@ export class FrameSession {
     return false;
   }
 
-  #show({ detail, image }, { measured = false } = {}) {
+  #show({ detail, image }, { measured = false, claimPending = false } = {}) {
     const { annotations, ...frame } = detail;
     this.current = frame;
-    this.store.loadFrame(frame, annotations);
+    // Proposals appear once the frame is ours and they are fresh: claiming a frame may rebuild
+    // them from what the model just learned, and nobody should act on a box about to go.
+    const waitForProposals = claimPending || frame.proposals_state !== "fresh";
+    this.store.loadFrame(frame, waitForProposals ? annotations.filter((a) => a.status !== "proposed") : annotations);
     for (const annotation of annotations) this.queue.track(`s${annotation.id}`, annotation.id, annotation.version);
     this.renderer.setImage(image);
     this.renderer.preview = null;
@@ -173,7 +180,7 @@ export class FrameSession {
     this.onShown(frame);
     this.cache.pin([frame.id]);
     this.filmstrip.show(frame).then(() => this.#prefetchNeighbours(frame));
-    this.#revalidate(frame.id);
+    if (!claimPending) this.#revalidate(frame.id);
   }
 
   #prefetchNeighbours(frame) {
@@ -186,12 +193,22 @@ export class FrameSession {
   async #revalidate(frameId) {
     await this.queue.whenIdle();
     const editsBefore = this.queue.enqueuedCount;
-    const detail = await this.cache.refreshDetail(frameId).catch(() => null);
-    if (!detail || this.current?.id !== frameId || this.queue.enqueuedCount !== editsBefore) return;
+    let detail = await this.cache.refreshDetail(frameId).catch(() => null);
+    const deadline = performance.now() + PROPOSALS_WAIT_MS;
+    while (detail?.proposals_state === "refreshing" && this.current?.id === frameId && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, PROPOSALS_POLL_MS));
+      detail = await this.cache.refreshDetail(frameId).catch(() => detail);
+    }
+    if (!detail || this.current?.id !== frameId) return;
     const { annotations, ...frame } = detail;
+    for (const annotation of annotations) this.queue.track(`s${annotation.id}`, annotation.id, annotation.version);
+    if (this.queue.enqueuedCount !== editsBefore) {
+      // The person is already at work: keep their state and only add the proposals that arrived.
+      this.store.addProposals(annotations);
+      return;
+    }
     this.current = { ...frame, status: this.current.status === "complete" ? "complete" : frame.status };
     this.store.frame = this.current;
-    for (const annotation of annotations) this.queue.track(`s${annotation.id}`, annotation.id, annotation.version);
     this.store.mergeServer(annotations);
   }
 

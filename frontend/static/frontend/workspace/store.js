@@ -82,6 +82,18 @@ export class WorkspaceStore extends EventTarget {
     this.changed();
   }
 
+  /** Add the server's proposals that are not on screen yet (they arrived after the frame). */
+  addProposals(annotations) {
+    const known = new Set([...this.boxes.values()].map((box) => box.id));
+    let added = 0;
+    for (const annotation of annotations) {
+      if (annotation.status !== Status.PROPOSED || known.has(annotation.id)) continue;
+      this.boxes.set(serverKey(annotation.id), boxFromAnnotation(annotation));
+      added += 1;
+    }
+    if (added) this.changed();
+  }
+
   get(key) {
     return this.boxes.get(key) || null;
   }
