@@ -261,3 +261,28 @@ def test_the_home_page_links_the_project_page_and_the_workspace(page, project, s
     assert page.get_by_role("link", name="Label Street scenes").get_attribute("href") == f"{project_path(project)}label/"
     page.get_by_role("link", name="Street scenes", exact=True).click()
     page.wait_for_selector(READY)
+
+
+def test_admins_see_how_the_project_decides_which_proposals_to_show(page, project, shots):
+    from labeller.training.models import ProposalOutcome
+    from tests.factories import FrameFactory
+
+    frame = FrameFactory(project=project)
+    # A history where high-scoring candidates were kept and low-scoring ones rejected.
+    ProposalOutcome.objects.bulk_create(
+        ProposalOutcome(
+            project=project, frame=frame, source="candidate", score=score / 40, box=[0, 0, 1, 1], shown=True,
+            useful=score > 20, label_right=True, box_right=True, decided_at=frame.created_at,
+        )
+        for score in range(40)
+    )
+    log_in(page, "boss", project_path(project), ready=READY)
+    section = page.locator("section", has=page.get_by_role("heading", name="Proposals shown to annotators"))
+    chart = section.get_by_role("img", name=re.compile("Found in the pixels"))
+    chart.wait_for()
+    assert "chance of being kept is above" in section.inner_text()
+    assert chart.locator("circle").count() == 2  # two score bins from 40 decisions
+    shots(page, "project-proposal-policy", keep=True)
+
+    log_in(page, "ann", project_path(project), ready=READY)
+    assert not page.get_by_role("heading", name="Proposals shown to annotators").is_visible()

@@ -4,6 +4,7 @@
 import { api } from "../api.js";
 import { bindDatasetImport, bindImageUpload } from "./images.js";
 import { Taxonomy } from "./labels.js";
+import { showPolicy } from "./policy.js";
 import { VideoUploader } from "./video-upload.js";
 import { VideoList } from "./videos.js";
 
@@ -48,6 +49,9 @@ if (project) {
     new VideoUploader({ input: $("#video-files"), list: $("#upload-list"), orgPath, projectId, onUploaded: () => videos.refresh() });
     bindImageUpload({ form: $("#image-upload"), orgPath, projectId });
     bindDatasetImport({ form: $("#dataset-import"), orgPath, projectId, onImported: () => taxonomy.reload() });
+    showPolicy({ element: $("#proposal-policy"), orgPath, projectId }).catch((error) => {
+      $("#proposal-policy").textContent = `The proposal policy could not be loaded: ${error.message}`;
+    });
   }
   await Promise.all([videos.refresh(), taxonomy.reload()]);
   root.dataset.ready = "true";

@@ -1,0 +1,76 @@
+// Admins: how the project decides which proposals to show. One chart per source of
+// proposals: the chance that a proposal is kept, by its score, learned from the project's
+// own accepts and rejects, against the break-even chance above which showing it saves time.
+
+import { api } from "../api.js";
+import { h } from "./dom.js";
+
+const SVG = "http://www.w3.org/2000/svg";
+const WIDTH = 260;
+const HEIGHT = 150;
+const PAD = { left: 34, right: 8, top: 8, bottom: 26 };
+const SOURCE_NAMES = {
+  propagation: "Followed from a confirmed box",
+  candidate: "Found in the pixels, scored by the index",
+  detector: "The trained detector",
+  motion: "Moving against the background",
+};
+
+function svg(tag, attributes = {}, ...children) {
+  const element = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
+  element.append(...children);
+  return element;
+}
+
+function chart(curve, breakEven, label) {
+  const x = (score) => PAD.left + score * (WIDTH - PAD.left - PAD.right);
+  const y = (chance) => HEIGHT - PAD.bottom - chance * (HEIGHT - PAD.top - PAD.bottom);
+  const points = curve.length ? curve : [[0, 0], [1, 0]];
+  const extended = [[0, points[0][1]], ...points, [1, points[points.length - 1][1]]];
+  const path = extended.map(([score, chance], i) => `${i ? "L" : "M"}${x(Math.min(1, Math.max(0, score))).toFixed(1)},${y(chance).toFixed(1)}`).join(" ");
+  return svg(
+    "svg",
+    { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: "img", "aria-label": label, class: "policy-chart" },
+    svg("rect", { x: PAD.left, y: PAD.top, width: WIDTH - PAD.left - PAD.right, height: HEIGHT - PAD.top - PAD.bottom, class: "plot" }),
+    svg("line", { x1: x(0), x2: x(1), y1: y(breakEven), y2: y(breakEven), class: "break-even" }),
+    svg("path", { d: path, class: "curve" }),
+    ...points.map(([score, chance]) => svg("circle", { cx: x(Math.min(1, Math.max(0, score))), cy: y(chance), r: 2.5, class: "knot" })),
+    svg("text", { x: PAD.left - 4, y: y(1) + 4, class: "tick end" }, "100%"),
+    svg("text", { x: PAD.left - 4, y: y(0) + 4, class: "tick end" }, "0%"),
+    svg("text", { x: x(0), y: HEIGHT - 8, class: "tick" }, "score 0"),
+    svg("text", { x: x(1), y: HEIGHT - 8, class: "tick end" }, "1"),
+  );
+}
+
+export async function showPolicy({ element, orgPath, projectId }) {
+  const policy = await api(`${orgPath}/projects/${projectId}/proposal-policy`);
+  const percent = (value) => `${Math.round(value * 100)}%`;
+  const summary = policy.cold
+    ? `Still learning: ${policy.decisions} proposals decided so far, so each frame shows only its 3 best guesses.`
+    : `Each frame shows the proposals whose chance of being kept is above ${percent(policy.break_even)}, the point where showing one saves more time than rejecting it costs.`;
+  const sources = Object.entries(policy.sources);
+  element.replaceChildren(
+    h("p", {}, summary),
+    h(
+      "p",
+      { className: "policy-figures" },
+      `Recent frames: ${policy.shown_per_frame} shown of ${policy.generated_per_frame} proposed per frame · `,
+      `kept proposals needing a label fix: ${percent(policy.label_wrong)}, a box fix: ${percent(policy.box_loose)}`,
+    ),
+    sources.length
+      ? h(
+          "div",
+          { className: "policy-charts" },
+          ...sources.map(([source, calibration]) =>
+            h(
+              "figure",
+              {},
+              chart(calibration.curve, policy.break_even, `${SOURCE_NAMES[source] || source}: chance of being kept by score`),
+              h("figcaption", {}, `${SOURCE_NAMES[source] || source} · ${calibration.decisions} decided`),
+            ),
+          ),
+        )
+      : h("p", { className: "hint" }, "The charts appear once annotators complete frames."),
+  );
+}
