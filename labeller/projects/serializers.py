@@ -3,7 +3,13 @@ from rest_framework import serializers
 from labeller.projects.models import Project
 
 
+# Served to every member with each project; a notes field, not a document store.
+PROJECT_DESCRIPTION_MAX_LENGTH = 10_000
+
+
 class ProjectSerializer(serializers.ModelSerializer):
+    description = serializers.CharField(max_length=PROJECT_DESCRIPTION_MAX_LENGTH, allow_blank=True, required=False)
+
     class Meta:
         model = Project
         fields = [

@@ -177,10 +177,11 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "labeller.api.exceptions.exception_handler",
+    # JSON and form bodies obey DATA_UPLOAD_MAX_MEMORY_SIZE (413) and JSON a nesting limit (400).
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "labeller.api.parsers.JSONParser",
         "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
+        "labeller.api.parsers.FormParser",
     ],
 }
 
