@@ -1,5 +1,8 @@
+from unittest import mock
+
 import pytest
 import yaml
+from django.db import DatabaseError
 
 
 @pytest.mark.django_db
@@ -21,3 +24,14 @@ def test_the_docs_page_renders(client):
 @pytest.mark.django_db
 def test_healthz_reports_the_database(client):
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_healthz_hides_the_database_error(client):
+    refused = DatabaseError('could not connect to server at "db.internal" (10.0.0.5), user "labeller"')
+
+    with mock.patch("labeller.core.health.connection.cursor", side_effect=refused):
+        response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json() == {"status": "unhealthy", "database": "unavailable"}
