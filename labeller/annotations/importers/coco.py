@@ -28,6 +28,7 @@ from .types import (
     ImportedImage,
     RecordError,
     check_box,
+    is_finite_number,
     parent_name,
     read_image_header,
     resolve_inside,
@@ -271,7 +272,8 @@ def _image_problem(raw: dict[str, Any]) -> str | None:
         return f"'file_name' {file_name!r} must be a relative path without '..'"
     for key in ("width", "height"):
         value = raw[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0 or value != int(value):
+        # Finite first: int(NaN) raises ValueError and int(Infinity) OverflowError.
+        if not is_finite_number(value) or value <= 0 or value != int(value):
             return f"'{key}' must be a positive whole number, got {value!r}"
     return None
 
@@ -346,6 +348,7 @@ def _reference_problem(value: Any, valid: dict[Hashable, Any], rejected: set[Has
 def _bbox_to_box(bbox: Any, width: int, height: int) -> tuple[Box | None, str | None]:
     numeric = isinstance(bbox, list) and len(bbox) == 4
     if numeric and all(isinstance(value, int | float) and not isinstance(value, bool) for value in bbox):
+        # Non-finite values (NaN, Infinity, 1e999) pass on to check_box, which names them.
         x, y, box_width, box_height = (float(value) for value in bbox)
         return check_box((x, y, x + box_width, y + box_height), width, height)
     return None, f"'bbox' must be a list of 4 numbers [x, y, width, height], got {bbox!r}"

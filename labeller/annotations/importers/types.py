@@ -181,6 +181,16 @@ def parent_name(dotted_name: str) -> str | None:
     return dotted_name.rsplit(".", 1)[0] if "." in dotted_name else None
 
 
+def is_finite_number(value: object) -> bool:
+    """Whether a parsed JSON value is a real, finite number.
+
+    Python's json reads ``NaN``, ``Infinity`` and overflowing literals such as ``1e999``
+    as floats, and ``true`` as a bool (an int subclass); none of them is a size or a
+    coordinate.
+    """
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def check_box(box: Box, width: int, height: int) -> tuple[Box | None, str | None]:
     """Validate a pixel box against its image: ``(clipped_box, None)`` or ``(None, why)``.
 

@@ -266,6 +266,9 @@ def test_parse_coco_reports_annotations_of_an_invalid_category_as_rejected():
         pytest.param({"height": 12.5}, "'height' must be a positive whole number", id="fractional-height"),
         pytest.param({"file_name": "../../etc/passwd"}, "relative path without '..'", id="path-traversal"),
         pytest.param({"id": None}, "'id' must be an integer", id="null-id"),
+        pytest.param({"width": float("nan")}, "'width' must be a positive whole number", id="nan-width"),
+        pytest.param({"height": float("inf")}, "'height' must be a positive whole number", id="infinite-height"),
+        pytest.param({"width": float("-inf")}, "'width' must be a positive whole number", id="minus-infinite-width"),
     ],
 )
 def test_parse_coco_reports_a_bad_image(image_changes, message):
@@ -276,6 +279,21 @@ def test_parse_coco_reports_a_bad_image(image_changes, message):
 
     assert [image.file_name for image in dataset.images] == ["b.jpg"]
     assert any(message in text for text in _messages(dataset)), _messages(dataset)
+
+
+@pytest.mark.parametrize(
+    "raw_number",
+    [pytest.param("NaN", id="nan"), pytest.param("Infinity", id="infinity"), pytest.param("1e999", id="overflow")],
+)
+def test_parse_coco_reports_non_finite_numbers_per_record(raw_number):
+    document = _coco_bytes(COCO_DOCUMENT).replace(b'"width": 100', b'"width": ' + raw_number.encode())
+    document = document.replace(b'"bbox": [0, 0, 50, 50]', b'"bbox": [0, 0, ' + raw_number.encode() + b", 50]")
+
+    dataset = parse_coco(document)
+
+    assert [(image.file_name, image.boxes) for image in dataset.images] == [("b.jpg", ())]
+    assert "'width' must be a positive whole number" in _messages(dataset)[0]
+    assert any(message.startswith("annotation id 11:") and "non-finite" in message for message in _messages(dataset))
 
 
 def test_parse_coco_reports_an_image_missing_a_field():

@@ -261,6 +261,29 @@ def test_a_zero_area_box_is_reported_and_the_rest_imported(tenant):
     assert AnnotationEvent.objects.count() == 2
 
 
+def test_a_non_finite_image_size_is_reported_and_the_rest_imported(tenant):
+    coco = json.dumps(
+        {
+            "images": [
+                {"id": 1, "file_name": "a.jpg", "width": float("nan"), "height": 48},
+                {"id": 2, "file_name": "b.jpg", "width": 64, "height": float("inf")},
+                {"id": 3, "file_name": "c.jpg", "width": 64, "height": 48},
+            ],
+            "annotations": [{"id": 1, "image_id": 3, "category_id": 1, "bbox": [4, 4, 10, 10]}],
+            "categories": [{"id": 1, "name": "cell"}],
+        }
+    ).encode()  # json.dumps writes NaN and Infinity, as many exporters do
+    members = {"a.json": coco, "a.jpg": jpeg_bytes(64, 48), "b.jpg": jpeg_bytes(64, 48), "c.jpg": jpeg_bytes(64, 48)}
+
+    response = post_import(tenant, zip_of(members), "coco")
+
+    assert response.status_code == 201, response.content
+    report = response.json()
+    assert (report["images"], report["boxes"]) == (1, 1)
+    assert [error["record"] for error in report["errors"]] == ["image id 1", "image id 2"]
+    assert "'width' must be a positive whole number, got nan" in report["errors"][0]["message"]
+
+
 def test_a_category_that_cannot_be_a_label_is_reported_and_the_rest_imported(tenant):
     long_name = "x" * 250
     coco = coco_document(
