@@ -52,8 +52,10 @@ class OrganizationAPIView(APIView):
     def get_serializer_context(self) -> dict:
         return {"request": self.request, "organization": getattr(self, "organization", None), "view": self}
 
-    def validated(self, serializer_class, data=None, **kwargs) -> dict:
-        serializer = serializer_class(data=self.request.data if data is None else data, context=self.get_serializer_context(), **kwargs)
+    def validated(self, serializer_class, data=None, context: dict | None = None, **kwargs) -> dict:
+        """``context`` adds to the usual one what the serializer checks against (the frame of a box)."""
+        context = {**self.get_serializer_context(), **(context or {})}
+        serializer = serializer_class(data=self.request.data if data is None else data, context=context, **kwargs)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 

@@ -30,7 +30,7 @@ class SuggestLabelsApi(OrganizationAPIView):
     @extend_schema(request=SuggestLabelsRequestSerializer, responses=SuggestLabelsResponseSerializer)
     def post(self, request, org, pk):
         frame = frame_get(organization=self.organization, frame_id=pk)
-        box = self.validated(SuggestLabelsRequestSerializer)["box"]
+        box = self.validated(SuggestLabelsRequestSerializer, context={"frame": frame})["box"]
         suggestions, state = proposing.label_suggestions(frame=frame, box=tuple(box))
         names = dict(scoped(Label, self.organization).filter(pk__in=[s.label_id for s in suggestions]).values_list("pk", "name"))
         payload = {

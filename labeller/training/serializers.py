@@ -4,7 +4,24 @@ from labeller.api.fields import BoxField
 
 
 class SuggestLabelsRequestSerializer(serializers.Serializer):
+    """Needs ``context["frame"]``: the box is cropped from it, so it must lie on it and have an area."""
+
     box = BoxField()
+
+    def validate_box(self, box: list[float]) -> list[float]:
+        frame = self.context["frame"]
+        x1, y1, x2, y2 = box
+        if not x2 > x1:
+            raise serializers.ValidationError(
+                f"x2 ({x2}) must be greater than x1 ({x1}): a box needs a positive width."
+            )
+        if not y2 > y1:
+            raise serializers.ValidationError(
+                f"y2 ({y2}) must be greater than y1 ({y1}): a box needs a positive height."
+            )
+        if x1 < 0 or y1 < 0 or x2 > frame.width or y2 > frame.height:
+            raise serializers.ValidationError(f"{box} lies outside the {frame.width}x{frame.height} frame.")
+        return box
 
 
 class ModelInfoSerializer(serializers.Serializer):
