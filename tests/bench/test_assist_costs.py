@@ -1,0 +1,178 @@
+"""The simulated annotator's matching and cost model (bench/assist_sim.py): pure functions."""
+
+import pytest
+
+from bench.assist_sim import (
+    ActionKind,
+    FrameRecord,
+    Shown,
+    Truth,
+    fix_seconds,
+    greedy_match,
+    iou,
+    percentile,
+    plan_frame,
+    summarize,
+    worst_of,
+)
+
+APPLE, PEAR = 1, 2
+
+
+def proposal(id_, box, label=APPLE, status="proposed"):
+    return Shown(id=id_, box=box, label_id=label, version=1, status=status)
+
+
+def shifted(box, dx):
+    """The box moved right by dx pixels (same size)."""
+    return (box[0] + dx, box[1], box[2] + dx, box[3])
+
+
+TRUTH_BOX = (0.0, 0.0, 100.0, 100.0)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        pytest.param((0, 0, 10, 10), (0, 0, 10, 10), 1.0, id="same"),
+        pytest.param((0, 0, 10, 10), (10, 0, 20, 10), 0.0, id="touching"),
+        pytest.param((0, 0, 10, 10), (5, 0, 15, 10), 50 / 150, id="half-shifted"),
+        pytest.param((0, 0, 10, 10), (2, 2, 4, 4), 4 / 100, id="inside"),
+    ],
+)
+def test_iou(a, b, expected):
+    assert iou(a, b) == pytest.approx(expected)
+
+
+def test_greedy_match_takes_the_highest_iou_first_and_one_to_one():
+    truths = [(0, 0, 10, 10), (3, 0, 13, 10)]
+    # Box 0 fits truth 0 best (0.82), but box 1 fits it exactly: box 0 gets truth 1 (0.67).
+    boxes = [(1, 0, 11, 10), (0, 0, 10, 10)]
+
+    matches = greedy_match(boxes, truths)
+
+    assert [(i, j) for i, j, _ in matches] == [(1, 0), (0, 1)]
+    assert [overlap for _, _, overlap in matches] == pytest.approx([1.0, 8 / 12])
+
+
+def test_greedy_match_ignores_pairs_under_the_threshold():
+    assert greedy_match([(0, 0, 10, 10)], [(6, 0, 16, 10)]) == []
+
+
+@pytest.mark.parametrize(
+    ("fix_label", "fix_box", "seconds"),
+    [
+        pytest.param(False, False, 1.5, id="accept"),
+        pytest.param(True, False, 4.5, id="label"),
+        pytest.param(False, True, 5.5, id="box"),
+        pytest.param(True, True, 8.5, id="both"),
+    ],
+)
+def test_fix_costs_add_up(fix_label, fix_box, seconds):
+    assert fix_seconds(fix_label=fix_label, fix_box=fix_box) == seconds
+
+
+def test_a_fix_never_costs_more_than_drawing(monkeypatch):
+    monkeypatch.setattr("bench.assist_sim.FIX_BOX_SECONDS", 9.0)
+
+    assert fix_seconds(fix_label=True, fix_box=True) == 10.0
+
+
+def test_a_correct_close_proposal_is_accepted_for_one_and_a_half_seconds():
+    plan = plan_frame([proposal(1, shifted(TRUTH_BOX, 5))], [Truth(TRUTH_BOX, APPLE)])
+
+    assert [(a.kind, a.seconds) for a in plan.actions] == [(ActionKind.ACCEPT, 1.5)]
+    assert (plan.shown, plan.matched, plan.right_label, plan.truths) == (1, 1, 1, 1)
+
+
+def test_a_loose_proposal_with_the_wrong_label_gets_both_fixes():
+    # Shifted by 25 px: IoU 75/125 = 0.6, between 0.5 and 0.7.
+    plan = plan_frame([proposal(1, shifted(TRUTH_BOX, 25), label=PEAR)], [Truth(TRUTH_BOX, APPLE)])
+
+    (action,) = plan.actions
+    assert (action.kind, action.fix_label, action.fix_box, action.seconds) == (ActionKind.FIX, True, True, 8.5)
+    assert plan.right_label == 0
+
+
+def test_a_proposal_without_a_label_needs_its_label_fixed():
+    plan = plan_frame([proposal(1, TRUTH_BOX, label=None)], [Truth(TRUTH_BOX, APPLE)])
+
+    assert plan.actions[0].fix_label and plan.seconds == 4.5
+
+
+def test_unmatched_proposals_are_rejected_and_missing_boxes_drawn_after_them():
+    other = (200.0, 200.0, 250.0, 250.0)
+    plan = plan_frame(
+        [proposal(1, shifted(TRUTH_BOX, 60)), proposal(2, TRUTH_BOX)],
+        [Truth(other, PEAR), Truth(TRUTH_BOX, APPLE)],
+    )
+
+    assert [(a.kind, a.seconds) for a in plan.actions] == [
+        (ActionKind.ACCEPT, 1.5),
+        (ActionKind.REJECT, 1.0),
+        (ActionKind.DRAW, 10.0),
+    ]
+    assert plan.actions[2].truth == Truth(other, PEAR)
+    assert plan.seconds == 12.5
+
+
+def test_a_frame_without_proposals_costs_the_manual_baseline():
+    truths = [Truth((0, 0, 10, 10), APPLE), Truth((20, 20, 40, 40), PEAR)]
+
+    assert plan_frame([], truths).seconds == 20.0
+
+
+def test_boxes_already_confirmed_cost_nothing_again():
+    mine = proposal(7, TRUTH_BOX, status="confirmed")
+
+    plan = plan_frame([mine, proposal(8, shifted(TRUTH_BOX, 2))], [Truth(TRUTH_BOX, APPLE)])
+
+    assert [(a.kind, a.annotation.id) for a in plan.actions] == [(ActionKind.REJECT, 8)]
+    assert plan.truths == 0
+
+
+def record(charged, truths, **kwargs):
+    defaults = dict(frame_id=0, shown=0, matched=0, right_label=0)
+    return FrameRecord(truths=truths, charged_s=charged, **{**defaults, **kwargs})
+
+
+def test_the_headline_skips_the_first_tenth_of_the_frames():
+    records = [record(100.0, 5)] * 2 + [record(25.0, 5)] * 18  # 20 frames: the first 2 are warm-up
+
+    figures = summarize(records)
+
+    assert figures["human_ratio_after_10pct"] == pytest.approx(0.5)
+    assert figures["human_ratio_overall"] == pytest.approx((200 + 450) / 1000)
+    assert figures["ratio_curve"] == pytest.approx([(200 + 200) / 500, 0.5])
+
+
+def test_proposal_figures_and_unknown_staleness():
+    records = [
+        record(10.0, 4, shown=5, matched=3, right_label=2, lost_actions=1, stale=True, lag_s=0.5),
+        record(10.0, 2, shown=1, matched=1, right_label=1, stale=None, lag_s=None),
+    ]
+
+    figures = summarize(records)
+
+    assert figures["proposals_per_frame"] == 3
+    assert figures["proposal_precision"] == pytest.approx(4 / 6)
+    assert figures["label_top1_shown"] == pytest.approx(3 / 4)
+    assert figures["region_recall"] == pytest.approx(4 / 6)
+    assert figures["lost_actions"] == 1
+    assert (figures["stale_shown"], figures["stale_known_frames"]) == (1.0, 1)
+    assert figures["worker_lag_s_p95"] == 0.5
+
+
+def test_percentile_is_nearest_rank():
+    assert percentile(list(range(1, 101)), 0.95) == 95
+    assert percentile([3.0], 0.95) == 3.0
+    assert percentile([], 0.95) is None
+
+
+def test_worst_takes_the_bad_end_of_each_figure():
+    worst = worst_of({"a": {"human_ratio_after_10pct": 0.6, "region_recall": 0.9},
+                      "b": {"human_ratio_after_10pct": 0.8, "region_recall": 0.4, "worker_lag_s_p95": None}})
+
+    assert worst["human_ratio_after_10pct"] == 0.8
+    assert worst["region_recall"] == 0.4
+    assert worst["worker_lag_s_p95"] is None
