@@ -7,11 +7,13 @@ through here.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import logging
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -74,14 +76,91 @@ def embed_crops(rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 @dataclass
 class StoredIndex:
+    """A project's label index as cached in a process. Mutation (applying a delta) and use
+    (``suggest_labels``, ``propose``) hold ``lock``: threads of a web process share it."""
+
     labels: LabelIndex
     member_versions: dict[int, int]  # annotation id -> annotation version embedded
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
 
 def stored_index_new() -> StoredIndex:
     from proposals.labels import LabelIndex
 
     return StoredIndex(labels=LabelIndex(feature_extractor().dim), member_versions={})
+
+
+@dataclass(frozen=True)
+class IndexDelta:
+    """One step of a stored index: forget ``removed``, then add (or replace) ``ids``.
+
+    A delta states the end result for every annotation it touches, so applying it to the
+    index at any version within the range it covers gives the index at its end, which is
+    what lets deltas be merged and a process catch up from any version in between.
+
+    removed: int64 [R]; ids: int64 [A]; vectors: float32 [A, D]; labels: int64 [A]
+    (``BACKGROUND`` for hard negatives); versions: int64 [A], the annotation versions
+    embedded; temperature: the label index's temperature at the end.
+    """
+
+    removed: np.ndarray
+    ids: np.ndarray
+    vectors: np.ndarray
+    labels: np.ndarray
+    versions: np.ndarray
+    temperature: float
+
+    @property
+    def rows(self) -> int:
+        return len(self.removed) + len(self.ids)
+
+
+def index_delta_to_bytes(delta: IndexDelta) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(
+        buffer, removed=delta.removed, ids=delta.ids, vectors=delta.vectors, labels=delta.labels,
+        versions=delta.versions, temperature=np.float64(delta.temperature),
+    )
+    return buffer.getvalue()
+
+
+def index_delta_from_bytes(data: bytes) -> IndexDelta:
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        return IndexDelta(
+            removed=archive["removed"], ids=archive["ids"], vectors=archive["vectors"], labels=archive["labels"],
+            versions=archive["versions"], temperature=float(archive["temperature"]),
+        )
+
+
+def index_delta_apply(stored: StoredIndex, delta: IndexDelta) -> None:
+    """Apply ``delta`` in place. O(size of the delta). The caller holds ``stored.lock``."""
+    if len(delta.removed):
+        stored.labels.remove(delta.removed)
+        for pk in delta.removed.tolist():
+            stored.member_versions.pop(pk, None)
+    if len(delta.ids):
+        stored.labels.add(delta.ids, delta.vectors, delta.labels)
+        stored.member_versions.update(zip(delta.ids.tolist(), delta.versions.tolist()))
+    stored.labels.temperature = delta.temperature
+
+
+def index_delta_merge(older: IndexDelta, newer: IndexDelta) -> IndexDelta:
+    """One delta equal to applying ``older`` then ``newer``."""
+    superseded = np.isin(older.ids, np.concatenate([newer.removed, newer.ids]))
+    keep = ~superseded
+    return IndexDelta(
+        removed=np.union1d(older.removed, newer.removed).astype(np.int64),
+        ids=np.concatenate([older.ids[keep], newer.ids]),
+        vectors=np.concatenate([older.vectors[keep], newer.vectors]),
+        labels=np.concatenate([older.labels[keep], newer.labels]),
+        versions=np.concatenate([older.versions[keep], newer.versions]),
+        temperature=newer.temperature,
+    )
+
+
+def stored_index_bytes_in_memory(stored: StoredIndex) -> int:
+    """Approximate resident bytes of a cached index, for bounding the cache."""
+    return stored.labels.index.memory_bytes() + 150 * len(stored.member_versions)
 
 
 def stored_index_to_bytes(stored: StoredIndex) -> bytes:
@@ -102,9 +181,10 @@ def stored_index_from_bytes(data: bytes) -> StoredIndex:
 
 
 def suggest_labels(stored: StoredIndex, vectors: np.ndarray, top: int = 3) -> list[tuple[LabelSuggestion, ...]]:
-    if len(stored.labels) == 0:
-        return [() for _ in range(len(vectors))]
-    return stored.labels.suggest(vectors, top=top)
+    with stored.lock:
+        if len(stored.labels) == 0:
+            return [() for _ in range(len(vectors))]
+        return stored.labels.suggest(vectors, top=top)
 
 
 # --- region proposals -------------------------------------------------------------------
@@ -133,13 +213,14 @@ def propose(
     from proposals.boxes import iou_matrix
     from proposals.regions import propose_regions
 
-    proposals = propose_regions(
-        rgb,
-        neighbours=[(n.rgb, n.boxes, n.label_ids) for n in neighbours],
-        label_index=stored.labels if stored is not None and len(stored.labels) else None,
-        extractor=feature_extractor(),
-        top_k=top_k,
-    )
+    with stored.lock if stored is not None else contextlib.nullcontext():
+        proposals = propose_regions(
+            rgb,
+            neighbours=[(n.rgb, n.boxes, n.label_ids) for n in neighbours],
+            label_index=stored.labels if stored is not None and len(stored.labels) else None,
+            extractor=feature_extractor(),
+            top_k=top_k,
+        )
     if not proposals or not len(avoid_boxes):
         return proposals
     overlaps = iou_matrix(np.array([p.box for p in proposals], dtype=np.float32), avoid_boxes)
