@@ -26,7 +26,13 @@ class Label(VersionedModel):
 
     class Meta:
         ordering = ["name"]
-        constraints = [models.UniqueConstraint(fields=["project", "name"], name="unique_label_name")]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="unique_label_name"),
+            # One label per key in a project; many labels may have none.
+            models.UniqueConstraint(
+                fields=["project", "hotkey"], condition=~models.Q(hotkey=""), name="unique_label_hotkey"
+            ),
+        ]
 
     @property
     def parent_name(self) -> str | None:

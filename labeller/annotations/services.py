@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from labeller.annotations.models import (
@@ -46,21 +46,57 @@ def _ancestor_names(name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
+def _label_conflict(
+    *, project_id: int, name: str | None, hotkey: str, exclude_pk: int | None = None
+) -> DomainError | None:
+    """The field error for a name or hotkey another label of the project already has, if any."""
+    others = Label.objects.filter(project_id=project_id)
+    if exclude_pk is not None:
+        others = others.exclude(pk=exclude_pk)
+    if name is not None and others.filter(name=name).exists():
+        return field_error("name", f"The label {name!r} already exists in this project.", code="duplicate")
+    if hotkey and others.filter(hotkey=hotkey).exists():
+        return field_error("hotkey", f"The hotkey {hotkey!r} is already used in this project.", code="duplicate")
+    return None
+
+
+def _label_write_unique(write, *, project_id: int, name: str | None, hotkey: str, exclude_pk: int | None = None):
+    """Run ``write`` (a label INSERT or UPDATE) in a savepoint.
+
+    The checks before a write cannot see a label a concurrent request is adding; the unique
+    constraints on (project, name) and (project, hotkey) can. Their IntegrityError becomes the
+    same 400 the checks give, and the savepoint keeps the caller's transaction usable.
+    """
+    try:
+        with transaction.atomic():
+            return write()
+    except IntegrityError:
+        conflict = _label_conflict(project_id=project_id, name=name, hotkey=hotkey, exclude_pk=exclude_pk)
+        if conflict is None:
+            raise
+        raise conflict from None
+
+
 @transaction.atomic
 def label_create(*, project: Project, name: str, color: str = "#3b82f6", hotkey: str = "") -> Label:
     """Create ``name`` and any missing ancestors (``food.dish.dessert`` implies ``food`` and ``food.dish``)."""
     name = name.strip().lower()
-    if Label.objects.filter(project=project, name=name).exists():
-        raise field_error("name", f"The label {name!r} already exists in this project.", code="duplicate")
-    if hotkey and Label.objects.filter(project=project, hotkey=hotkey).exists():
-        raise field_error("hotkey", f"The hotkey {hotkey!r} is already used in this project.", code="duplicate")
+    conflict = _label_conflict(project_id=project.pk, name=name, hotkey=hotkey)
+    if conflict is not None:
+        raise conflict
     for ancestor in _ancestor_names(name):
         if not Label.objects.filter(project=project, name=ancestor).exists():
             Label(project=project, name=ancestor, color=color).full_clean(exclude=["project"])
-            Label.objects.create(project=project, name=ancestor, color=color)
+            try:
+                with transaction.atomic():
+                    Label.objects.create(project=project, name=ancestor, color=color)
+            except IntegrityError:
+                # A concurrent request created the same ancestor: it is shared, not a conflict.
+                if not Label.objects.filter(project=project, name=ancestor).exists():
+                    raise
     label = Label(project=project, name=name, color=color, hotkey=hotkey)
     label.full_clean(exclude=["project"])
-    label.save()
+    _label_write_unique(label.save, project_id=project.pk, name=name, hotkey=hotkey)
     return label
 
 
@@ -73,12 +109,19 @@ def label_update(*, label: Label, expected_version: int, **changes) -> Label:
             f"These fields cannot be changed: {', '.join(sorted(unknown))}. "
             "Renaming a label would silently relabel confirmed boxes; deprecate it and create a new one."
         )
-    hotkey = changes.get("hotkey")
-    if hotkey and Label.objects.filter(project=label.project_id, hotkey=hotkey).exclude(pk=label.pk).exists():
-        raise field_error("hotkey", f"The hotkey {hotkey!r} is already used in this project.", code="duplicate")
+    hotkey = changes.get("hotkey", "")
+    conflict = _label_conflict(project_id=label.project_id, name=None, hotkey=hotkey, exclude_pk=label.pk)
+    if conflict is not None:
+        raise conflict
     candidate = Label(project_id=label.project_id, name=label.name, **{**_label_fields(label), **changes})
     candidate.full_clean(exclude=["project"], validate_unique=False, validate_constraints=False)
-    return save_if_version(label, expected_version=expected_version, fields=changes)
+    return _label_write_unique(
+        lambda: save_if_version(label, expected_version=expected_version, fields=changes),
+        project_id=label.project_id,
+        name=None,
+        hotkey=hotkey,
+        exclude_pk=label.pk,
+    )
 
 
 def _label_fields(label: Label) -> dict:
