@@ -53,10 +53,10 @@ def filesystem_broker_options(tmp_path: Path) -> dict:
 
 
 @contextmanager
-def running_worker(env: dict, log: Path):
+def running_worker(env: dict, log: Path, queues: str = "interactive,bulk"):
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "workers.celery", "worker", "--concurrency=1", "--pool=solo",
-         "-Q", "default,ingest,gpu", "--loglevel=INFO", "--without-heartbeat", "--without-mingle", "--without-gossip"],
+         "-Q", queues, "--loglevel=INFO", "--without-heartbeat", "--without-mingle", "--without-gossip"],
         cwd=REPO, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )
     try:

@@ -13,6 +13,7 @@ Run with: .venv/bin/python -m pytest -p no:django tests/test_compose.py -q
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import functools
 import json
@@ -34,9 +35,11 @@ DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-REQUIRED_SERVICES = {"postgres", "redis", "web", "worker", "beat"}
-APP_SERVICES = ("migrate", "web", "worker", "beat")  # run the Labeller image
-CELERY_QUEUES = {"default", "ingest", "gpu"}
+REQUIRED_SERVICES = {"postgres", "redis", "web", "worker", "worker-interactive", "beat"}
+APP_SERVICES = ("migrate", "web", "worker", "worker-interactive", "beat")  # run the Labeller image
+# Bulk work (the GPU's) and interactive work run in separate worker services.
+WORKER_QUEUES = {"worker": {"bulk"}, "worker-interactive": {"interactive"}}
+WORKERS = tuple(WORKER_QUEUES)
 APP_ENV_NAMES = {
     "DJANGO_SETTINGS_MODULE",
     "LABELLER_DATA_DIR",
@@ -441,16 +444,36 @@ def test_worker_reserves_an_nvidia_gpu():
         assert not ("count" in device and "device_ids" in device), "count and device_ids are exclusive"
 
 
-def test_worker_command_consumes_all_queues_one_task_at_a_time():
-    argv = command_tokens(service("worker").get("command"))
+@pytest.mark.parametrize("name", WORKERS)
+def test_each_worker_consumes_its_own_queue_one_task_at_a_time(name):
+    argv = command_tokens(service(name).get("command"))
     assert_celery_argv_valid(argv, "worker")
     assert option_value(argv, "-A", "--app") == "workers.celery"
     queues = option_value(argv, "-Q", "--queues")
-    assert queues and set(queues.split(",")) == CELERY_QUEUES, f"worker queues {queues!r}"
+    assert queues and set(queues.split(",")) == WORKER_QUEUES[name], f"{name} queues {queues!r}"
     assert option_value(argv, "--prefetch-multiplier") == "1"
     concurrency = option_value(argv, "-c", "--concurrency")
-    assert concurrency, "worker concurrency is not set"
+    assert concurrency, f"{name} concurrency is not set"
     assert interpolate(concurrency, env_example()).isdigit(), f"concurrency {concurrency!r}"
+
+
+def routed_queues() -> set[str]:
+    """The queues named in workers/celery.py's routes and the settings' default queue, read
+    from the source (these checks run without Django)."""
+    tree = ast.parse((ROOT / "workers" / "celery.py").read_text())
+    names = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
+             for t in n.targets if isinstance(t, ast.Name) and isinstance(n.value, ast.Constant)}
+    routes = next(n.value for n in tree.body if isinstance(n, ast.Assign)
+                  and ast.unparse(n.targets[0]) == "app.conf.task_routes")
+    queues = {names.get(ast.unparse(route.values[0]), getattr(route.values[0], "value", None))
+              for route in routes.values}
+    default = re.search(r'^CELERY_TASK_DEFAULT_QUEUE = "(\w+)"', (ROOT / "labeller/settings/base.py").read_text(), re.M)
+    return queues | {default.group(1)}
+
+
+def test_the_workers_consume_every_routed_queue_and_only_the_bulk_one_has_the_gpu():
+    assert routed_queues() == set().union(*WORKER_QUEUES.values())
+    assert not service("worker-interactive").get("deploy", {}).get("resources", {}).get("reservations")
 
 
 def test_beat_is_single_and_keeps_its_schedule_on_a_volume():
@@ -492,17 +515,18 @@ def test_healthchecks_probe_the_right_thing():
     web = " ".join(healthcheck_shell_tokens(service("web")["healthcheck"]))
     assert "/healthz" in web and ":8000" in web, web
 
-    worker = healthcheck_shell_tokens(service("worker")["healthcheck"])
-    assert_celery_argv_valid(worker, "inspect")
-    assert worker[worker.index("inspect") + 1] == "ping"
-    assert option_value(worker, "-A", "--app") == "workers.celery"
-    destination = option_value(worker, "-d", "--destination")
-    # $HOSTNAME must reach the container's shell: Compose would otherwise
-    # substitute the *host's* value (or nothing) when it reads the file.
-    assert destination == "celery@$HOSTNAME", destination
-    raw = service("worker")["healthcheck"]["test"]
-    assert "$$HOSTNAME" in (raw if isinstance(raw, str) else " ".join(raw))
-    assert service("worker")["healthcheck"]["test"][0] == "CMD-SHELL", "needs a shell for $HOSTNAME"
+    for name in WORKERS:
+        worker = healthcheck_shell_tokens(service(name)["healthcheck"])
+        assert_celery_argv_valid(worker, "inspect")
+        assert worker[worker.index("inspect") + 1] == "ping"
+        assert option_value(worker, "-A", "--app") == "workers.celery"
+        destination = option_value(worker, "-d", "--destination")
+        # $HOSTNAME must reach the container's shell: Compose would otherwise
+        # substitute the *host's* value (or nothing) when it reads the file.
+        assert destination == "celery@$HOSTNAME", destination
+        raw = service(name)["healthcheck"]["test"]
+        assert "$$HOSTNAME" in (raw if isinstance(raw, str) else " ".join(raw))
+        assert service(name)["healthcheck"]["test"][0] == "CMD-SHELL", "needs a shell for $HOSTNAME"
 
 
 def test_celery_inspect_ping_is_a_real_inspect_command():
@@ -542,12 +566,13 @@ def test_data_lives_on_named_volumes():
         path = service_environment(service("web"))[key]
         web_volume = volume_holding("web", path)
         assert web_volume, f"web {key} {path} is not on a named volume"
-        assert volume_holding("worker", service_environment(service("worker"))[key]) == web_volume, \
-            f"web and worker must share the volume holding {key}"
+        for name in WORKERS:
+            assert volume_holding(name, service_environment(service(name))[key]) == web_volume, \
+                f"web and {name} must share the volume holding {key}"
 
 
 def test_app_services_wait_for_healthy_database_and_broker_and_migrations():
-    for name in ("web", "worker", "beat"):
+    for name in ("web", *WORKERS, "beat"):
         depends = service(name).get("depends_on")
         assert isinstance(depends, dict), f"{name}: depends_on needs conditions (long syntax)"
         for dep, condition in (("postgres", "service_healthy"), ("redis", "service_healthy"),
@@ -737,7 +762,7 @@ def test_dockerfile_creates_the_writable_paths_for_the_app_user():
     beat_schedule = option_value(command_tokens(service("beat")["command"]), "-s", "--schedule")
     paths = {shared_env["LABELLER_DATA_DIR"], shared_env["LABELLER_MEDIA_ROOT"],
              shared_env["LABELLER_UPLOAD_DIR"], shared_env["TORCH_HOME"], beat_schedule.rsplit("/", 1)[0]}
-    for vol in (*service("web").get("volumes", []), *service("worker").get("volumes", [])):
+    for vol in (*service("web").get("volumes", []), *(v for w in WORKERS for v in service(w).get("volumes", []))):
         paths.add(vol.split(":")[1] if isinstance(vol, str) else vol["target"])
     image_env = dockerfile_env(final_stage())
     for key in ("LABELLER_DATA_DIR", "LABELLER_MEDIA_ROOT", "LABELLER_UPLOAD_DIR", "TORCH_HOME",

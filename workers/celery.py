@@ -1,8 +1,15 @@
 """The Celery app. Workers use the GPU when one is there and the CPU otherwise.
 
+Two kinds of work, two queues, separate worker processes, so bulk work never delays a
+person:
+
+* ``interactive``: what someone is waiting for: the project's index sync (coalesced, at
+  most one pending per project) and the proposals of the frames about to be opened.
+* ``bulk``: whole-video proposals, the ingest stages, training and evaluation.
+
 Embedded default: kombu's filesystem broker under var/celery (no server needed).
 Production: CELERY_BROKER_URL or REDIS_URL pointing at Redis. Add capacity by starting
-more workers on more machines; there is no other queue or scheduler.
+more workers (``-Q interactive`` or ``-Q bulk``) on more machines.
 """
 
 import os
@@ -11,12 +18,19 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labeller.settings.dev")
 
+INTERACTIVE = "interactive"
+BULK = "bulk"
+
 app = Celery("labeller")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Exact names win over patterns, whatever their order.
 app.conf.task_routes = {
-    "workers.ingest.*": {"queue": "ingest"},
-    "workers.proposals.*": {"queue": "gpu"},
-    "workers.training.*": {"queue": "gpu"},
+    "workers.proposals.propose_video": {"queue": BULK},
+    "workers.proposals.*": {"queue": INTERACTIVE},
+    "workers.ingest.*": {"queue": BULK},
+    "workers.training.*": {"queue": BULK},
+    "workers.maintenance.delete_abandoned_uploads": {"queue": BULK},
+    "workers.maintenance.*": {"queue": INTERACTIVE},
 }
 app.conf.imports = ("workers.maintenance", "workers.ingest", "workers.proposals", "workers.training")
 

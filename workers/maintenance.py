@@ -2,6 +2,7 @@
 
 import logging
 import time
+from datetime import timedelta
 
 from celery import shared_task
 
@@ -27,3 +28,21 @@ def delete_abandoned_uploads() -> int:
     deleted = uploads_delete_abandoned()
     logger.info("deleted %d abandoned uploads", deleted)
     return deleted
+
+
+# A pending index sync older than this lost its message (broker down at commit, a worker
+# killed before acking on a broker that forgets) or failed: send it again.
+INDEX_SYNC_OVERDUE_S = 60
+
+
+@shared_task(name="workers.maintenance.enqueue_overdue_index_syncs", acks_late=True)
+def enqueue_overdue_index_syncs() -> int:
+    """Re-send the syncs whose pending mark has waited too long; the mark is the record."""
+    from labeller.core.tasks import publish
+    from labeller.training.services import index_syncs_overdue
+
+    project_ids = index_syncs_overdue(waited=timedelta(seconds=INDEX_SYNC_OVERDUE_S))
+    sent = sum(publish("workers.proposals.sync_index", project_id) for project_id in project_ids)
+    if project_ids:
+        logger.warning("re-sent %d of %d overdue index syncs: projects %s", sent, len(project_ids), project_ids)
+    return sent

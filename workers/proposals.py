@@ -1,7 +1,9 @@
 """The learning loop's tasks: keep the index in step and refresh proposals.
 
-Thin wrappers over labeller.training.services; each takes ids, is idempotent, and
-retries only transient conflicts.
+Thin wrappers over labeller.training.services (the index) and .proposing (proposals);
+each takes ids and is idempotent. A project has at most one index sync pending: the
+task claims the pending mark before it reads, so changes that arrive during a sync ask
+for exactly one more (see ``services.index_sync_request``).
 """
 
 import logging
@@ -9,39 +11,60 @@ import time
 
 from celery import shared_task
 
-from labeller.training import proposing, services
+from labeller.training import hooks, proposing, services
+from labeller.training.models import FrameProposals
 
 logger = logging.getLogger(__name__)
 
+# A whole-video run hands the bulk worker back this often (and resumes in a new task), so
+# other bulk work interleaves and no single task outlives the broker's visibility timeout.
+PROPOSE_VIDEO_SLICE_S = 300
 
-def _sync_or_retry(task, project_id: int) -> services.SyncResult | None:
-    """Sync the project's index; a concurrent sync retries the task, a gone project ends it (None)."""
+
+def _run_pending_sync(project_id: int) -> services.SyncResult | None:
+    """Claim the project's pending sync and run it. None: nothing was pending (a sync that
+    ran meanwhile took it), the project is gone, or another process saved first."""
+    if not services.index_sync_claim(project_id=project_id):
+        return None
     started = time.monotonic()
     try:
         result = services.index_sync(project_id=project_id)
-    except services.IndexConflict as conflict:
-        raise task.retry(exc=conflict, countdown=1)
     except services.Project.DoesNotExist:
         return None
+    except services.IndexConflict as conflict:
+        # Our read may predate what the other process saved: ask again; the next run
+        # starts from its version and embeds only what is still missing.
+        logger.info("index sync (project=%s) lost a race (%s); another is queued", project_id, conflict)
+        hooks.index_sync_soon(project_id=project_id)
+        return None
+    except Exception:
+        # Keep the record: beat re-sends the sync after a pause rather than in a tight loop.
+        services.index_sync_mark_pending(project_id=project_id)
+        raise
+    if result.remaining:
+        # More to embed than one sync takes: continue in a new task, so the refreshes people
+        # wait for run in between.
+        hooks.index_sync_soon(project_id=project_id)
     logger.info("index sync (project=%s): %s in %.2fs", project_id, result, time.monotonic() - started)
     return result
 
 
-@shared_task(name="workers.proposals.sync_index", bind=True, acks_late=True, max_retries=5)
-def sync_index(self, project_id: int) -> None:
-    result = _sync_or_retry(self, project_id)
+@shared_task(name="workers.proposals.sync_index", acks_late=True)
+def sync_index(project_id: int) -> None:
+    """Bring the index up to date; when it changed, re-propose the frames about to be opened."""
+    result = _run_pending_sync(project_id)
     if result is not None and (result.added or result.removed):
         for frame_id in proposing.frames_to_refresh_after_sync(project_id=project_id):
-            refresh_frame_proposals.delay(frame_id)
+            hooks.refresh_frame_soon(frame_id=frame_id)
 
 
-@shared_task(name="workers.proposals.sync_index_then_refresh_shot", bind=True, acks_late=True, max_retries=5)
-def sync_index_then_refresh_shot(self, project_id: int, frame_id: int) -> None:
-    """After a frame is completed: learn from it, then re-propose the frames around it in its shot."""
-    if _sync_or_retry(self, project_id) is None:
-        return
+@shared_task(name="workers.proposals.sync_index_then_refresh_shot", acks_late=True)
+def sync_index_then_refresh_shot(project_id: int, frame_id: int) -> None:
+    """After a frame is completed: learn from it (unless a sync already did), then re-propose
+    the frames around it in its shot, which its confirmed boxes propagate to."""
+    _run_pending_sync(project_id)
     for neighbour_id in proposing.frames_after_in_shot(frame_id=frame_id):
-        refresh_frame_proposals.delay(neighbour_id)
+        hooks.refresh_frame_soon(frame_id=neighbour_id)
 
 
 @shared_task(name="workers.proposals.refresh_frame_proposals", acks_late=True)
@@ -51,10 +74,25 @@ def refresh_frame_proposals(frame_id: int) -> None:
     logger.info("refresh_frame_proposals(frame=%s): %d proposals in %.2fs", frame_id, count, time.monotonic() - started)
 
 
+def _not_built(frames):
+    return frames.exclude(pk__in=FrameProposals.objects.filter(built_at__isnull=False).values("frame_id"))
+
+
 @shared_task(name="workers.proposals.propose_video", acks_late=True)
 def propose_video(video_id: int) -> None:
-    """After ingest: proposals for every frame of the video, keyframes first."""
+    """After ingest, on the bulk queue: proposals for every frame of the video not yet
+    proposed, keyframes first, computed here rather than one interactive task per frame."""
     from labeller.media.models import Frame
 
-    for frame_id in Frame.objects.filter(video_id=video_id).order_by("-is_keyframe", "index").values_list("pk", flat=True):
-        refresh_frame_proposals.delay(frame_id)
+    started = time.monotonic()
+    frames = Frame.objects.filter(video_id=video_id)
+    built = 0
+    for frame_id in _not_built(frames).order_by("-is_keyframe", "index").values_list("pk", flat=True):
+        if time.monotonic() - started > PROPOSE_VIDEO_SLICE_S:
+            hooks.learning_after_ingest(video_id=video_id)  # the rest in a new task
+            break
+        if not _not_built(frames.filter(pk=frame_id)).exists():
+            continue  # someone opened it meanwhile and an interactive refresh built it
+        proposing.proposals_refresh(frame_id=frame_id)
+        built += 1
+    logger.info("propose_video(video=%s): %d frames in %.1fs", video_id, built, time.monotonic() - started)

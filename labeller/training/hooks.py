@@ -19,6 +19,11 @@ PROPOSE_VIDEO = "workers.proposals.propose_video"
 def learning_after_annotation_change(*, project_id: int) -> None:
     """Call inside the transaction that changed the project's annotations."""
     learning_clock_tick(project_id=project_id)
+    index_sync_soon(project_id=project_id)
+
+
+def index_sync_soon(*, project_id: int) -> None:
+    """Ask for a sync of the project's index: enqueues one only when none is pending."""
     if index_sync_request(project_id=project_id):
         enqueue(SYNC_INDEX, project_id)
 
