@@ -53,9 +53,11 @@ def filesystem_broker_options(tmp_path: Path) -> dict:
 
 
 @contextmanager
-def running_worker(env: dict, log: Path, queues: str = "interactive,bulk"):
+def running_worker(env: dict, log: Path, queues: str = "interactive,bulk", pool: str | None = "solo"):
+    """``pool=None`` leaves the pool to the settings, as scripts/run does."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers.celery", "worker", "--concurrency=1", "--pool=solo",
+        [sys.executable, "-m", "celery", "-A", "workers.celery", "worker", "--concurrency=1",
+         *([f"--pool={pool}"] if pool else []),
          "-Q", queues, "--loglevel=INFO", "--without-heartbeat", "--without-mingle", "--without-gossip"],
         cwd=REPO, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )

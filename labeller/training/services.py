@@ -88,7 +88,9 @@ def index_state(project: Project) -> ProjectIndex:
     elif not state.weights_description:  # born in a request (index_sync_request), without the model
         extractor = ml.feature_extractor()
         state.weights_description, state.is_random = extractor.weights_description, extractor.is_random
-        ProjectIndex.objects.filter(pk=state.pk).update(weights_description=state.weights_description, is_random=state.is_random)
+        ProjectIndex.objects.filter(pk=state.pk).update(
+            weights_description=state.weights_description, is_random=state.is_random
+        )
     return state
 
 
@@ -214,7 +216,9 @@ def _index_members(project_id: int, ids: set[int] | None = None) -> dict[int, tu
     }
 
 
-def _touched_since(project_id: int, state: ProjectIndex, now: datetime, *, everything: bool) -> tuple[set[int] | None, int]:
+def _touched_since(
+    project_id: int, state: ProjectIndex, now: datetime, *, everything: bool
+) -> tuple[set[int] | None, int]:
     """(annotation ids touched by events after the watermark, or None for ``everything``;
     the new watermark). The watermark stops before the first event younger than
     EVENT_SETTLE: a transaction still open may hold an older id than a committed one."""
@@ -264,7 +268,8 @@ def index_sync(*, project_id: int) -> SyncResult:
     touched, watermark = _touched_since(project_id, state, now, everything=everything)
     wanted = _index_members(project_id, touched)
     with stored.lock:
-        have = dict(stored.member_versions) if everything else {pk: stored.member_versions[pk] for pk in touched if pk in stored.member_versions}
+        members = stored.member_versions
+        have = dict(members) if everything else {pk: members[pk] for pk in touched if pk in members}
     if everything:
         touched = set(wanted) | set(have)
     stale = sorted(pk for pk in touched if pk in have and (pk not in wanted or wanted[pk][0] != have[pk]))
@@ -276,7 +281,9 @@ def index_sync(*, project_id: int) -> SyncResult:
         watermark, everything = state.event_watermark, False  # read these events again next time
     reconciled_at = now if everything else state.reconciled_at
     if not stale and not missing:
-        ProjectIndex.objects.filter(pk=state.pk, version=state.version).update(event_watermark=watermark, reconciled_at=reconciled_at)
+        ProjectIndex.objects.filter(pk=state.pk, version=state.version).update(
+            event_watermark=watermark, reconciled_at=reconciled_at
+        )
         return SyncResult(added=0, removed=0, size=state.size, version=state.version)
 
     ids, vectors = _embed_annotations(missing)
@@ -345,7 +352,8 @@ def _write_segment(
         return name
 
     written: list[str] = []
-    segment = {"from": version, "to": version + 1, "file": save(f"d{version + 1}", ml.index_delta_to_bytes(delta)), "rows": delta.rows}
+    name = save(f"d{version + 1}", ml.index_delta_to_bytes(delta))
+    segment = {"from": version, "to": version + 1, "file": name, "rows": delta.rows}
     segments = [*state.segments, segment]
     if sum(s["rows"] for s in segments) > COMPACT_SHARE * max(len(stored.labels), COMPACT_MIN_ROWS):
         # The index we hold is the one at ``version``: it becomes the base, and only the new
@@ -362,7 +370,8 @@ def _write_segment(
     while len(segments) >= 2 and segments[-2]["rows"] <= segments[-1]["rows"]:
         older, newer = segments[-2], segments[-1]
         merged = ml.index_delta_merge(
-            deltas.get(older["file"]) or _read_delta(older["file"]), deltas.get(newer["file"]) or _read_delta(newer["file"])
+            deltas.get(older["file"]) or _read_delta(older["file"]),
+            deltas.get(newer["file"]) or _read_delta(newer["file"]),
         )
         name = save(f"d{older['from'] + 1}-{newer['to']}", ml.index_delta_to_bytes(merged))
         deltas[name] = merged

@@ -3,6 +3,7 @@ Redis, including a worker killed in the middle of a task."""
 
 import os
 import signal
+import time
 
 import pytest
 import redis
@@ -72,3 +73,30 @@ def test_a_worker_killed_mid_task_loses_nothing_on_redis(tenant, tmp_path, setti
     assert video.stage == IngestStage.READY, video.error
     indexes = list(Frame.objects.filter(video=video).values_list("index", flat=True))
     assert len(indexes) == len(set(indexes)) > 0  # no duplicate frames from the retried stage
+
+
+def test_on_the_embedded_default_an_interactive_task_starts_well_within_a_second(tenant, tmp_path, settings):
+    """kombu's filesystem transport polls; with its defaults (1 s, prefork pool) a worker ran
+    about one task a second and a steady trickle of clicks queued up without end. The pool is
+    left to the settings, as in scripts/run."""
+    from datetime import datetime
+
+    from labeller.core.tasks import publish
+
+    env = worker_env(tmp_path, "filesystem://", settings)
+    log = tmp_path / "worker.log"
+    sent = []
+    with publishing_to("filesystem://", filesystem_broker_options(tmp_path)), running_worker(env, log, "interactive", pool=None):
+        publish("workers.maintenance.enqueue_overdue_index_syncs")
+        wait_for(lambda: "enqueue_overdue_index_syncs[" in log.read_text(), timeout=60, log=log, what="the worker to start")
+        for _ in range(20):
+            sent.append(time.time())
+            publish("workers.maintenance.enqueue_overdue_index_syncs")
+            time.sleep(0.25)
+        wait_for(lambda: log.read_text().count(" succeeded in ") >= 21, timeout=60, log=log, what="every task")
+    done = [
+        datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        for line in log.read_text().splitlines() if " succeeded in " in line
+    ][1:]
+    latencies = sorted(d - s for d, s in zip(done, sent))  # enqueue to done: the tasks take ms
+    assert latencies[int(0.95 * len(latencies))] < 0.5, latencies
