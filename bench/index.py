@@ -10,8 +10,14 @@ Measures: build time (add + train + nprobe calibration), resident memory
 (p50/p95 over the queries, one search call each) and recall@10 against exact
 brute-force search. Ends with one JSON line.
 
+With ``--sync`` it measures the app's index sync instead (labeller.training.services on a
+throw-away SQLite database): a project holding 1k, then 100k confirmed boxes, 10 new boxes
+per round, the time of ``index_sync`` (random vectors stand in for the embeddings, so the
+figure is the index's own cost: reading the changes, the delta, storage, the cache).
+
     .venv/bin/python bench/index.py            # 100k and 1M (~24 GB RAM machine, a few minutes)
     .venv/bin/python bench/index.py --quick    # 100k only
+    .venv/bin/python bench/index.py --sync     # index sync: 10 changes at 1k and 100k boxes
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -101,10 +108,95 @@ def run(size: int, mixture: ClusteredEmbeddings, queries: np.ndarray) -> dict:
     return result
 
 
+SYNC_SIZES = (("1k", 1_000), ("100k", 100_000))
+SYNC_ROUNDS = 15
+SYNC_CHANGES = 10
+BOXES_PER_FRAME = 50
+
+
+def bench_sync() -> dict:
+    """Median and p95 time of index_sync for SYNC_CHANGES new boxes, per index size."""
+    import tempfile
+
+    data_dir = tempfile.mkdtemp(prefix="labeller-bench-sync-")
+    os.environ.update(DJANGO_SETTINGS_MODULE="labeller.settings.test", LABELLER_DATA_DIR=data_dir,
+                      LABELLER_MEDIA_ROOT=f"{data_dir}/media", LABELLER_FEATURE_WEIGHTS="none")
+    os.environ.pop("DATABASE_URL", None)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from labeller import ml
+    from labeller.annotations.models import Annotation, AnnotationStatus, Label
+    from labeller.annotations.services import Box, annotation_create
+    from labeller.media.models import Frame
+    from labeller.training import services
+    from tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
+
+    call_command("migrate", verbosity=0)
+    dim = ml.feature_extractor().dim
+
+    def random_embeddings(annotation_ids):
+        ids = np.array(sorted(Annotation.objects.filter(pk__in=annotation_ids).values_list("pk", flat=True)), np.int64)
+        vectors = np.random.default_rng(int(ids.sum()) if len(ids) else 0).standard_normal((len(ids), dim))
+        return ids, (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+    services._embed_annotations = random_embeddings
+    organization = OrganizationFactory(slug="bench")
+    user = UserFactory(username="bench")
+    MembershipFactory(user=user, organization=organization)
+    summary = {}
+    for label, size in SYNC_SIZES:
+        project = ProjectFactory(organization=organization)
+        labels = [Label.objects.create(project=project, name=f"class{i}") for i in range(10)]
+        frames = Frame.objects.bulk_create(
+            Frame(project=project, index=i, width=640, height=480, image="bench.jpg", thumbnail="bench.jpg")
+            for i in range(size // BOXES_PER_FRAME)
+        )
+        Annotation.objects.bulk_create(
+            (Annotation(project=project, frame=frames[i // BOXES_PER_FRAME], label=labels[i % 10], x1=1, y1=1, x2=9, y2=9,
+                        status=AnnotationStatus.CONFIRMED) for i in range(size)),
+            batch_size=5000,
+        )
+        services.EMBED_PER_SYNC = size  # build the whole index in one go
+        started = time.perf_counter()
+        services.index_sync(project_id=project.pk)
+        services.EMBED_PER_SYNC = 256
+        build_s = time.perf_counter() - started
+        annotation_create(frame=frames[0], actor=user, box=Box(2, 2, 12, 12), label=labels[0])
+        services.index_sync(project_id=project.pk)  # the first small sync compacts the big first segment
+        timings = []
+        for round_ in range(SYNC_ROUNDS):
+            for change in range(SYNC_CHANGES):
+                annotation_create(frame=frames[(round_ * 7 + change) % len(frames)], actor=user,
+                                  box=Box(10 + change, 10, 30 + change, 40), label=labels[change % 10])
+            tick = time.perf_counter()
+            result = services.index_sync(project_id=project.pk)
+            timings.append((time.perf_counter() - tick) * 1000)
+            assert result.added == SYNC_CHANGES, result
+        services.ProjectIndex.objects.filter(project=project).update(reconciled_at=None)
+        tick = time.perf_counter()
+        services.index_sync(project_id=project.pk)  # the periodic comparison of every annotation
+        reconcile_ms = (time.perf_counter() - tick) * 1000
+        result = {
+            "build_s": round(build_s, 1), "sync_ms_p50": round(float(np.percentile(timings, 50)), 1),
+            "sync_ms_p95": round(float(np.percentile(timings, 95)), 1), "reconcile_ms": round(reconcile_ms),
+        }
+        print(json.dumps({"size": size, **result}), file=sys.stderr, flush=True)
+        summary |= {f"{key}_{label}": value for key, value in result.items()}
+        gc.collect()
+    return {"sync_changes": SYNC_CHANGES, "sync_rounds": SYNC_ROUNDS, **summary}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100k vectors only")
+    parser.add_argument("--sync", action="store_true", help="the app's index sync at 1k and 100k boxes instead")
     arguments = parser.parse_args()
+    if arguments.sync:
+        print(json.dumps(bench_sync() | {"load_average": [round(x, 2) for x in os.getloadavg()]}))
+        return
     mixture = ClusteredEmbeddings()
     queries = mixture.draw(QUERIES, seed=1)
     summary = {"dim": DIM, "queries": QUERIES, "data": "gaussian mixture, 64-d latent, 1024-d, L2-normalised"}
@@ -112,7 +204,7 @@ def main() -> None:
         result = run(size, mixture, queries)
         summary |= {f"{key}_{label}": value for key, value in result.items() if key != "size"}
         gc.collect()
-    print(json.dumps(summary))
+    print(json.dumps(summary | {"load_average": [round(x, 2) for x in os.getloadavg()]}))
 
 
 if __name__ == "__main__":
