@@ -13,7 +13,12 @@ empty and handles every frame as a person would, with the costs of bench/assist_
 accept, fix or reject the proposals shown, draw the boxes still missing, complete the
 frame. Ground truth stays in this process: the app only ever sees the annotator's actions.
 After each frame the annotator pauses for ``charged seconds * time_scale``, the time a
-person would give the worker.
+person would give the worker. When the frame detail says its proposals are being refreshed
+(``proposals_state``), the annotator polls every 0.1 s for up to 10 s, as the workspace
+does, and that wait is the worker lag; staleness (``proposals_index_version <
+index_version``) is judged on what is then shown. An action on a shown proposal that
+answers 404, 409 or 5xx is a lost action: the annotator re-reads the frame and redoes
+what is left, paying again.
 
 Datasets: two generated 40 s, 640x360, 25 fps videos of looks the demo seed does not use
 (``counter``: bright counter tops with food; ``night``: dark, noisy streets), each with
@@ -380,6 +385,18 @@ def wait_demo_settled(admin: Api) -> float:
 LOST_STATUSES = (404, 409)
 
 
+@dataclass
+class Opened:
+    """A frame as the annotator got to see it. ``lag_s``: the wait for an announced refresh
+    (0 when none was announced, None when the API does not say)."""
+
+    detail: dict
+    lag_s: float | None = None
+    refreshing_at_open: bool | None = None
+    timed_out: bool = False
+    fresh_at: float | None = None
+
+
 def is_lost(status: int) -> bool:
     return status in LOST_STATUSES or status >= 500
 
@@ -394,17 +411,20 @@ class Annotator:
     last_complete: float | None = None
     server_errors: int = 0
 
-    def open_frame(self, frame_id: int) -> tuple[dict, float | None, float | None]:
-        """The frame detail once its proposals are fresh (or 10 s passed): (detail, lag, when fresh)."""
+    def open_frame(self, frame_id: int) -> Opened:
+        """The frame detail, once a refresh it announces has landed or 10 s have passed."""
         detail = self.api.expect("GET", f"frames/{frame_id}")
         if "proposals_state" not in detail:
-            return detail, None, None  # the API does not say: fresh, staleness unknown
+            return Opened(detail)  # the API does not say: fresh, staleness unknown
         started = time.monotonic()
+        refreshing = detail["proposals_state"] == "refreshing"
         while detail["proposals_state"] == "refreshing" and time.monotonic() - started < FRESH_WAIT_MAX_S:
             time.sleep(FRESH_POLL_S)
             detail = self.api.expect("GET", f"frames/{frame_id}")
-        fresh_at = time.monotonic() if detail["proposals_state"] == "fresh" else None
-        return detail, fresh_at - started if fresh_at else FRESH_WAIT_MAX_S, fresh_at
+        now = time.monotonic()
+        timed_out = detail["proposals_state"] == "refreshing"
+        return Opened(detail, lag_s=now - started if refreshing else 0.0, refreshing_at_open=refreshing,
+                      timed_out=timed_out, fresh_at=now if refreshing and not timed_out else None)
 
     @staticmethod
     def shown(detail: dict) -> list[Shown]:
@@ -454,17 +474,20 @@ class Annotator:
     def label(self, frame: dict) -> FrameRecord:
         frame_id = frame["id"]
         calls_before = len(self.api.latencies)
-        opened = time.monotonic()
-        detail, lag, fresh_at = self.open_frame(frame_id)
+        started = time.monotonic()
+        opened = self.open_frame(frame_id)
+        detail = opened.detail
         truths = [Truth(box, self.label_ids[name]) for box, name in self.dataset.truth_of(detail)]
         plan = plan_frame(self.shown(detail), truths)
         record = FrameRecord(frame_id=frame_id, truths=len(truths), charged_s=0.0, shown=plan.shown,
-                             matched=plan.matched, right_label=plan.right_label, lag_s=lag)
+                             matched=plan.matched, right_label=plan.right_label, lag_s=opened.lag_s,
+                             refreshing_at_open=opened.refreshing_at_open, fresh_timeout=opened.timed_out)
         if "proposals_index_version" in detail and "index_version" in detail:
+            # Judged on what is shown, i.e. after the wait (the workspace waits the same way).
             built, current = detail["proposals_index_version"], detail["index_version"]
             record.stale = None if built is None or current is None else built < current
-        if lag and fresh_at and self.last_complete is not None:
-            record.completion_to_fresh_s = fresh_at - self.last_complete
+        if opened.fresh_at is not None and self.last_complete is not None:
+            record.completion_to_fresh_s = opened.fresh_at - self.last_complete
         for _ in range(MAX_RECOVERIES + 1):
             lost = False
             for action in plan.actions:
@@ -475,7 +498,7 @@ class Annotator:
                     break
             if not lost:
                 break
-            detail = self.open_frame(frame_id)[0]  # re-read what is there now and redo the rest
+            detail = self.open_frame(frame_id).detail  # re-read what is there now and redo the rest
             plan = plan_frame(self.shown(detail), truths)
         else:
             raise BenchError(f"frame {frame_id}: still losing actions after {MAX_RECOVERIES} re-reads")
@@ -483,8 +506,9 @@ class Annotator:
         self.last_complete = time.monotonic()
         record.api_s = self.api.latencies[calls_before:]
         log(f"  frame {frame_id}: {record.truths} boxes, {record.shown} shown, {record.matched} matched, "
-            f"{record.charged_s:.1f}/{record.manual_s:.0f} s, {record.lost_actions} lost, waited {lag or 0:.1f} s "
-            f"[{time.monotonic() - opened:.1f} s]")
+            f"{record.charged_s:.1f}/{record.manual_s:.0f} s, {record.lost_actions} lost, "
+            f"waited {opened.lag_s or 0:.1f} s" + (" (still refreshing)" if opened.timed_out else "")
+            + f" [{time.monotonic() - started:.1f} s]")
         return record
 
     def run(self, max_frames: int | None) -> list[FrameRecord]:
@@ -546,14 +570,16 @@ def main() -> None:
     parser.add_argument("--datasets", default="counter,night,bccd", help="comma-separated: counter, night, bccd")
     parser.add_argument("--time-scale", type=float, default=0.1, help="pause charged seconds x this after each frame")
     parser.add_argument("--max-frames", type=int, default=None, help="label at most this many frames per dataset")
-    parser.add_argument("--bccd-images", type=int, default=40, help="the first N images of BCCD's test split")
-    parser.add_argument("--video-seconds", type=float, default=40.0)
-    parser.add_argument("--quick", action="store_true", help="12 s videos, 8 images, at most 12 frames each")
+    parser.add_argument("--bccd-images", type=int, default=None,
+                        help="the first N images of BCCD's test split (default 10; each takes ~20 s at 0.1)")
+    parser.add_argument("--video-seconds", type=float, default=None, help="default 40")
+    parser.add_argument("--quick", action="store_true", help="defaults to 12 s videos, 8 images, 12 frames each")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (app data and logs)")
     args = parser.parse_args()
-    if args.quick:
-        args.video_seconds, args.bccd_images = 12.0, 8
-        args.max_frames = args.max_frames or 12
+    quick = {"video_seconds": 12.0, "bccd_images": 8, "max_frames": 12} if args.quick else {}
+    for name, default in {"video_seconds": 40.0, "bccd_images": 10, "max_frames": None}.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick.get(name, default))
     names = [name.strip() for name in args.datasets.split(",") if name.strip()]
     unknown = set(names) - set(VIDEO_LOOKS) - {"bccd"}
     if unknown:

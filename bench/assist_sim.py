@@ -174,6 +174,8 @@ class FrameRecord:
     lost_actions: int = 0
     stale: bool | None = None
     lag_s: float | None = None
+    refreshing_at_open: bool | None = None
+    fresh_timeout: bool = False  # still refreshing after the wait: shown without fresh proposals
     completion_to_fresh_s: float | None = None
     api_s: list[float] = field(default_factory=list)
 
@@ -203,6 +205,7 @@ def summarize(records: Sequence[FrameRecord]) -> dict:
     """The figures of one dataset, in labelling order."""
     warmup = math.ceil(WARMUP_SHARE * len(records))
     known_stale = [r.stale for r in records if r.stale is not None]
+    known_refreshing = [r.refreshing_at_open for r in records if r.refreshing_at_open is not None]
     lags = [r.lag_s for r in records if r.lag_s is not None]
     to_fresh = [r.completion_to_fresh_s for r in records if r.completion_to_fresh_s is not None]
     api = [s for r in records for s in r.api_s]
@@ -226,6 +229,8 @@ def summarize(records: Sequence[FrameRecord]) -> dict:
         "stale_known_frames": len(known_stale),
         "worker_lag_s_p95": percentile(lags, 0.95),
         "worker_lag_known_frames": len(lags),
+        "refreshing_at_open": _share(sum(known_refreshing), len(known_refreshing)),
+        "fresh_timeouts": sum(r.fresh_timeout for r in records),
         "completion_to_fresh_s_p95": percentile(to_fresh, 0.95),
         "completion_to_fresh_frames": len(to_fresh),
         "api_ms_p95": None if not api else percentile(api, 0.95) * 1000,
@@ -242,6 +247,7 @@ WORST = {
     "lost_actions": max,
     "stale_shown": max,
     "worker_lag_s_p95": max,
+    "fresh_timeouts": max,
     "completion_to_fresh_s_p95": max,
     "api_ms_p95": max,
 }

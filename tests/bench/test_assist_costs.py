@@ -148,7 +148,8 @@ def test_the_headline_skips_the_first_tenth_of_the_frames():
 
 def test_proposal_figures_and_unknown_staleness():
     records = [
-        record(10.0, 4, shown=5, matched=3, right_label=2, lost_actions=1, stale=True, lag_s=0.5),
+        record(10.0, 4, shown=5, matched=3, right_label=2, lost_actions=1, stale=True, lag_s=0.5,
+               refreshing_at_open=True, fresh_timeout=True),
         record(10.0, 2, shown=1, matched=1, right_label=1, stale=None, lag_s=None),
     ]
 
@@ -161,6 +162,7 @@ def test_proposal_figures_and_unknown_staleness():
     assert figures["lost_actions"] == 1
     assert (figures["stale_shown"], figures["stale_known_frames"]) == (1.0, 1)
     assert figures["worker_lag_s_p95"] == 0.5
+    assert (figures["refreshing_at_open"], figures["fresh_timeouts"]) == (1.0, 1)
 
 
 def test_percentile_is_nearest_rank():
