@@ -46,3 +46,20 @@ def enqueue_overdue_index_syncs() -> int:
     if project_ids:
         logger.warning("re-sent %d of %d overdue index syncs: projects %s", sent, len(project_ids), project_ids)
     return sent
+
+
+# A frame whose holder waits for fresh proposals longer than this lost its refresh message.
+FRAME_REFRESH_OVERDUE_S = 20
+
+
+@shared_task(name="workers.maintenance.enqueue_overdue_frame_refreshes", acks_late=True)
+def enqueue_overdue_frame_refreshes() -> int:
+    """Re-send the refreshes people are still waiting for; the frame's request mark is the record."""
+    from labeller.core.tasks import publish
+    from labeller.training.proposing import frame_refreshes_overdue
+
+    frame_ids = frame_refreshes_overdue(waited=timedelta(seconds=FRAME_REFRESH_OVERDUE_S))
+    sent = sum(publish("workers.proposals.refresh_frame_proposals", frame_id) for frame_id in frame_ids)
+    if frame_ids:
+        logger.warning("re-sent %d of %d overdue frame refreshes: frames %s", sent, len(frame_ids), frame_ids)
+    return sent

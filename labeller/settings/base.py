@@ -268,6 +268,7 @@ LOGGING = {
 }
 CELERY_BEAT_SCHEDULE = {
     "enqueue-overdue-index-syncs": {"task": "workers.maintenance.enqueue_overdue_index_syncs", "schedule": 30.0},
+    "enqueue-overdue-frame-refreshes": {"task": "workers.maintenance.enqueue_overdue_frame_refreshes", "schedule": 15.0},
     "release-expired-assignments": {"task": "workers.maintenance.release_expired_assignments", "schedule": 300.0},
     "delete-abandoned-uploads": {"task": "workers.maintenance.delete_abandoned_uploads", "schedule": 3600.0},
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 from django.db import transaction
@@ -249,6 +250,7 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
     clock = learning_clock_read(project_id=frame.project_id)
     built = FrameProposals.objects.filter(frame_id=frame.pk).values_list("built_at_change", flat=True).first()
     if not force and built is not None and built >= clock:
+        FrameProposals.objects.filter(frame_id=frame.pk).update(refresh_requested_at=None)
         return _open_proposals(frame.pk).count()
     _sync_index_quietly(frame.project_id)
     state = index_state(frame.project)
@@ -386,6 +388,12 @@ def frame_proposals_prepare_open(*, frame: Frame) -> bool:
     FrameProposals.objects.update_or_create(frame_id=frame.pk, defaults={"refresh_requested_at": timezone.now()})
     refresh_frame_soon(frame_id=frame.pk)
     return True
+
+
+def frame_refreshes_overdue(*, waited: timedelta) -> list[int]:
+    """Frames whose holder has waited longer than ``waited`` for a refresh (its message was lost)."""
+    overdue = FrameProposals.objects.filter(refresh_requested_at__lt=timezone.now() - waited)
+    return list(overdue.exclude(frame__status=FrameStatus.COMPLETE).values_list("frame_id", flat=True)[:100])
 
 
 def _unheld_stale(queryset, project_id: int):

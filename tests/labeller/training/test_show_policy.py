@@ -167,3 +167,19 @@ def test_a_refresh_racing_an_accept_loses_nothing(tenant, frame, label):
     shown.refresh_from_db()
     assert shown.status == AnnotationStatus.CONFIRMED
     assert Annotation.objects.filter(frame=frame).count() == 1  # the accepted box, not a duplicate of it
+
+
+def test_beat_resends_a_refresh_whose_message_was_lost(tenant, frame, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from workers import maintenance
+
+    waiting = FrameProposals.objects.create(frame=frame, refresh_requested_at=timezone.now() - timedelta(minutes=1))
+    FrameProposals.objects.create(frame=FrameFactory(project=tenant.project), refresh_requested_at=timezone.now())
+    sent = []
+    monkeypatch.setattr("labeller.core.tasks.publish", lambda name, *args, **kw: sent.append((name, args)) or True)
+
+    assert maintenance.enqueue_overdue_frame_refreshes() == 1
+    assert sent == [("workers.proposals.refresh_frame_proposals", (waiting.frame_id,))]
