@@ -154,6 +154,18 @@ def _load_checkpoint_into(trunk: nn.Module, config: FeatureConfig) -> None:
     trunk.load_state_dict({key: state[key] for key in wanted})
 
 
+def resample_boxes(image: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """Resample ``boxes`` float32 [B, 4] xyxy of ``image`` float32 [1, 3, H, W] to [B, 3, size, size].
+
+    ``aligned=True`` puts pixel centres at +0.5 (as ``align_corners=False`` resizing does);
+    ``sampling_ratio=-1`` averages ceil(box/size) samples per output pixel, which acts as the
+    anti-aliasing filter when shrinking. Every crop the extractor embeds, and every crop the
+    embedding trainer learns from, is resized by this one function.
+    """
+    rois = torch.cat([torch.zeros(len(boxes), 1, device=boxes.device, dtype=boxes.dtype), boxes], dim=1)
+    return roi_align(image, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+
+
 class FeatureExtractor:
     """A loaded backbone that turns images or boxes into L2-normalised embeddings."""
 
@@ -183,11 +195,17 @@ class FeatureExtractor:
         kernel = self.config.pool_kernel
         return F.max_pool2d(activations, kernel_size=kernel, stride=kernel)
 
-    def _embed_resized(self, batch: torch.Tensor) -> np.ndarray:
-        """``batch``: float32 [B, 3, S, S] in 0..255 RGB -> float32 [B, dim] unit rows."""
+    def embed_tensor(self, batch: torch.Tensor) -> torch.Tensor:
+        """``batch``: float32 [B, 3, S, S] in 0..255 RGB on ``self.device`` -> float32 [B, dim]
+        unit rows, as a tensor. Differentiable: the embedding trainer calls it with gradients
+        on; ``embed_crops`` and ``embed_images`` call it under ``torch.inference_mode``."""
         normalised = (batch - self._mean) / self._std
         pooled = self._pool(self.trunk(normalised)).flatten(1)
-        return F.normalize(pooled, dim=1).float().cpu().numpy()
+        return F.normalize(pooled, dim=1)
+
+    def _embed_resized(self, batch: torch.Tensor) -> np.ndarray:
+        """``batch``: float32 [B, 3, S, S] in 0..255 RGB -> float32 [B, dim] unit rows."""
+        return self.embed_tensor(batch).float().cpu().numpy()
 
     def _image_tensor(self, image: np.ndarray) -> torch.Tensor:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -196,16 +214,9 @@ class FeatureExtractor:
         return tensor.permute(2, 0, 1).unsqueeze(0).float()
 
     def _resize_boxes(self, image: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        """Resample ``boxes`` float32 [B, 4] of ``image`` [1, 3, H, W] to [B, 3, S, S].
-
-        ``aligned=True`` puts pixel centres at +0.5 (as ``align_corners=False``
-        resizing does); ``sampling_ratio=-1`` averages ceil(box/S) samples per
-        output pixel, which acts as the anti-aliasing filter when shrinking.
-        """
-        size = self.config.input_size
-        rois = torch.cat([torch.zeros(len(boxes), 1, device=self.device), boxes], dim=1)
-        return roi_align(image, rois, output_size=(size, size), spatial_scale=1.0,
-                         sampling_ratio=-1, aligned=True)
+        """Resample ``boxes`` float32 [B, 4] of ``image`` [1, 3, H, W] to [B, 3, S, S] (see
+        :func:`resample_boxes`)."""
+        return resample_boxes(image, boxes, self.config.input_size)
 
     def embed_crops(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Embed regions of one image.
@@ -275,10 +286,13 @@ def get_extractor(config: FeatureConfig, *, fallback_to_random: bool = False) ->
     return load_extractor(config, fallback_to_random=fallback_to_random)
 
 
-def save_checkpoint(extractor: FeatureExtractor, path: str | os.PathLike) -> None:
+def save_checkpoint(extractor: FeatureExtractor, path: str | os.PathLike,
+                    metadata: dict | None = None) -> None:
     """Write the truncated backbone's state dict atomically (temp file + rename).
 
     Load it back with ``FeatureConfig(weights=str(path), backbone=..., layer=...)``.
+    ``metadata``: plain values (numbers, strings, lists, dicts) stored under ``"metadata"``,
+    e.g. what a fine-tuned backbone was trained on; loading ignores it.
     """
     path = Path(path)
     checkpoint = {
@@ -287,6 +301,8 @@ def save_checkpoint(extractor: FeatureExtractor, path: str | os.PathLike) -> Non
         "layer": extractor.config.layer,
         "state_dict": {key: value.detach().cpu() for key, value in extractor.trunk.state_dict().items()},
     }
+    if metadata is not None:
+        checkpoint["metadata"] = dict(metadata)
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as temp_file:
