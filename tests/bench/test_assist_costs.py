@@ -178,3 +178,46 @@ def test_worst_takes_the_bad_end_of_each_figure():
     assert worst["human_ratio_after_10pct"] == 0.8
     assert worst["region_recall"] == 0.4
     assert worst["worker_lag_s_p95"] is None
+
+
+class FakeApi:
+    """Answers the annotator's calls from a script: frame details in turn, and statuses per call."""
+
+    def __init__(self, details, statuses):
+        self.details, self.statuses, self.calls, self.latencies = list(details), statuses, [], []
+
+    def expect(self, method, path, payload=None):
+        self.calls.append((method, path, payload))
+        return self.details.pop(0) if method == "GET" else {}
+
+    def call(self, method, path, payload=None):
+        from bench.assist import Answer
+
+        self.calls.append((method, path, payload))
+        status = self.statuses.get((method, path), 200)
+        return Answer(status, {"status": "confirmed", "version": 2} if status < 300 else {"detail": "gone"})
+
+
+def frame_detail(*annotations):
+    return {"id": 5, "original_name": "a.jpg", "width": 100, "height": 100, "proposals_state": "fresh",
+            "proposals_index_version": 3, "index_version": 3,
+            "annotations": [{"id": id_, "box": list(box), "label_id": APPLE, "version": 1, "status": "proposed"}
+                            for id_, box in annotations]}
+
+
+def test_a_lost_action_is_counted_and_the_frame_redone_from_a_fresh_read(tmp_path):
+    from bench.assist import Annotator, Dataset
+
+    dataset = Dataset(name="fake", classes=["apple"], images={"a.jpg": (tmp_path / "a.jpg", [(TRUTH_BOX, "apple")])})
+    # The first read shows proposal 10; a refresh replaced it by 11 before the accept landed.
+    api = FakeApi([frame_detail((10, TRUTH_BOX)), frame_detail((11, TRUTH_BOX))],
+                  {("POST", "annotations/10/confirm"): 404})
+    annotator = Annotator(api, project_id=1, label_ids={"apple": APPLE}, dataset=dataset, time_scale=0)
+
+    record = annotator.label({"id": 5})
+
+    assert record.lost_actions == 1
+    assert record.charged_s == 3.0  # the accept, paid twice
+    assert [path for method, path, _ in api.calls if method == "POST"] == [
+        "annotations/10/confirm", "annotations/11/confirm", "frames/5/complete"]
+    assert (record.shown, record.matched, record.stale, record.lag_s) == (1, 1, False, 0.0)
