@@ -24,6 +24,7 @@ from django.conf import settings
 if TYPE_CHECKING:
     from proposals.features import FeatureConfig, FeatureExtractor
     from proposals.labels import LabelIndex
+    from proposals.regions import FrameCandidates
     from proposals.types import LabelSuggestion, RegionProposal
 
 BACKGROUND = -1  # proposals.labels.BACKGROUND: the label of hard negatives
@@ -199,12 +200,38 @@ class Neighbour:
     label_ids: np.ndarray  # int64 [N]
 
 
+def frame_candidates(rgb: np.ndarray) -> FrameCandidates:
+    """The frame's class-agnostic candidates, embedded with the configured features."""
+    from proposals.regions import frame_candidates as compute
+
+    return compute(rgb, extractor=feature_extractor())
+
+
+def frame_candidates_to_bytes(candidates: FrameCandidates) -> bytes:
+    buffer = io.BytesIO()
+    vectors = candidates.vectors if candidates.vectors is not None else np.zeros((0, 0), np.float32)
+    # float16 halves the cache; cosine scores move by ~1e-3, far below any decision here.
+    np.savez(buffer, boxes=candidates.boxes, prior=candidates.prior, vectors=vectors.astype(np.float16))
+    return buffer.getvalue()
+
+
+def frame_candidates_from_bytes(data: bytes) -> FrameCandidates:
+    from proposals.regions import FrameCandidates
+
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        vectors = archive["vectors"].astype(np.float32)
+        return FrameCandidates(
+            boxes=archive["boxes"], prior=archive["prior"], vectors=vectors if vectors.size else None
+        )
+
+
 def propose(
     rgb: np.ndarray,
     *,
     neighbours: Sequence[Neighbour],
     stored: StoredIndex | None,
     avoid_boxes: np.ndarray,
+    candidates: FrameCandidates | None = None,
     top_k: int = 20,
 ) -> list[RegionProposal]:
     """Region proposals for a frame, minus those overlapping ``avoid_boxes`` (float32 [M, 4]):
@@ -219,6 +246,7 @@ def propose(
             neighbours=[(n.rgb, n.boxes, n.label_ids) for n in neighbours],
             label_index=stored.labels if stored is not None and len(stored.labels) else None,
             extractor=feature_extractor(),
+            candidates=candidates,
             top_k=top_k,
         )
     if not proposals or not len(avoid_boxes):

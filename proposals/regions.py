@@ -328,6 +328,30 @@ class _Candidates:
         self.known_labels.append(np.asarray(labels, np.int64).reshape(-1))
 
 
+@dataclass(frozen=True)
+class FrameCandidates:
+    """A frame's class-agnostic candidates, best first, and their embeddings.
+
+    They depend only on the pixels and the feature model, not on what the project has
+    learned, so callers may compute them once per frame and reuse them on every refresh.
+    ``boxes`` float32 [N, 4] xyxy; ``prior`` float32 [N] in [0, 1]; ``vectors`` float32
+    [N, D] under the extractor, or None when they were not embedded.
+    """
+
+    boxes: np.ndarray
+    prior: np.ndarray
+    vectors: np.ndarray | None = None
+
+
+def frame_candidates(
+    rgb: np.ndarray, *, extractor: FeatureExtractor | None = None, max_candidates: int = 28
+) -> FrameCandidates:
+    """Class-agnostic candidates of ``rgb`` (``uint8 [H, W, 3]``), embedded when an extractor is given."""
+    boxes, prior = scored_candidate_boxes(rgb, max_candidates=max_candidates)
+    vectors = extractor.embed_crops(rgb, boxes) if extractor is not None and len(boxes) else None
+    return FrameCandidates(boxes, prior, vectors)
+
+
 def propose_regions(
     rgb: np.ndarray,
     *,
@@ -336,6 +360,7 @@ def propose_regions(
     extractor: FeatureExtractor | None = None,
     detector: Detector | None = None,
     background_frames: Sequence[np.ndarray] = (),
+    candidates: FrameCandidates | None = None,
     top_k: int = 20,
     nms_iou: float = 0.5,
     max_embedded: int = 28,
@@ -350,6 +375,9 @@ def propose_regions(
             embedded in one batch, scored by objectness and labelled by their nearest examples.
         detector: optional ``rgb -> (float32 [N, 4], float32 [N] scores, int64 [N] label ids)``.
         background_frames: earlier frames of the same static shot, for motion candidates.
+        candidates: the frame's class-agnostic candidates computed earlier (see
+            :func:`frame_candidates`); their cached embeddings cost nothing here, so all of
+            them are scored and only the other boxes count against ``max_embedded``.
         top_k: most proposals returned; nms_iou: overlap above which the weaker box is dropped.
         max_embedded: most boxes embedded; embedding dominates the cost (~20 ms a box on CPU).
     Returns:
@@ -367,25 +395,42 @@ def propose_regions(
         moving, moving_fill = motion_boxes([*background_frames, rgb])
         found.extend(moving, moving_fill, Source.MOTION)
     strong = sum(len(b) for b in found.boxes)
-    boxes, prior = scored_candidate_boxes(rgb, max_candidates=max(0, max_embedded - strong))
-    found.extend(boxes, prior, Source.CANDIDATE)
+    if candidates is None:
+        boxes, prior = scored_candidate_boxes(rgb, max_candidates=max(0, max_embedded - strong))
+        candidates = FrameCandidates(boxes, prior)
+    cached = candidates.vectors is not None
+    found.extend(candidates.boxes, candidates.prior, Source.CANDIDATE)
 
     boxes = clip_boxes(np.concatenate(found.boxes), width, height)
     confidence = np.concatenate(found.confidence)
     known_labels = np.concatenate(found.known_labels)
     sources = np.asarray(found.sources)
+    # Row of each box in the cached candidate embeddings, -1 for boxes to embed now.
+    cached_row = np.full(len(boxes), -1)
+    if cached:
+        cached_row[strong:] = np.arange(len(candidates.boxes))
     valid = valid_box_mask(boxes)
-    boxes, confidence, known_labels, sources = boxes[valid], confidence[valid], known_labels[valid], sources[valid]
-    # Strong sources first, so that the embedding budget never drops a propagated box.
+    boxes, confidence, known_labels, sources, cached_row = (
+        a[valid] for a in (boxes, confidence, known_labels, sources, cached_row)
+    )
+    # Strong sources first, so that the embedding budget never drops a propagated box; boxes
+    # whose embedding is cached cost nothing and are always kept.
     weight = np.array([SOURCE_WEIGHT[Source(s)] for s in sources], np.float32)
-    budget = np.lexsort((-confidence, -weight))[:max_embedded]
-    boxes, confidence, known_labels, sources, weight = (
-        a[budget] for a in (boxes, confidence, known_labels, sources, weight)
+    to_embed = np.flatnonzero(cached_row < 0)
+    ranked = to_embed[np.lexsort((-confidence[to_embed], -weight[to_embed]))][:max_embedded]
+    budget = np.sort(np.concatenate([ranked, np.flatnonzero(cached_row >= 0)]))
+    boxes, confidence, known_labels, sources, weight, cached_row = (
+        a[budget] for a in (boxes, confidence, known_labels, sources, weight, cached_row)
     )
 
     suggestions: list[tuple[LabelSuggestion, ...]] = [() for _ in range(len(boxes))]
     if label_index is not None and extractor is not None and len(label_index) > 0 and len(boxes):
-        vectors = extractor.embed_crops(rgb, boxes)
+        vectors = np.zeros((len(boxes), label_index.index.dim), np.float32)
+        fresh = cached_row < 0
+        if fresh.any():
+            vectors[fresh] = extractor.embed_crops(rgb, boxes[fresh])
+        if (~fresh).any():
+            vectors[~fresh] = candidates.vectors[cached_row[~fresh]]
         scores = weight * confidence + (1.0 - weight) * label_index.objectness(vectors)
         suggestions = label_index.suggest(vectors)
     else:

@@ -51,20 +51,18 @@ def _run_pending_sync(project_id: int) -> services.SyncResult | None:
 
 @shared_task(name="workers.proposals.sync_index", acks_late=True)
 def sync_index(project_id: int) -> None:
-    """Bring the index up to date; when it changed, re-propose the frames about to be opened."""
-    result = _run_pending_sync(project_id)
-    if result is not None and (result.added or result.removed):
-        for frame_id in proposing.frames_to_refresh_after_sync(project_id=project_id):
-            hooks.refresh_frame_soon(frame_id=frame_id)
-
-
-@shared_task(name="workers.proposals.sync_index_then_refresh_shot", acks_late=True)
-def sync_index_then_refresh_shot(project_id: int, frame_id: int) -> None:
-    """After a frame is completed: learn from it (unless a sync already did), then re-propose
-    the frames around it in its shot, which its confirmed boxes propagate to."""
+    """Bring the index up to date. Frames are re-proposed when they are opened (and the next
+    one when a frame is completed), not here: a sync per few clicks would flood the queue."""
     _run_pending_sync(project_id)
-    for neighbour_id in proposing.frames_after_in_shot(frame_id=frame_id):
-        hooks.refresh_frame_soon(frame_id=neighbour_id)
+
+
+@shared_task(name="workers.proposals.sync_index_then_refresh_next", acks_late=True)
+def sync_index_then_refresh_next(project_id: int) -> None:
+    """After a frame is completed: learn from it (unless a sync already did), then re-propose
+    the frame the queue hands out next, which the person opens within seconds."""
+    _run_pending_sync(project_id)
+    for next_id in proposing.frames_to_refresh_after_completion(project_id=project_id):
+        hooks.refresh_frame_soon(frame_id=next_id)
 
 
 @shared_task(name="workers.proposals.refresh_frame_proposals", acks_late=True)

@@ -11,7 +11,7 @@ from labeller.training.clock import learning_clock_tick
 from labeller.training.services import index_sync_request
 
 SYNC_INDEX = "workers.proposals.sync_index"
-SYNC_INDEX_THEN_REFRESH_SHOT = "workers.proposals.sync_index_then_refresh_shot"
+SYNC_INDEX_THEN_REFRESH_NEXT = "workers.proposals.sync_index_then_refresh_next"
 REFRESH_FRAME_PROPOSALS = "workers.proposals.refresh_frame_proposals"
 PROPOSE_VIDEO = "workers.proposals.propose_video"
 
@@ -32,12 +32,12 @@ def learning_after_frame_complete(*, project_id: int, frame_id: int) -> None:
     """Call inside the transaction that completed the frame.
 
     One message per completed frame (people complete frames at a human pace): it runs the
-    pending sync unless another task took it first, then re-proposes the frames after this
-    one in its shot, which the completed boxes propagate to.
+    pending sync unless another task took it first, then re-proposes the frame the queue
+    hands out next, so the person usually finds it fresh.
     """
     learning_clock_tick(project_id=project_id)
     index_sync_request(project_id=project_id)
-    enqueue(SYNC_INDEX_THEN_REFRESH_SHOT, project_id, frame_id)
+    enqueue(SYNC_INDEX_THEN_REFRESH_NEXT, project_id)
 
 
 def learning_after_ingest(*, video_id: int) -> None:

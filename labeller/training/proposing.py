@@ -3,12 +3,15 @@ region proposals of each frame, built from the project's index (see ``services``
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
@@ -46,10 +49,8 @@ CALIBRATION_HISTORY = 2000
 POLICY_CACHE_SIZE = 64
 # A refreshed proposal on a held frame replaces an open one it overlaps this much.
 IN_PLACE_IOU = 0.5
-# Frames re-proposed after the index changes: the next ones in the queue, nobody holds them.
-REFRESH_FRAMES_AFTER_SYNC = 2
-# Following frames of a shot re-proposed when a frame is completed (propagation targets).
-REFRESH_FRAMES_IN_SHOT = 3
+# Frames re-proposed ahead of time when a frame is completed: the next one in the queue.
+REFRESH_FRAMES_AFTER_COMPLETION = 1
 
 _policy_lock = threading.Lock()
 _policy_cache: dict[int, tuple[tuple[int, int], "ShowPolicy"]] = {}
@@ -233,6 +234,28 @@ def _proposal_fields(proposal, model_version: str) -> dict:
     }
 
 
+def _candidates_name(frame: Frame) -> str:
+    feature = hashlib.sha1(ml.feature_key().encode()).hexdigest()[:12]
+    return f"orgs/{frame.project.organization_id}/projects/{frame.project_id}/candidates/{frame.pk}-{feature}.npz"
+
+
+def frame_candidates_cached(frame: Frame, rgb: np.ndarray):
+    """The frame's class-agnostic candidates and their embeddings, computed once per frame
+    and feature model: they do not change as the project learns, so a refresh only embeds
+    the boxes propagated from confirmed ones, and a person waits less."""
+    name = _candidates_name(frame)
+    try:
+        with default_storage.open(name, "rb") as handle:
+            return ml.frame_candidates_from_bytes(handle.read())
+    except (FileNotFoundError, OSError, ValueError, KeyError):
+        pass  # not computed yet (or unreadable): compute and store it
+    candidates = ml.frame_candidates(rgb)
+    if default_storage.exists(name):
+        default_storage.delete(name)
+    default_storage.save(name, ContentFile(ml.frame_candidates_to_bytes(candidates)))
+    return candidates
+
+
 def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
     """Rebuild the frame's model proposals from what the loop knows now; never touch human work.
 
@@ -257,9 +280,11 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
     stored = index_load(state)
     kept = Annotation.objects.filter(frame=frame).exclude(status=AnnotationStatus.PROPOSED, source__in=MODEL_SOURCES)
     avoid = np.array(list(kept.values_list("x1", "y1", "x2", "y2")), dtype=np.float32).reshape(-1, 4)
+    rgb = read_frame_rgb(frame)
     proposals = [
         p for p in ml.propose(
-            read_frame_rgb(frame), neighbours=_neighbours(frame), stored=stored, avoid_boxes=avoid, top_k=PROPOSALS_GENERATED
+            rgb, neighbours=_neighbours(frame), stored=stored, avoid_boxes=avoid,
+            candidates=frame_candidates_cached(frame, rgb), top_k=PROPOSALS_GENERATED,
         )
         if p.box[2] > p.box[0] and p.box[3] > p.box[1]
     ]
@@ -405,18 +430,11 @@ def _unheld_stale(queryset, project_id: int):
     )
 
 
-def frames_to_refresh_after_sync(*, project_id: int, limit: int = REFRESH_FRAMES_AFTER_SYNC) -> list[int]:
-    """The frames annotators will open next, if their proposals are behind the loop."""
+def frames_to_refresh_after_completion(*, project_id: int, limit: int = REFRESH_FRAMES_AFTER_COMPLETION) -> list[int]:
+    """The frame the queue hands out next, if its proposals are behind what the loop learned.
+
+    Only that one: a person opens it within seconds, and every other frame is rebuilt when
+    it is opened. Refreshing more would queue work ahead of the refresh a person waits for.
+    """
     frames = _unheld_stale(Frame.objects.filter(project_id=project_id), project_id)
     return list(frames.order_by(*QUEUE_ORDER).values_list("pk", flat=True)[:limit])
-
-
-def frames_after_in_shot(*, frame_id: int, limit: int = REFRESH_FRAMES_IN_SHOT) -> list[int]:
-    """Frames of the same shot nearest to ``frame_id`` (after it first): propagation targets."""
-    frame = Frame.objects.filter(pk=frame_id).first()
-    if frame is None or frame.shot_id is None:
-        return []
-    following = _unheld_stale(Frame.objects.filter(shot_id=frame.shot_id), frame.project_id)
-    after = list(following.filter(index__gt=frame.index).order_by("index").values_list("pk", flat=True)[:limit])
-    before = list(following.filter(index__lt=frame.index).order_by("-index").values_list("pk", flat=True)[:limit])
-    return after + before

@@ -12,7 +12,7 @@ from proposals.boxes import (
 )
 from proposals.features import FeatureConfig, get_extractor
 from proposals.labels import BACKGROUND, LabelIndex
-from proposals.regions import candidate_boxes, motion_boxes, propose_regions
+from proposals.regions import frame_candidates, candidate_boxes, motion_boxes, propose_regions
 from proposals.tracking import propagate_boxes, propagate_boxes_through, redetect_boxes
 
 HEIGHT, WIDTH = 120, 160
@@ -220,6 +220,31 @@ def test_propose_regions_ranks_regions_like_confirmed_objects_above_background_l
     assert proposals[0].suggestions[0].label_id == RED
     square_scores = [p.score for p in proposals if iou_matrix([p.box], [square_box(25, 60, 28)])[0, 0] > 0.5]
     assert all(score < proposals[0].score for score in square_scores)
+
+
+def test_cached_candidates_give_the_same_proposals_without_embedding_them_again(extractor):
+    confirmed = scene([(35, 40, 16), (110, 70, 18)], [(70, 15, 26)])
+    index = LabelIndex(extractor.dim)
+    examples = np.array([disc_box(35, 40, 16), disc_box(110, 70, 18), square_box(70, 15, 26)], np.float32)
+    index.add(np.arange(3), extractor.embed_crops(confirmed, examples), np.array([RED, RED, BACKGROUND]))
+    unseen = scene([(120, 35, 17)], [(25, 60, 28)])
+    computed = propose_regions(unseen, label_index=index, extractor=extractor, top_k=5)
+
+    cached = frame_candidates(unseen, extractor=extractor)
+    embedded = []
+
+    class Counting:
+        dim = extractor.dim
+
+        def embed_crops(self, rgb, boxes):
+            embedded.append(len(boxes))
+            return extractor.embed_crops(rgb, boxes)
+
+    reused = propose_regions(unseen, label_index=index, extractor=Counting(), candidates=cached, top_k=5)
+
+    assert embedded == []  # nothing but candidates here, and their embeddings were cached
+    assert [p.box for p in reused] == [p.box for p in computed]
+    assert np.allclose([p.score for p in reused], [p.score for p in computed], atol=1e-5)
 
 
 def test_propose_regions_uses_the_detector_hook():

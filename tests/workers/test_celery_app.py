@@ -16,7 +16,7 @@ def test_tasks_are_bound_to_the_projects_app_and_broker():
     ("task_name", "queue"),
     [
         ("workers.proposals.sync_index", INTERACTIVE),
-        ("workers.proposals.sync_index_then_refresh_shot", INTERACTIVE),
+        ("workers.proposals.sync_index_then_refresh_next", INTERACTIVE),
         ("workers.proposals.refresh_frame_proposals", INTERACTIVE),
         ("workers.maintenance.enqueue_overdue_index_syncs", INTERACTIVE),
         ("workers.maintenance.release_expired_assignments", INTERACTIVE),

@@ -145,3 +145,17 @@ def test_before_anything_is_confirmed_only_a_few_proposals_are_shown(tenant, ing
     frame = Frame.objects.filter(video=ingested).order_by("index").first()
     count = proposing.proposals_refresh(frame_id=frame.pk)
     assert 0 < count <= proposing.COLD_START_SHOWN
+
+
+def test_a_refresh_reuses_the_frames_candidates_and_their_embeddings(tenant, ingested, monkeypatch):
+    from labeller import ml
+
+    frame = Frame.objects.filter(video=ingested).order_by("index").first()
+    computed = []
+    real = ml.frame_candidates
+    monkeypatch.setattr(ml, "frame_candidates", lambda rgb: computed.append(frame.pk) or real(rgb))
+
+    proposing.proposals_refresh(frame_id=frame.pk)
+    proposing.proposals_refresh(frame_id=frame.pk, force=True)
+
+    assert computed == [frame.pk]
