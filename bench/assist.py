@@ -68,7 +68,7 @@ from bench.assist_sim import (  # noqa: E402
     worst_of,
 )
 
-BCCD_ROOT = Path("/work/shared/data/bccd-voc/BCCD")
+BCCD_ROOT = REPO_ROOT.parent / "shared" / "data" / "bccd-voc" / "BCCD"  # ../shared beside the checkout
 VIDEO_LOOKS = {"counter": 4101, "night": 4202}  # look -> seed
 VIDEO_SHOTS = 6
 SHORT_SHOT_SECONDS = 0.6
@@ -559,6 +559,17 @@ def run_dataset(admin: Api, annotator_api: Api, dataset: Dataset, args) -> tuple
     model = annotator_api.expect("GET", f"projects/{project_id}/stats/me")["model"]
     weights = "random-init" if model["is_random"] else model["weights_description"]
     facts |= {"index_size": model["index_size"], "weights": weights}
+    # What the project learned about its proposals, as its admins see it (diagnostics only).
+    policy = admin.expect("GET", f"projects/{project_id}/proposal-policy")
+    facts["policy"] = {
+        "break_even": policy["break_even"],
+        "shown_per_frame": policy["shown_per_frame"],
+        "generated_per_frame": policy["generated_per_frame"],
+        "label_wrong": policy["label_wrong"],
+        "box_loose": policy["box_loose"],
+        "decisions": {source: curve["decisions"] for source, curve in policy["sources"].items()},
+        "curves": {source: curve["curve"] for source, curve in policy["sources"].items()},
+    }
     figures = summarize(records) | facts
     log(f"{dataset.name}: human_ratio_after_10pct {figures['human_ratio_after_10pct']}, "
         f"overall {figures['human_ratio_overall']}, lost {figures['lost_actions']}")

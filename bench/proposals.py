@@ -32,7 +32,7 @@ from proposals.labels import BACKGROUND, LabelIndex  # noqa: E402
 from proposals.regions import candidate_boxes, propose_regions  # noqa: E402
 from proposals.synthetic import write_synthetic_video  # noqa: E402
 
-BCCD_ROOT = Path("/work/shared/data/bccd-voc/BCCD")
+BCCD_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "bccd-voc" / "BCCD"  # ../shared beside the checkout
 EXAMPLES_PER_CLASS = (1, 5, 20)
 DRAWS = 3  # label accuracy is averaged over this many random choices of the confirmed examples
 TOP_K = 20

@@ -26,6 +26,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # Exact names win over patterns, whatever their order.
 app.conf.task_routes = {
     "workers.proposals.propose_video": {"queue": BULK},
+    "workers.proposals.propose_stills": {"queue": BULK},
     "workers.proposals.*": {"queue": INTERACTIVE},
     "workers.ingest.*": {"queue": BULK},
     "workers.training.*": {"queue": BULK},

@@ -16,9 +16,9 @@ from labeller.training.models import FrameProposals
 
 logger = logging.getLogger(__name__)
 
-# A whole-video run hands the bulk worker back this often (and resumes in a new task), so
+# A whole-video (or image batch) run hands the bulk worker back this often (and resumes in a new task), so
 # other bulk work interleaves and no single task outlives the broker's visibility timeout.
-PROPOSE_VIDEO_SLICE_S = 300
+PROPOSE_SLICE_S = 300
 
 
 def _run_pending_sync(project_id: int) -> services.SyncResult | None:
@@ -76,21 +76,39 @@ def _not_built(frames):
     return frames.exclude(pk__in=FrameProposals.objects.filter(built_at__isnull=False).values("frame_id"))
 
 
-@shared_task(name="workers.proposals.propose_video", acks_late=True)
-def propose_video(video_id: int) -> None:
-    """After ingest, on the bulk queue: proposals for every frame of the video not yet
-    proposed, keyframes first, computed here rather than one interactive task per frame."""
-    from labeller.media.models import Frame
-
+def _propose_unbuilt(frames, *, resume) -> int:
+    """Build the proposals of ``frames`` not yet built, keyframes first, handing the bulk
+    worker back after PROPOSE_SLICE_S (``resume()`` sends the rest as a new task)."""
     started = time.monotonic()
-    frames = Frame.objects.filter(video_id=video_id)
     built = 0
-    for frame_id in _not_built(frames).order_by("-is_keyframe", "index").values_list("pk", flat=True):
-        if time.monotonic() - started > PROPOSE_VIDEO_SLICE_S:
-            hooks.learning_after_ingest(video_id=video_id)  # the rest in a new task
+    for frame_id in _not_built(frames).order_by("-is_keyframe", "index", "id").values_list("pk", flat=True):
+        if time.monotonic() - started > PROPOSE_SLICE_S:
+            resume()
             break
         if not _not_built(frames.filter(pk=frame_id)).exists():
             continue  # someone opened it meanwhile and an interactive refresh built it
         proposing.proposals_refresh(frame_id=frame_id)
         built += 1
+    return built
+
+
+@shared_task(name="workers.proposals.propose_video", acks_late=True)
+def propose_video(video_id: int) -> None:
+    """After ingest, on the bulk queue: proposals for every frame of the video not yet
+    proposed, computed here rather than one interactive task per frame."""
+    from labeller.media.models import Frame
+
+    started = time.monotonic()
+    built = _propose_unbuilt(Frame.objects.filter(video_id=video_id), resume=lambda: hooks.learning_after_ingest(video_id=video_id))
     logger.info("propose_video(video=%s): %d frames in %.1fs", video_id, built, time.monotonic() - started)
+
+
+@shared_task(name="workers.proposals.propose_stills", acks_late=True)
+def propose_stills(project_id: int) -> None:
+    """After still images are added, on the bulk queue: their proposals and cached candidates."""
+    from labeller.media.models import Frame
+
+    started = time.monotonic()
+    stills = Frame.objects.filter(project_id=project_id, video__isnull=True)
+    built = _propose_unbuilt(stills, resume=lambda: hooks.learning_after_stills(project_id=project_id))
+    logger.info("propose_stills(project=%s): %d frames in %.1fs", project_id, built, time.monotonic() - started)

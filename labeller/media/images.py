@@ -34,6 +34,7 @@ from labeller.media.scan import make_thumbnail
 from labeller.media.services import frame_store_images
 from labeller.media.video import ImageProbe, MediaError, MediaErrorCode, probe_image
 from labeller.projects.models import Project
+from labeller.training.hooks import learning_after_stills
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ def frames_create_from_images(*, project: Project, actor, files: Sequence[tuple[
             still_frame_store(frames, project=project, original_name=name, image=encoded)
         with transaction.atomic():
             Frame.objects.bulk_create(frames)
+            learning_after_stills(project_id=project.pk)
     logger.info("%s added %d images to project %s", actor, len(frames), project.pk)
     return frames
 

@@ -14,6 +14,7 @@ SYNC_INDEX = "workers.proposals.sync_index"
 SYNC_INDEX_THEN_REFRESH_NEXT = "workers.proposals.sync_index_then_refresh_next"
 REFRESH_FRAME_PROPOSALS = "workers.proposals.refresh_frame_proposals"
 PROPOSE_VIDEO = "workers.proposals.propose_video"
+PROPOSE_STILLS = "workers.proposals.propose_stills"
 
 
 def learning_after_annotation_change(*, project_id: int) -> None:
@@ -43,6 +44,11 @@ def learning_after_frame_complete(*, project_id: int, frame_id: int) -> None:
 def learning_after_ingest(*, video_id: int) -> None:
     """Proposals for the whole video, on the bulk queue: nobody is waiting on one frame."""
     enqueue(PROPOSE_VIDEO, video_id)
+
+
+def learning_after_stills(*, project_id: int) -> None:
+    """Proposals (and their cached candidates) for newly added still images, on the bulk queue."""
+    enqueue(PROPOSE_STILLS, project_id)
 
 
 def refresh_frame_soon(*, frame_id: int) -> None:
