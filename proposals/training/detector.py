@@ -10,7 +10,8 @@ Shape after torchvision's detection references: :func:`train_one_epoch` and :fun
 * AdamW under a one-cycle schedule (warm up 30 % of the steps, cosine down), stepped per batch.
 * Augmentation: horizontal flips and a random working size per batch (``scale_jitter``).
 * Deterministic with ``seed``: model init, sampling, augmentation and the optimiser draw from
-  seeded generators (the caller's global RNG state is left as it was).
+  seeded generators (the caller's global RNG state is left as it was). Runs repeat bit for bit
+  on the same CPU and thread count; on a GPU some cuDNN kernels are not bitwise reproducible.
 * Fine-tuning: ``config.weights`` names a previous checkpoint; rows of the class logits are
   carried over by label id, so a taxonomy that grew keeps what it knew. Pretrained or
   fine-tuned backbones freeze their early layers while data is scarce: with fewer than
@@ -35,7 +36,7 @@ from torchvision.models.detection import FCOS
 from proposals.training.checkpoints import CHECKPOINT_FORMAT_VERSION, load_checkpoint, save_checkpoint
 from proposals.training.data import TrainingFrame, detector_frames, repeat_factor_epoch, repeat_factors
 from proposals.training.detector_models import (DetectorConfig, build_network, freeze_early_stages,
-                                                set_frozen_eval)
+                                                has_frozen_batch_norm, set_frozen_eval)
 from proposals.training.evaluation import DetectionScores, detection_scores
 
 CHECKPOINT_KIND = "detector"
@@ -250,7 +251,9 @@ def train_detector(frames: Sequence[TrainingFrame], config: DetectorConfig = Det
     rng = np.random.default_rng(options.seed)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(options.seed)
-        model, description, is_random = build_network(config, len(label_ids), fallback_to_random=fallback_to_random)
+        model, description, is_random = build_network(
+            config, len(label_ids), fallback_to_random=fallback_to_random,
+            frozen_batch_norm=previous is not None and bool(previous.get("frozen_batch_norm", False)))
         if previous is not None:
             _load_state(model, previous, label_ids)
             is_random = bool(previous.get("is_random", False))
@@ -307,6 +310,7 @@ def detector_checkpoint(detector: TrainedDetector, **metadata) -> dict:
         "config": {key: str(value) if key == "backbone" else value for key, value in asdict(config).items()},
         "label_ids": [int(label) for label in detector.label_ids],
         "is_random": detector.is_random,
+        "frozen_batch_norm": has_frozen_batch_norm(detector.model),
         "weights_description": detector.weights_description,
         "state_dict": {key: value.detach().cpu() for key, value in detector.model.state_dict().items()},
         "metadata": dict(metadata),
@@ -323,7 +327,8 @@ def load_detector(path: str | Path, *, device: str | torch.device | None = None,
     its config (``score_threshold``, ``nms_iou``, ``max_detections``, ``max_side``)."""
     checkpoint = load_checkpoint(path, kind=CHECKPOINT_KIND)
     config = replace(DetectorConfig(**checkpoint["config"]), **overrides)
-    model, _, _ = build_network(config, len(checkpoint["label_ids"]))
+    model, _, _ = build_network(config, len(checkpoint["label_ids"]),
+                                frozen_batch_norm=bool(checkpoint.get("frozen_batch_norm", False)))
     model.load_state_dict(checkpoint["state_dict"])
     device = torch.device(device) if device is not None else _default_device()
     return TrainedDetector(model.to(device), checkpoint["label_ids"], replace(config, weights=str(path)),

@@ -162,7 +162,7 @@ def _fcos_options(config: DetectorConfig) -> dict:
 # --- resnet backbones --------------------------------------------------------------------------
 
 
-def _resnet_fcos(num_classes: int, config: DetectorConfig, weights: str) -> FCOS:
+def _resnet_fcos(num_classes: int, config: DetectorConfig, weights: str, frozen_batch_norm: bool = False) -> FCOS:
     if weights == DetectorWeights.COCO:
         coco = torchvision.models.detection.FCOS_ResNet50_FPN_Weights.COCO_V1
         model = torchvision.models.detection.fcos_resnet50_fpn(weights=coco, trainable_backbone_layers=5,
@@ -172,7 +172,9 @@ def _resnet_fcos(num_classes: int, config: DetectorConfig, weights: str) -> FCOS
     backbone_weights = None
     if weights == DetectorWeights.IMAGENET:
         backbone_weights = torchvision.models.get_model_weights(str(config.backbone)).DEFAULT
-    norm_layer = torchvision.ops.misc.FrozenBatchNorm2d if backbone_weights is not None else nn.BatchNorm2d
+    # Pretrained statistics stay fixed (as torchvision does): batches of 4 would only blur them.
+    frozen = backbone_weights is not None or frozen_batch_norm
+    norm_layer = torchvision.ops.misc.FrozenBatchNorm2d if frozen else nn.BatchNorm2d
     resnet = torchvision.models.get_model(str(config.backbone), weights=backbone_weights, norm_layer=norm_layer)
     # All layers trainable here; what to freeze is decided by train_detector (see freeze_early_stages).
     backbone = _resnet_fpn_extractor(resnet, 5, returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7(256, 256))
@@ -192,12 +194,13 @@ def _replace_class_logits(model: FCOS, num_classes: int) -> None:
 # --- building and freezing -----------------------------------------------------------------------
 
 
-def build_network(config: DetectorConfig, num_classes: int, *, fallback_to_random: bool = False
-                  ) -> tuple[FCOS, str, bool]:
+def build_network(config: DetectorConfig, num_classes: int, *, fallback_to_random: bool = False,
+                  frozen_batch_norm: bool = False) -> tuple[FCOS, str, bool]:
     """``(model, weights description, is_random)`` for ``num_classes`` classes (indices
     0..num_classes-1). A checkpoint path builds a random-init network of the config's backbone;
-    the caller loads the checkpoint into it. Random init is seeded without disturbing the
-    caller's RNG state."""
+    the caller loads the checkpoint into it, with ``frozen_batch_norm`` as the checkpoint's
+    network had (a resnet started from pretrained weights keeps FrozenBatchNorm2d). Random
+    init is seeded without disturbing the caller's RNG state."""
     if num_classes < 1:
         raise ValueError("a detector needs at least one class")
     pretrained = config.weights in (DetectorWeights.COCO, DetectorWeights.IMAGENET)
@@ -220,8 +223,12 @@ def build_network(config: DetectorConfig, num_classes: int, *, fallback_to_rando
         if config.backbone == DetectorBackbone.TINY:
             model = _tiny_fcos(num_classes, config)
         else:
-            model = _resnet_fcos(num_classes, config, DetectorWeights.NONE)
+            model = _resnet_fcos(num_classes, config, DetectorWeights.NONE, frozen_batch_norm)
     return model, description, not config.from_checkpoint
+
+
+def has_frozen_batch_norm(model: FCOS) -> bool:
+    return any(isinstance(module, torchvision.ops.misc.FrozenBatchNorm2d) for module in model.modules())
 
 
 def backbone_stages(model: FCOS) -> list[tuple[int, nn.Module]]:

@@ -4,14 +4,15 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision.ops.misc import FrozenBatchNorm2d
 
 from proposals.boxes import iou_matrix
 from proposals.regions import propose_regions
 from proposals.synthetic import write_synthetic_images
 from proposals.training import detector_models
 from proposals.training.data import TrainingFrame
-from proposals.training.detector import (DetectorTrainingOptions, evaluate, load_detector, save_detector,
-                                         train_detector)
+from proposals.training.detector import (DetectorTrainingOptions, TrainedDetector, evaluate, load_detector,
+                                         save_detector, train_detector)
 from proposals.training.detector_models import (DetectorConfig, WeightsUnavailableError, backbone_stages,
                                                 build_network)
 
@@ -130,6 +131,34 @@ def test_missing_pretrained_weights_fall_back_to_random_init_and_say_so(monkeypa
     model, description, is_random = build_network(config, 3, fallback_to_random=True)
     assert is_random and "unavailable" in description
     assert model.head.classification_head.num_classes == 3
+
+
+def test_coco_weights_keep_the_network_and_replace_the_class_logits(monkeypatch):
+    original = detector_models.torchvision.models.detection.fcos_resnet50_fpn
+
+    def coco_without_download(*, weights, **kwargs):
+        assert str(weights).endswith("COCO_V1")
+        return original(weights=None, weights_backbone=None, num_classes=91, **kwargs)
+
+    monkeypatch.setattr(detector_models.torchvision.models.detection, "fcos_resnet50_fpn", coco_without_download)
+    model, description, is_random = build_network(DetectorConfig(backbone="resnet50", weights="coco", max_side=64), 3)
+    assert not is_random and "coco" in description
+    head = model.head.classification_head
+    assert head.num_classes == 3 and head.cls_logits.out_channels == 3
+
+
+def test_a_resnet_from_pretrained_weights_round_trips_with_its_frozen_batch_norm(frames, tmp_path):
+    # What weights="imagenet" builds, without downloading: FrozenBatchNorm2d in the backbone.
+    config = DetectorConfig(backbone="resnet18", max_side=64)
+    model, _, _ = build_network(config, 2, frozen_batch_norm=True)
+    path = save_detector(TrainedDetector(model, [11, 42], config, weights_description="test", is_random=False),
+                         tmp_path / "detector.pt")
+    loaded = load_detector(path, device="cpu")
+    assert isinstance(loaded.model.backbone.body.bn1, FrozenBatchNorm2d)
+    result = train_detector(frames[:2], DetectorConfig(backbone="resnet18", max_side=64, weights=str(path)),
+                            DetectorTrainingOptions(epochs=1, scale_jitter=(1.0, 1.0)), device="cpu")
+    assert isinstance(result.detector.model.backbone.body.bn1, FrozenBatchNorm2d)
+    assert result.frozen == ["conv1+bn1", "layer1", "layer2"]  # pretrained, scarce data: up to stride 8
 
 
 def test_resnet_backbone_stages_for_freezing():
