@@ -190,6 +190,25 @@ def _validate_label(frame: Frame, label: Label | None) -> None:
         raise field_error("label_id", f"The label {label.name!r} is deprecated; pick another.")
 
 
+def _lock_open_frame(frame_id: int) -> Frame:
+    """Lock the frame's row and refuse a complete frame.
+
+    A complete frame says every object on it is boxed, and its leftover proposals already
+    became hard negatives: a box added or changed afterwards would contradict that silently.
+    The lock orders a box write against ``frame_complete`` (which also locks the frame first):
+    either the box lands before the frame is completed, or the write sees it complete.
+    """
+    frame = Frame.objects.select_for_update().get(pk=frame_id)
+    if frame.status == FrameStatus.COMPLETE:
+        raise DomainError(
+            f"Frame {frame.pk} is complete, so its boxes cannot change: a reviewer reopens it first "
+            f"(POST frames/{frame.pk}/reopen).",
+            code="frame_complete",
+            http_status=409,
+        )
+    return frame
+
+
 def _check_may_edit(annotation: Annotation, *, actor, actor_role: Role) -> None:
     """Annotators change model proposals and their own boxes; others' work needs a reviewer."""
     others_work = annotation.source in (AnnotationSource.HUMAN, AnnotationSource.IMPORT) and annotation.author_id not in (
@@ -213,6 +232,7 @@ def annotation_create(
     suggestions: Iterable[dict] = (),
     model_version: str = "",
 ) -> Annotation:
+    frame = _lock_open_frame(frame.pk)
     _validate_box(frame, box)
     _validate_label(frame, label)
     if status == AnnotationStatus.CONFIRMED and label is None:
@@ -254,6 +274,7 @@ def annotation_update(
     *, annotation: Annotation, actor, actor_role: Role, expected_version: int, box: Box | None = None, label=UNSET
 ) -> Annotation:
     _check_may_edit(annotation, actor=actor, actor_role=actor_role)
+    _lock_open_frame(annotation.frame_id)
     fields: dict = {}
     if box is not None:
         _validate_box(annotation.frame, box)
@@ -278,6 +299,7 @@ def annotation_confirm(
     *, annotation: Annotation, actor, actor_role: Role, expected_version: int, label=UNSET
 ) -> Annotation:
     _check_may_edit(annotation, actor=actor, actor_role=actor_role)
+    _lock_open_frame(annotation.frame_id)
     fields: dict = {"status": AnnotationStatus.CONFIRMED}
     if label is not UNSET:
         _validate_label(annotation.frame, label)
@@ -315,13 +337,16 @@ def annotation_delete(*, annotation: Annotation, actor, actor_role: Role, expect
 
 
 @transaction.atomic
-def frame_complete(*, frame: Frame, actor) -> Frame:
+def frame_complete(*, frame: Frame, actor, actor_role: Role) -> Frame:
     """Mark the frame fully labelled.
 
     A complete frame says every object on it is boxed, so the proposals nobody accepted
-    are false positives: they are rejected here and become hard negatives.
+    are false positives: they are rejected here and become hard negatives. That judges the
+    work of whoever holds the frame, so completing a frame you do not hold needs a reviewer.
     """
     frame = Frame.objects.select_for_update().get(pk=frame.pk)
+    if frame.assigned_to_id != actor.pk and ROLE_RANK[Role(actor_role)] < ROLE_RANK[Role.REVIEWER]:
+        raise RoleRequired(Role.REVIEWER)
     # What became of each proposal calibrates the next ones: decide it before the leftovers
     # are rejected below.
     proposal_outcomes_resolve(frame=frame)
@@ -346,3 +371,27 @@ def frame_complete(*, frame: Frame, actor) -> Frame:
     learning_after_frame_complete(project_id=frame.project_id, frame_id=frame.pk)
     return frame
 
+
+
+@transaction.atomic
+def frame_reopen(*, frame: Frame) -> Frame:
+    """Take a complete frame back to work (a reviewer's call): its boxes may change again.
+
+    It goes back to the queue, held by nobody; what completing it decided (rejected
+    proposals, calibration outcomes) stays until it is completed again.
+    """
+    frame = Frame.objects.select_for_update().get(pk=frame.pk)
+    if frame.status != FrameStatus.COMPLETE:
+        raise DomainError(
+            f"Frame {frame.pk} is not complete, so there is nothing to reopen.", code="not_complete", http_status=409
+        )
+    Frame.objects.filter(pk=frame.pk).update(
+        status=FrameStatus.IN_PROGRESS,
+        completed_by=None,
+        completed_at=None,
+        assigned_to=None,
+        assigned_at=None,
+        version=frame.version + 1,
+    )
+    frame.refresh_from_db()
+    return frame

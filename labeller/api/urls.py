@@ -36,6 +36,7 @@ tenant_routes = [
     path("frames/<int:pk>/image", media_apis.FrameImageApi.as_view(), name="frame-image"),
     path("frames/<int:pk>/thumbnail", media_apis.FrameThumbnailApi.as_view(), name="frame-thumbnail"),
     path("frames/<int:pk>/complete", media_apis.FrameCompleteApi.as_view(), name="frame-complete"),
+    path("frames/<int:pk>/reopen", media_apis.FrameReopenApi.as_view(), name="frame-reopen"),
     path("frames/<int:pk>/release", media_apis.FrameReleaseApi.as_view(), name="frame-release"),
     path("frames/<int:frame_id>/annotations/", annotation_apis.FrameAnnotationListApi.as_view(), name="frame-annotation-list"),
     path("annotations/<int:pk>", annotation_apis.AnnotationDetailApi.as_view(), name="annotation-detail"),

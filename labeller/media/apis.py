@@ -5,7 +5,7 @@ from rest_framework.response import Response
 
 from labeller.annotations.models import AnnotationStatus
 from labeller.annotations.selectors import annotation_list
-from labeller.annotations.services import frame_complete
+from labeller.annotations.services import frame_complete, frame_reopen
 from labeller.api.base import OrganizationAPIView
 from labeller.media import ingest, selectors, services, uploads
 from labeller.media.models import Upload
@@ -171,11 +171,28 @@ class FrameThumbnailApi(OrganizationAPIView):
 
 
 class FrameCompleteApi(OrganizationAPIView):
+    """Complete the frame you hold; a reviewer may complete any frame."""
+
     write_role = Role.ANNOTATOR
 
     @extend_schema(request=None, responses=FrameSerializer)
     def post(self, request, org, pk):
-        frame = frame_complete(frame=selectors.frame_get(organization=self.organization, frame_id=pk), actor=request.user)
+        frame = frame_complete(
+            frame=selectors.frame_get(organization=self.organization, frame_id=pk),
+            actor=request.user,
+            actor_role=Role(self.membership.role),
+        )
+        return self.respond(frame, FrameSerializer)
+
+
+class FrameReopenApi(OrganizationAPIView):
+    """Take a complete frame back to work, so its boxes may change again."""
+
+    write_role = Role.REVIEWER
+
+    @extend_schema(request=None, responses=FrameSerializer)
+    def post(self, request, org, pk):
+        frame = frame_reopen(frame=selectors.frame_get(organization=self.organization, frame_id=pk))
         return self.respond(frame, FrameSerializer)
 
 

@@ -156,3 +156,54 @@ def test_skipping_a_frame_gives_it_back_and_opens_another(page, labelling_projec
     assert (first.status, first.assigned_to, first.priority) == (FrameStatus.NEW, None, -1)
     assert (second.status, second.assigned_to) == (FrameStatus.IN_PROGRESS, labelling_project.annotator)
     assert page.get_by_role("button", name="Frame 0, new, keyframe").is_visible()  # the filmstrip shows it free again
+
+
+def complete_requests(page) -> list:
+    sent = []
+    page.on("request", lambda request: sent.append(request.url) if request.url.endswith("/complete") else None)
+    return sent
+
+
+def test_an_annotator_completes_only_the_frame_the_queue_gave_them(page, labelling_project):
+    first, second = labelling_project.frames[:2]
+    sent = complete_requests(page)
+    log_in(page, "ann", labelling_project.workspace_path)
+    open_next_frame(page, expected_boxes=0)
+    wait_until_saved(page)  # the claim is in
+
+    # Step to the next frame of the shot: nobody holds it, so Space must not complete it.
+    page.get_by_role("button", name="Frame 1, new").wait_for()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("document.querySelector('#frame-caption').textContent.includes('frame 1')")
+    page.keyboard.press("Space")
+    page.locator("#notice").wait_for()
+    assert "press N" in page.locator("#notice").inner_text()
+    assert "frame 1" in page.locator("#frame-caption").inner_text()  # still on it
+    wait_until_saved(page)
+    assert sent == []
+    second.refresh_from_db()
+    assert (second.status, second.completed_by) == (FrameStatus.NEW, None)
+
+    # Back on the frame they hold, Space completes it.
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function("document.querySelector('#frame-caption').textContent.includes('frame 0 · keyframe')")
+    page.keyboard.press("Space")
+    page.wait_for_function("document.querySelector('#frame-caption').textContent.includes('frame 1')")
+    wait_until_saved(page)
+    first.refresh_from_db()
+    assert (first.status, first.completed_by) == (FrameStatus.COMPLETE, labelling_project.annotator)
+    assert len(sent) == 1
+
+
+def test_a_reviewer_may_complete_a_frame_they_stepped_to(page, labelling_project):
+    second = labelling_project.frames[1]
+    log_in(page, "rev", labelling_project.workspace_path)
+    open_next_frame(page, expected_boxes=0)
+    page.get_by_role("button", name="Frame 1, new").wait_for()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("document.querySelector('#frame-caption').textContent.includes('frame 1')")
+    page.keyboard.press("Space")
+    page.wait_for_function("document.querySelector('#frame-caption').textContent.includes('frame 0')")
+    wait_until_saved(page)
+    second.refresh_from_db()
+    assert (second.status, second.completed_by) == (FrameStatus.COMPLETE, labelling_project.reviewer)

@@ -3,7 +3,7 @@
 import pytest
 
 from labeller.annotations.models import Annotation, AnnotationEvent, AnnotationSource, AnnotationStatus
-from labeller.media.models import FrameStatus
+from labeller.media.models import Frame, FrameStatus
 from tests.conftest import api_path
 from tests.factories import AnnotationFactory, FrameFactory, LabelFactory, ProjectFactory
 
@@ -140,6 +140,7 @@ def test_an_annotator_cannot_change_another_persons_box_but_a_reviewer_can(tenan
 def test_completing_a_frame_rejects_the_proposals_nobody_accepted(tenant, frame, label):
     kept = AnnotationFactory(frame=frame, label=label, author=tenant.annotator)
     ignored = AnnotationFactory(frame=frame, label=label, status=AnnotationStatus.PROPOSED, source=AnnotationSource.MODEL, author=None)
+    Frame.objects.filter(pk=frame.pk).update(assigned_to=tenant.annotator)  # the frame is theirs
     response = tenant.client("annotator").post(api_path(tenant, f"frames/{frame.pk}/complete"))
     assert response.status_code == 200
     assert response.json()["status"] == FrameStatus.COMPLETE

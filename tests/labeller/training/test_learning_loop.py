@@ -43,7 +43,8 @@ def test_confirmed_boxes_make_correct_proposals_appear_on_the_next_frames_of_the
     first, following = frames[0], [f for f in frames[1:] if f.shot_id == frames[0].shot_id][:2]
     assert following, "the synthetic shot should hold several candidate frames"
     confirm_ground_truth(first, synthetic, tenant.annotator)
-    frame_complete(frame=first, actor=tenant.annotator)
+    Frame.objects.filter(pk=first.pk).update(assigned_to=tenant.annotator)  # the frame is theirs
+    frame_complete(frame=first, actor=tenant.annotator, actor_role=Role.ANNOTATOR)
 
     result = services.index_sync(project_id=tenant.project.pk)
     assert result.added == len(synthetic.boxes[first.index]) and result.size == result.added
@@ -123,6 +124,7 @@ def test_the_feedback_panel_counts_the_annotators_day(tenant, ingested, syntheti
     frame = Frame.objects.filter(video=ingested).order_by("index").last()
     proposing.proposals_refresh(frame_id=frame.pk)
     proposal = Annotation.objects.filter(frame=frame, status=AnnotationStatus.PROPOSED).first()
+    Frame.objects.filter(pk=frame.pk).update(assigned_to=tenant.annotator)  # the frame is theirs
     client = tenant.client("annotator")
     client.post(api_path(tenant, f"annotations/{proposal.pk}/confirm"), {"version": proposal.version, "label_id": Label.objects.filter(project=tenant.project).first().pk}, format="json")
     client.post(api_path(tenant, f"frames/{frame.pk}/complete"))

@@ -49,7 +49,8 @@ def test_completing_a_frame_decides_every_proposal_shown_or_hidden(tenant, frame
     annotation_confirm(annotation=accepted, actor=tenant.annotator, actor_role=Role.ANNOTATOR, expected_version=accepted.version)
     annotation_create(frame=frame, actor=tenant.annotator, box=Box(200, 20, 260, 80), label=label)
 
-    frame_complete(frame=frame, actor=tenant.annotator)
+    Frame.objects.filter(pk=frame.pk).update(assigned_to=tenant.annotator)  # the frame is theirs
+    frame_complete(frame=frame, actor=tenant.annotator, actor_role=Role.ANNOTATOR)
 
     decided = {tuple(o.box[:2]): o for o in ProposalOutcome.objects.filter(frame=frame)}
     assert all(o.decided_at is not None for o in decided.values())

@@ -1,6 +1,6 @@
 // The workspace page: builds the parts and wires the keyboard, the side panel and the save state.
 
-import { listAll } from "../api.js";
+import { api, listAll } from "../api.js";
 import { FrameRenderer } from "./canvas.js";
 import { ConflictDialog } from "./conflict.js";
 import { Editor } from "./editing.js";
@@ -25,7 +25,10 @@ const orgPath = `orgs/${config.org}`;
 
 // --- labels ---------------------------------------------------------------------------
 
-const labels = await listAll(`${orgPath}/projects/${config.projectId}/labels/?page_size=1000`);
+const [labels, organization] = await Promise.all([
+  listAll(`${orgPath}/projects/${config.projectId}/labels/?page_size=1000`),
+  api(`${orgPath}/`),
+]);
 const labelById = new Map(labels.map((label) => [label.id, label]));
 const labelOf = (id) => labelById.get(id) || null;
 const labelName = (id) => labelOf(id)?.name ?? (id === null ? "no label" : `label ${id}`);
@@ -98,6 +101,8 @@ const session = new FrameSession({
   notify,
   showEmpty,
   onShown: showCaption,
+  // Completing a frame someone else holds (or nobody) judges their work: reviewers and admins only.
+  mayCompleteAny: organization.role === "reviewer" || organization.role === "admin",
 });
 
 const boxIndex = new BoxIndex();

@@ -12,8 +12,8 @@ export class FrameSession {
   current = null; // the frame on screen (detail without its annotations)
   claimedId = null; // the frame the queue handed us and holds for us
 
-  constructor({ store, queue, cache, renderer, filmstrip, panel, metrics, editor, notify, showEmpty, onShown }) {
-    Object.assign(this, { store, queue, cache, renderer, filmstrip, panel, metrics, editor, notify, showEmpty, onShown });
+  constructor({ store, queue, cache, renderer, filmstrip, panel, metrics, editor, notify, showEmpty, onShown, mayCompleteAny = false }) {
+    Object.assign(this, { store, queue, cache, renderer, filmstrip, panel, metrics, editor, notify, showEmpty, onShown, mayCompleteAny });
   }
 
   start() {
@@ -33,7 +33,17 @@ export class FrameSession {
 
   /** Space / Enter: mark the frame complete (the server rejects leftover proposals) and move on. */
   complete() {
-    if (!this.current || !this.#mayLeave()) return;
+    if (!this.current) return;
+    if (this.current.status === "complete") {
+      this.notify("This frame is already complete: press N for the next frame of your queue.");
+      return;
+    }
+    if (!this.#holdingCurrent() && !this.mayCompleteAny) {
+      // Completing turns the frame's open proposals into hard negatives: that is for whoever holds it.
+      this.notify("Only the frame the queue gave you can be completed: press N to open it.");
+      return;
+    }
+    if (!this.#mayLeave()) return;
     this.editor.flushNudge();
     const frameId = this.current.id;
     performance.mark(NEXT_MARK);
