@@ -10,13 +10,23 @@ from labeller.core.errors import DomainError
 from labeller.media.models import Frame, FrameStatus, Video
 from labeller.media.selectors import ASSIGNMENT_LEASE, frame_queue
 from labeller.projects.models import Project
-from labeller.tenants.models import Organization
+from labeller.tenants.models import Membership, Organization
 from labeller.training.proposing import frame_proposals_prepare_open
 
 
 @transaction.atomic
 def frame_assign_next(*, organization: Organization, project: Project, user) -> Frame | None:
-    """Hand the best next frame to ``user`` and hold it for them (a lease, see ASSIGNMENT_LEASE)."""
+    """Hand the best next frame to ``user`` and hold it for them (a lease, see ASSIGNMENT_LEASE).
+
+    A user holds at most one frame of a project: their claims run one at a time, so a second
+    call made in parallel (a double key press, two tabs) finds the first one's frame and
+    resumes it instead of taking another.
+    """
+    # The skip_locked below keeps different people apart, but would hand two parallel calls of
+    # the same person two different frames: lock their membership row first (one per user and
+    # organisation) so their claims queue up behind each other, and the next one sees the frame
+    # the previous one took (first in frame_queue).
+    Membership.objects.select_for_update().filter(user=user, organization=organization).values_list("pk").first()
     queryset = frame_queue(organization=organization, project=project, user=user)
     if connection.features.has_select_for_update_skip_locked:
         # Two annotators asking at once get different frames instead of waiting on each other.
