@@ -78,6 +78,59 @@ def test_detector_reports_a_hard_cut_but_not_a_fade_from_black():
     assert detector.finish() == [62]
 
 
+def test_detect_shots_finds_every_cut_in_dark_low_contrast_footage(tmp_path):
+    # Given a dark, noisy, low-contrast video with a 0.6 s shot: its cuts change luma by under 20,
+    # and the cut out of the short shot scores under the fixed threshold (27).
+    video = write_synthetic_video(
+        tmp_path / "night.mp4",
+        look="night",
+        seconds=12,
+        fps=25,
+        width=320,
+        height=180,
+        n_shots=5,
+        seed=4,
+        objects_per_shot=4,
+        short_shot_seconds=0.6,
+    )
+
+    detection = detect_shots(video.path)
+
+    assert 15 in np.diff(video.cuts)  # the short shot lies between two cuts
+    assert cut_f1(detection.cuts, video.cuts, tolerance=1) == 1.0
+
+
+def _dark_scene(rng: np.random.Generator, colour: tuple[int, int, int]) -> np.ndarray:
+    coarse = (rng.uniform(0.5, 1.0, size=(6, 10, 1)) * np.array(colour)).astype(np.uint8)
+    return np.asarray(Image.fromarray(coarse).resize((128, 72), Image.Resampling.BICUBIC), np.float32)
+
+
+def _with_sensor_noise(rng: np.random.Generator, scene: np.ndarray, gain: float = 1.0) -> np.ndarray:
+    return np.clip(scene * gain + rng.normal(0, 3, scene.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("letterbox", [False, True], ids=["full-frame", "letterbox"])
+def test_detector_finds_a_dark_cut_but_not_a_fade_through_black(letterbox):
+    # Given two dark, low-contrast, noisy shots (the cut changes luma by ~9), then a fade to
+    # black and a fade in: noise on near-black frames makes every fade step score like a cut.
+    rng = np.random.default_rng(1)
+    scene, other_scene = _dark_scene(rng, (50, 40, 35)), _dark_scene(rng, (45, 45, 55))
+    frames = [_with_sensor_noise(rng, scene) for _ in range(40)]
+    frames += [_with_sensor_noise(rng, other_scene) for _ in range(40)]
+    frames += [_with_sensor_noise(rng, other_scene, 1 - step / 15) for step in range(1, 16)]
+    frames += [_with_sensor_noise(rng, scene, 0.0) for _ in range(20)]
+    frames += [_with_sensor_noise(rng, scene, step / 15) for step in range(1, 16)]
+    frames += [_with_sensor_noise(rng, scene) for _ in range(30)]
+    if letterbox:
+        frames = [np.pad(frame[9:63], ((9, 9), (0, 0), (0, 0))) for frame in frames]
+    detector = ShotBoundaryDetector(25.0)
+
+    reported = {index: cuts for index, frame in enumerate(frames) if (cuts := detector.push(index, frame))}
+
+    assert detector.finish() == [40]
+    assert reported[40] == [40]  # reported on the cut frame itself, before the look-ahead confirms it
+
+
 # Distinct looks for consecutive shots: (RGB colour, brightness), as in edited footage.
 _SHOT_LOOKS = [((40, 160, 220), 0.9), ((220, 120, 30), 0.5), ((60, 200, 80), 0.9)]
 
