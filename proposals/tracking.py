@@ -30,7 +30,7 @@ LK_PARAMS = dict(
 APPEARANCE_PATCH = (24, 24)
 # Re-detection: the window searched around a lost box (in box sizes, and in shares of the
 # frame's shorter side, whichever is larger), the scales tried, and the working resolution.
-SEARCH_MARGIN_BOXES = 1.5
+SEARCH_MARGIN_BOXES = 4.0
 SEARCH_MARGIN_FRAME = 0.2
 SEARCH_SCALES = (0.8, 0.9, 1.0, 1.11, 1.25)
 TEMPLATE_LONG_SIDE = 32
