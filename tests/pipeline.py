@@ -42,3 +42,20 @@ def stored_files() -> set[str]:
 
     walk("")
     return found
+
+
+def label_and_learn(video: Video, actor, synthetic: SyntheticVideo) -> None:
+    """What a project in use has stored: a confirmed box, proposals (their candidates cached)
+    and an index built from the box (base file and segments)."""
+    from labeller.annotations.models import Label
+    from labeller.annotations.services import Box, annotation_create
+    from labeller.media.models import Frame
+    from labeller.training.proposing import proposals_refresh
+    from labeller.training.services import index_sync
+
+    frames = list(Frame.objects.filter(video=video).order_by("index"))
+    truth = synthetic.boxes[frames[0].index][0]
+    label, _ = Label.objects.get_or_create(project=video.project, name=truth.label)
+    annotation_create(frame=frames[0], actor=actor, box=Box(*truth.box), label=label)
+    index_sync(project_id=video.project_id)
+    proposals_refresh(frame_id=frames[-1].pk, force=True)

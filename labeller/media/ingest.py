@@ -31,6 +31,7 @@ from labeller.core.tasks import enqueue
 from labeller.media.keyframes import every_nth_frames, select_keyframes_per_shot
 from labeller.media.models import Frame, IngestStage, Shot, Video
 from labeller.media.scan import ScanConfig, make_thumbnail, scan_video
+from labeller.media.storage import video_work_prefix
 from labeller.media.video import MediaError, MediaErrorCode, VideoProbe, probe_video
 from labeller.projects.models import Project
 from labeller.training.hooks import learning_after_ingest
@@ -180,7 +181,8 @@ def _local_path(field_file):
 
 
 def _work_prefix(video: Video) -> str:
-    return f"orgs/{video.project.organization_id}/projects/{video.project_id}/videos/{video.pk}/"
+    project = video.project
+    return video_work_prefix(organization_id=project.organization_id, project_id=project.pk, video_id=video.pk)
 
 
 def _run_prefix(video: Video, token: str) -> str:

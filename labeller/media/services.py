@@ -9,6 +9,7 @@ from django.utils import timezone
 from labeller.core.errors import DomainError
 from labeller.media.models import Frame, FrameStatus, Video
 from labeller.media.selectors import ASSIGNMENT_LEASE, frame_queue
+from labeller.media.storage import project_storage_prefix, storage_delete_files, video_work_prefix
 from labeller.projects.models import Project
 from labeller.tenants.models import Membership, Organization
 from labeller.training.proposing import frame_proposals_prepare_open
@@ -54,13 +55,26 @@ def frame_store_images(*, frame: Frame, jpeg: bytes, thumbnail_jpeg: bytes, name
 
 @transaction.atomic
 def video_delete(*, video: Video) -> None:
-    """Delete the video, its shots, frames and their boxes; files go once the rows are gone."""
-    names = [video.file.name] + [
-        name for pair in Frame.objects.filter(video=video).values_list("image", "thumbnail") for name in pair if name
-    ]
+    """Delete the video, its shots, frames and their boxes; files go once the rows are gone.
+
+    The files: the video, its frames and thumbnails, its ingest work folder (every run's
+    candidate frames, manifest and embeddings) and the candidates cached for its frames.
+    """
+    frames = list(Frame.objects.filter(video=video).values_list("pk", "image", "thumbnail"))
+    names = [video.file.name] + [name for _, image, thumbnail in frames for name in (image, thumbnail) if name]
+    where = {"organization_id": video.project.organization_id, "project_id": video.project_id}
+    work_folder = video_work_prefix(**where, video_id=video.pk)
+    candidates_folder = project_storage_prefix(**where) + "candidates/"  # as training.proposing names them
     storage = video.file.storage
     video.delete()
-    transaction.on_commit(lambda: [storage.delete(name) for name in names])
+    transaction.on_commit(
+        lambda: storage_delete_files(
+            storage,
+            names=names,
+            trees=[work_folder],
+            name_prefixes={candidates_folder: {f"{pk}-" for pk, _, _ in frames}},
+        )
+    )
 
 
 def frame_release_expired_assignments() -> int:

@@ -1,7 +1,12 @@
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
+from labeller.annotations.models import Annotation
 from labeller.core.concurrency import save_if_version
 from labeller.core.errors import DomainError, field_error
+from labeller.media.models import Upload
+from labeller.media.storage import project_storage_prefix, storage_delete_files
+from labeller.media.uploads import upload_part_path
 from labeller.projects.models import Project
 from labeller.tenants.models import Organization
 
@@ -48,4 +53,15 @@ def project_update(*, project: Project, expected_version: int, **changes) -> Pro
 
 @transaction.atomic
 def project_delete(*, project: Project) -> None:
+    """Delete the project with every row of it; once that is committed, every file it stored.
+
+    Boxes go first: Annotation.label is PROTECT (deleting a label must never take confirmed
+    work with it), and Django refuses a cascade that reaches a protected row even when that
+    row would be deleted by the same cascade. The files are the project's whole storage
+    prefix (labeller.media.storage) and the bytes of its resumable uploads.
+    """
+    prefix = project_storage_prefix(organization_id=project.organization_id, project_id=project.pk)
+    upload_paths = [upload_part_path(upload) for upload in Upload.objects.filter(project=project)]
+    Annotation.objects.filter(project=project).delete()
     project.delete()
+    transaction.on_commit(lambda: storage_delete_files(default_storage, trees=[prefix], local_paths=upload_paths))
