@@ -232,6 +232,7 @@ def propose(
     stored: StoredIndex | None,
     avoid_boxes: np.ndarray,
     candidates: FrameCandidates | None = None,
+    exemplars: Sequence[tuple[np.ndarray, int]] = (),
     top_k: int = 20,
 ) -> list[RegionProposal]:
     """Region proposals for a frame, minus those overlapping ``avoid_boxes`` (float32 [M, 4]):
@@ -247,6 +248,7 @@ def propose(
             label_index=stored.labels if stored is not None and len(stored.labels) else None,
             extractor=feature_extractor(),
             candidates=candidates,
+            exemplars=exemplars,
             top_k=top_k,
         )
     if not proposals or not len(avoid_boxes):

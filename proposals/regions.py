@@ -297,19 +297,81 @@ def motion_boxes(frames: Sequence[np.ndarray], *, min_area_share: float = 0.0005
     return boxes, fill.astype(np.float32)
 
 
+# --- more objects like the confirmed ones --------------------------------------------------
+
+# Exemplar search works where the exemplar's long side is this many pixels.
+EXEMPLAR_LONG_SIDE = 20
+EXEMPLAR_SCALES = (0.8, 1.0, 1.25)
+# Peaks below this correlation are not objects; at most this many per exemplar and scale.
+EXEMPLAR_MIN_SCORE = 0.55
+EXEMPLAR_MAX_PEAKS = 40
+# The best this many survive: each is embedded to be scored, and embedding is the cost.
+EXEMPLAR_MAX_BOXES = 20
+
+
+def exemplar_boxes(
+    rgb: np.ndarray, exemplars: Sequence[tuple[np.ndarray, int]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Objects that look like confirmed ones: for crowded scenes of similar things (cells,
+    products on a shelf) where segments merge, but a confirmed example matches each copy.
+
+    Args:
+        rgb: ``uint8 [H, W, 3]``; exemplars: ``(uint8 [h, w, 3] crop of a confirmed box, label id)``.
+    Returns:
+        ``(float32 [N, 4] xyxy, float32 [N] correlation in [0, 1], int64 [N] the exemplar's label)``,
+        peaks of normalised cross-correlation over a few scales, near-duplicates removed.
+    """
+    height, width = rgb.shape[:2]
+    boxes, scores, labels = [], [], []
+    for patch, label_id in exemplars:
+        patch_h, patch_w = patch.shape[:2]
+        if min(patch_h, patch_w) < 4 or float(patch.std()) < 1.0:
+            continue
+        factor = min(1.0, EXEMPLAR_LONG_SIDE / max(patch_h, patch_w))
+        small = cv2.resize(rgb, (max(1, round(width * factor)), max(1, round(height * factor))), interpolation=cv2.INTER_AREA)
+        for scale in EXEMPLAR_SCALES:
+            size = (max(3, round(patch_w * factor * scale)), max(3, round(patch_h * factor * scale)))
+            if size[0] >= small.shape[1] or size[1] >= small.shape[0]:
+                continue
+            template = cv2.resize(patch, size, interpolation=cv2.INTER_AREA)
+            response = cv2.matchTemplate(small, template, cv2.TM_CCOEFF_NORMED)
+            # Local maxima: a peak is the best of its neighbourhood of half a template.
+            kernel = np.ones((max(1, size[1] // 2) * 2 + 1, max(1, size[0] // 2) * 2 + 1), np.uint8)
+            peaks = (response >= cv2.dilate(response, kernel)) & (response >= EXEMPLAR_MIN_SCORE)
+            ys, xs = np.nonzero(peaks)
+            best = np.argsort(-response[ys, xs])[:EXEMPLAR_MAX_PEAKS]
+            for y, x in zip(ys[best], xs[best]):
+                boxes.append([x / factor, y / factor, (x + size[0]) / factor, (y + size[1]) / factor])
+                scores.append(float(response[y, x]))
+                labels.append(label_id)
+    if not boxes:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
+    boxes_array = clip_boxes(np.array(boxes, np.float32), width, height)
+    scores_array = np.clip(np.array(scores, np.float32), 0.0, 1.0)
+    keep = nms_keep(boxes_array, scores_array, iou_threshold=0.5)[:EXEMPLAR_MAX_BOXES]
+    return boxes_array[keep], scores_array[keep], np.array(labels, np.int64)[keep]
+
+
 # --- scoring and merging ---------------------------------------------------------------------
 
 
 class Source(StrEnum):
     PROPAGATION = "propagation"
     DETECTOR = "detector"
+    EXEMPLAR = "exemplar"
     MOTION = "motion"
     CANDIDATE = "candidate"
 
 
 # How much a source's own confidence counts against the index's objectness: a box followed
 # from a confirmed one is strong evidence, a segment of colour is weak.
-SOURCE_WEIGHT = {Source.PROPAGATION: 0.8, Source.DETECTOR: 0.6, Source.MOTION: 0.35, Source.CANDIDATE: 0.3}
+SOURCE_WEIGHT = {
+    Source.PROPAGATION: 0.8,
+    Source.DETECTOR: 0.6,
+    Source.EXEMPLAR: 0.5,
+    Source.MOTION: 0.35,
+    Source.CANDIDATE: 0.3,
+}
 
 
 @dataclass
@@ -360,6 +422,7 @@ def propose_regions(
     extractor: FeatureExtractor | None = None,
     detector: Detector | None = None,
     background_frames: Sequence[np.ndarray] = (),
+    exemplars: Sequence[tuple[np.ndarray, int]] = (),
     candidates: FrameCandidates | None = None,
     top_k: int = 20,
     nms_iou: float = 0.5,
@@ -375,6 +438,8 @@ def propose_regions(
             embedded in one batch, scored by objectness and labelled by their nearest examples.
         detector: optional ``rgb -> (float32 [N, 4], float32 [N] scores, int64 [N] label ids)``.
         background_frames: earlier frames of the same static shot, for motion candidates.
+        exemplars: crops of confirmed boxes with their label ids, to find more like them
+            (see :func:`exemplar_boxes`).
         candidates: the frame's class-agnostic candidates computed earlier (see
             :func:`frame_candidates`); their cached embeddings cost nothing here, so all of
             them are scored and only the other boxes count against ``max_embedded``.
@@ -391,6 +456,9 @@ def propose_regions(
     if detector is not None:
         detected_boxes, detected_scores, detected_labels = detector(rgb)
         found.extend(detected_boxes, detected_scores, Source.DETECTOR, detected_labels)
+    if exemplars:
+        similar, similarity, similar_labels = exemplar_boxes(rgb, exemplars)
+        found.extend(similar, similarity, Source.EXEMPLAR, similar_labels)
     if len(background_frames) >= 2:
         moving, moving_fill = motion_boxes([*background_frames, rgb])
         found.extend(moving, moving_fill, Source.MOTION)

@@ -12,7 +12,7 @@ from proposals.boxes import (
 )
 from proposals.features import FeatureConfig, get_extractor
 from proposals.labels import BACKGROUND, LabelIndex
-from proposals.regions import frame_candidates, candidate_boxes, motion_boxes, propose_regions
+from proposals.regions import exemplar_boxes, frame_candidates, candidate_boxes, motion_boxes, propose_regions
 from proposals.tracking import propagate_boxes, propagate_boxes_through, redetect_boxes
 
 HEIGHT, WIDTH = 120, 160
@@ -245,6 +245,22 @@ def test_cached_candidates_give_the_same_proposals_without_embedding_them_again(
     assert embedded == []  # nothing but candidates here, and their embeddings were cached
     assert [p.box for p in reused] == [p.box for p in computed]
     assert np.allclose([p.score for p in reused], [p.score for p in computed], atol=1e-5)
+
+
+def test_exemplars_find_every_copy_of_a_confirmed_object_in_a_crowded_scene():
+    # Touching discs merge into one segment; one confirmed disc finds each copy.
+    discs = [(20 + 24 * i, 30 + 40 * row, 11) for i in range(6) for row in range(2)]
+    crowded = scene(discs, [])
+    example = scene([(40, 40, 11)], [])[29:52, 29:52]
+
+    boxes, scores, labels = exemplar_boxes(crowded, [(example, RED)])
+
+    truth = np.array([disc_box(*disc) for disc in discs], np.float32)
+    assert (iou_matrix(truth, boxes).max(axis=1) >= 0.5).mean() >= 0.9
+    assert (labels == RED).all() and (scores > 0.55).all()
+    proposals = propose_regions(crowded, exemplars=[(example, RED)], top_k=20)
+    found = [p for p in proposals if p.source == "exemplar"]
+    assert len(found) >= 10 and all(p.suggestions[0].label_id == RED for p in found)
 
 
 def test_propose_regions_uses_the_detector_hook():

@@ -13,6 +13,7 @@ const SOURCE_NAMES = {
   propagation: "Followed from a confirmed box",
   candidate: "Found in the pixels, scored by the index",
   detector: "The trained detector",
+  exemplar: "Looks like a confirmed box",
   motion: "Moving against the background",
 };
 
