@@ -80,6 +80,14 @@ def split_of(frame_id: int, salt: str, val_share: float) -> Split:
     return Split.VALIDATION if split_position(frame_id, salt) < val_share else Split.TRAIN
 
 
+def split_frames(frames: Sequence[TrainingFrame], salt: str, val_share: float
+                 ) -> tuple[list[TrainingFrame], list[TrainingFrame]]:
+    """``(train, validation)`` by :func:`split_of` on each frame's id, order kept."""
+    validation = [frame for frame in frames if split_of(frame.frame_id, salt, val_share) == Split.VALIDATION]
+    chosen = {id(frame) for frame in validation}
+    return [frame for frame in frames if id(frame) not in chosen], validation
+
+
 def repeat_factors(label_sets: Sequence[Sequence[int]], threshold: float = 0.1) -> np.ndarray:
     """LVIS repeat factors, float64 [N] >= 1, one per image.
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from proposals.training.data import (Split, TrainingFrame, detector_frames, repeat_factor_epoch, repeat_factors,
-                                     split_of)
+                                     split_frames, split_of)
 
 
 def frame(frame_id, labels=(), complete=True):
@@ -30,6 +30,14 @@ def test_raising_the_validation_share_only_moves_frames_into_validation():
     for frame_id in range(500):
         if split_of(frame_id, "s", 0.1) == Split.VALIDATION:
             assert split_of(frame_id, "s", 0.3) == Split.VALIDATION
+
+
+def test_split_frames_follows_split_of():
+    frames = [frame(i) for i in range(50)]
+    train, validation = split_frames(frames, "s", 0.3)
+    assert len(train) + len(validation) == 50
+    assert all(split_of(f.frame_id, "s", 0.3) == Split.VALIDATION for f in validation)
+    assert [f.frame_id for f in train] == sorted(f.frame_id for f in train)
 
 
 def test_salt_changes_the_split():

@@ -7,7 +7,8 @@ import torch
 from proposals.features import FeatureConfig, FeatureExtractor, resample_boxes, save_checkpoint
 from proposals.training.data import TrainingFrame
 from proposals.training.embedding import (EmbeddingTrainingOptions, LabelledCrop, batch_hard_triplet_loss,
-                                          crops_from_frames, embedding_spread, train_embedding)
+                                          crops_from_frames, embedding_spread, evaluate_embedding,
+                                          train_embedding)
 
 SMALL = FeatureConfig(backbone="alexnet", weights="none", input_size=96, pool_kernel=2, batch_size=8)
 QUICK = EmbeddingTrainingOptions(steps=12, labels_per_batch=3, crops_per_label=3, learning_rate=1e-4)
@@ -91,6 +92,7 @@ def test_short_training_lowers_the_loss_and_round_trips_through_a_checkpoint(tmp
     untrained = FeatureExtractor(SMALL, device="cpu")
     assert not np.allclose(untrained.embed_crops(image, box), loaded.embed_crops(image, box), atol=1e-4)
     assert torch.load(path, weights_only=True)["metadata"] == {"steps": 15, "crops": len(crops)}
+    assert evaluate_embedding(loaded, crops) >= evaluate_embedding(untrained, crops)
 
 
 def test_identical_crops_collapse_and_give_no_model():
