@@ -263,7 +263,8 @@ def test_the_home_page_links_the_project_page_and_the_workspace(page, project, s
     page.wait_for_selector(READY)
 
 
-def test_admins_see_how_the_project_decides_which_proposals_to_show(page, project, shots):
+def test_admins_see_how_the_project_decides_which_proposals_to_show(strict_page, project, shots):
+    page = strict_page  # the project page runs under its own Content-Security-Policy
     from labeller.training.models import ProposalOutcome
     from tests.factories import FrameFactory
 
