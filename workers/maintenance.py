@@ -35,17 +35,23 @@ def delete_abandoned_uploads() -> int:
 INDEX_SYNC_OVERDUE_S = 60
 
 
+def _resend(task_name: str, ids: list[int], what: str) -> int:
+    """Publish ``task_name(id)`` for each id whose record says the work is still wanted."""
+    from labeller.core.tasks import publish
+
+    sent = sum(publish(task_name, record_id) for record_id in ids)
+    if ids:
+        logger.warning("re-sent %d of %d overdue %s: %s", sent, len(ids), what, ids)
+    return sent
+
+
 @shared_task(name="workers.maintenance.enqueue_overdue_index_syncs", acks_late=True)
 def enqueue_overdue_index_syncs() -> int:
     """Re-send the syncs whose pending mark has waited too long; the mark is the record."""
-    from labeller.core.tasks import publish
     from labeller.training.services import index_syncs_overdue
 
     project_ids = index_syncs_overdue(waited=timedelta(seconds=INDEX_SYNC_OVERDUE_S))
-    sent = sum(publish("workers.proposals.sync_index", project_id) for project_id in project_ids)
-    if project_ids:
-        logger.warning("re-sent %d of %d overdue index syncs: projects %s", sent, len(project_ids), project_ids)
-    return sent
+    return _resend("workers.proposals.sync_index", project_ids, "index syncs (projects)")
 
 
 # A frame whose holder waits for fresh proposals longer than this lost its refresh message.
@@ -55,11 +61,7 @@ FRAME_REFRESH_OVERDUE_S = 20
 @shared_task(name="workers.maintenance.enqueue_overdue_frame_refreshes", acks_late=True)
 def enqueue_overdue_frame_refreshes() -> int:
     """Re-send the refreshes people are still waiting for; the frame's request mark is the record."""
-    from labeller.core.tasks import publish
     from labeller.training.proposing import frame_refreshes_overdue
 
     frame_ids = frame_refreshes_overdue(waited=timedelta(seconds=FRAME_REFRESH_OVERDUE_S))
-    sent = sum(publish("workers.proposals.refresh_frame_proposals", frame_id) for frame_id in frame_ids)
-    if frame_ids:
-        logger.warning("re-sent %d of %d overdue frame refreshes: frames %s", sent, len(frame_ids), frame_ids)
-    return sent
+    return _resend("workers.proposals.refresh_frame_proposals", frame_ids, "frame refreshes (frames)")

@@ -4,6 +4,7 @@ import io
 import os
 import random
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,14 +67,18 @@ def app_loaded():
     get_resolver().url_patterns
 
 
-def _open_page(browser, live_server, *, bypass_csp: bool):
+@contextmanager
+def _opened_page(browser, live_server, *, bypass_csp: bool):
+    """A fresh browser context's page; JavaScript errors and CSP violations fail the test."""
     context = browser.new_context(viewport=VIEWPORT, base_url=live_server.url, bypass_csp=bypass_csp)
     page = context.new_page()
     page.set_default_timeout(10_000)
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on("console", lambda message: errors.append(message.text) if "Content Security Policy" in message.text else None)
-    return context, page, errors
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors or CSP violations in the page: {errors}"
 
 
 @pytest.fixture
@@ -81,19 +86,15 @@ def page(browser, live_server, app_loaded, transactional_db):
     # Playwright compiles wait_for_function's string predicates inside the page, which the
     # app's Content-Security-Policy rightly forbids (no 'unsafe-eval'); `strict_page` keeps
     # the policy and shows the app itself runs under it.
-    context, page, errors = _open_page(browser, live_server, bypass_csp=True)
-    yield page
-    context.close()
-    assert not errors, f"JavaScript errors in the page: {errors}"
+    with _opened_page(browser, live_server, bypass_csp=True) as page:
+        yield page
 
 
 @pytest.fixture
 def strict_page(browser, live_server, app_loaded, transactional_db):
     """A page under the app's own Content-Security-Policy: any violation fails the test."""
-    context, page, errors = _open_page(browser, live_server, bypass_csp=False)
-    yield page
-    context.close()
-    assert not errors, f"JavaScript errors or CSP violations in the page: {errors}"
+    with _opened_page(browser, live_server, bypass_csp=False) as page:
+        yield page
 
 
 @pytest.fixture

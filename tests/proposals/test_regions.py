@@ -207,11 +207,16 @@ def test_propose_regions_puts_a_propagated_box_first_with_its_label():
     assert best.suggestions[0].label_id == 7
 
 
-def test_propose_regions_ranks_regions_like_confirmed_objects_above_background_like_ones(extractor):
+def red_discs_confirmed_green_square_rejected(extractor) -> LabelIndex:
     confirmed = scene([(35, 40, 16), (110, 70, 18)], [(70, 15, 26)])
     index = LabelIndex(extractor.dim)
     examples = np.array([disc_box(35, 40, 16), disc_box(110, 70, 18), square_box(70, 15, 26)], np.float32)
     index.add(np.arange(3), extractor.embed_crops(confirmed, examples), np.array([RED, RED, BACKGROUND]))
+    return index
+
+
+def test_propose_regions_ranks_regions_like_confirmed_objects_above_background_like_ones(extractor):
+    index = red_discs_confirmed_green_square_rejected(extractor)
     unseen = scene([(120, 35, 17)], [(25, 60, 28)])
 
     proposals = propose_regions(unseen, label_index=index, extractor=extractor, top_k=5)
@@ -223,10 +228,7 @@ def test_propose_regions_ranks_regions_like_confirmed_objects_above_background_l
 
 
 def test_cached_candidates_give_the_same_proposals_without_embedding_them_again(extractor):
-    confirmed = scene([(35, 40, 16), (110, 70, 18)], [(70, 15, 26)])
-    index = LabelIndex(extractor.dim)
-    examples = np.array([disc_box(35, 40, 16), disc_box(110, 70, 18), square_box(70, 15, 26)], np.float32)
-    index.add(np.arange(3), extractor.embed_crops(confirmed, examples), np.array([RED, RED, BACKGROUND]))
+    index = red_discs_confirmed_green_square_rejected(extractor)
     unseen = scene([(120, 35, 17)], [(25, 60, 28)])
     computed = propose_regions(unseen, label_index=index, extractor=extractor, top_k=5)
 
