@@ -59,7 +59,8 @@ EXEMPLAR_LABELS = 6
 EXEMPLAR_SCAN = 400
 EXEMPLAR_CACHE_SIZE = 256
 
-_policy_lock = threading.Lock()
+# Guards both per-process caches below (show policies, exemplar crops).
+_cache_lock = threading.Lock()
 _exemplar_cache: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
 _policy_cache: dict[int, tuple[tuple[int, int], "ShowPolicy"]] = {}
 
@@ -149,7 +150,7 @@ def show_policy(*, project_id: int) -> ShowPolicy:
     decided = ProposalOutcome.objects.filter(project_id=project_id, decided_at__isnull=False)
     decisions = decided.count()
     key = (project_id, decisions)
-    with _policy_lock:
+    with _cache_lock:
         cached = _policy_cache.get(project_id)
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -170,7 +171,7 @@ def show_policy(*, project_id: int) -> ShowPolicy:
         break_even=COSTS.break_even(label_wrong, box_loose),
         decisions=decisions,
     )
-    with _policy_lock:
+    with _cache_lock:
         if len(_policy_cache) >= POLICY_CACHE_SIZE:
             _policy_cache.pop(next(iter(_policy_cache)))
         _policy_cache[project_id] = (key, policy)
@@ -294,7 +295,7 @@ def _exemplars(frame: Frame) -> list[tuple[np.ndarray, int]]:
             continue  # boxes already confirmed here are not proposed again anyway
         rgb = read_frame_rgb(frames[frame_id])
         crop = np.ascontiguousarray(rgb[int(y1):int(np.ceil(y2)), int(x1):int(np.ceil(x2))])
-        with _policy_lock:
+        with _cache_lock:
             if len(_exemplar_cache) >= EXEMPLAR_CACHE_SIZE:
                 _exemplar_cache.pop(next(iter(_exemplar_cache)))
             _exemplar_cache[(pk, version)] = (crop, label_id)
