@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from proposals.features import FeatureConfig, FeatureExtractor, load_extractor, resample_boxes
 from proposals.training.data import TrainingFrame
-from proposals.training.evaluation import nearest_neighbour_recall_at_1
+from proposals.training.evaluation import cross_recall_at_1, nearest_neighbour_recall_at_1
 
 LOG_2 = math.log(2.0)
 
@@ -240,8 +240,18 @@ def train_embedding(crops: Sequence[LabelledCrop], config: FeatureConfig,
     return result
 
 
-def evaluate_embedding(extractor: FeatureExtractor, crops: Sequence[LabelledCrop]) -> float:
-    """Leave-one-out nearest-neighbour recall@1 of ``crops`` under ``extractor``: the figure to
-    compare a retrained embedding with the current one on the same validation crops."""
-    vectors = np.concatenate([extractor.embed_crops(crop.image, crop.box[None]) for crop in crops])
-    return nearest_neighbour_recall_at_1(vectors, np.array([crop.label_id for crop in crops]))
+def evaluate_embedding(extractor: FeatureExtractor, queries: Sequence[LabelledCrop],
+                       references: Sequence[LabelledCrop] | None = None) -> float:
+    """Nearest-neighbour recall@1 under ``extractor``: the share of ``queries`` whose nearest
+    ``references`` crop has their label (what a kNN suggestion sees: validation crops against
+    the indexed training crops), or, without references, leave-one-out among the queries.
+    Compare a retrained embedding with the current one on the same crops. Leave-one-out
+    saturates when the queries hold near-duplicates (the same object in neighbouring frames)."""
+    def embed(crops: Sequence[LabelledCrop]) -> np.ndarray:
+        return np.concatenate([extractor.embed_crops(crop.image, crop.box[None]) for crop in crops])
+
+    query_labels = np.array([crop.label_id for crop in queries])
+    if references is None:
+        return nearest_neighbour_recall_at_1(embed(queries), query_labels)
+    return cross_recall_at_1(embed(queries), query_labels, embed(references),
+                             np.array([crop.label_id for crop in references]))

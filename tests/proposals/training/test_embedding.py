@@ -93,6 +93,8 @@ def test_short_training_lowers_the_loss_and_round_trips_through_a_checkpoint(tmp
     assert not np.allclose(untrained.embed_crops(image, box), loaded.embed_crops(image, box), atol=1e-4)
     assert torch.load(path, weights_only=True)["metadata"] == {"steps": 15, "crops": len(crops)}
     assert evaluate_embedding(loaded, crops) >= evaluate_embedding(untrained, crops)
+    queries, references = crops[::2], crops[1::2]
+    assert evaluate_embedding(loaded, queries, references) >= evaluate_embedding(untrained, queries, references)
 
 
 def test_identical_crops_collapse_and_give_no_model():
