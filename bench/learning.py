@@ -122,7 +122,7 @@ def detector_on_videos(train_videos, held_out, classes, args) -> dict:
     figures, scores_of = {}, {}
     label_ids = list(range(len(classes)))
     pool = [frame for frames in train_videos for frame in frames]
-    subsets = {f"{int(round(fraction * 100))}pct": [frame for frames in train_videos
+    subsets = {f"{round(fraction * 100)}pct": [frame for frames in train_videos
                                                      for frame in frames[:round(fraction * len(frames))]]
                for fraction in FRACTIONS}
     if args.spread:

@@ -101,7 +101,7 @@ def repeat_factors(label_sets: Sequence[Sequence[int]], threshold: float = 0.1) 
     count = len(label_sets)
     if count == 0:
         return np.zeros(0)
-    images_with = Counter(label for labels in label_sets for label in set(int(x) for x in labels))
+    images_with = Counter(label for labels in label_sets for label in {int(x) for x in labels})
     label_factor = {label: max(1.0, math.sqrt(threshold / (seen / count))) for label, seen in images_with.items()}
     return np.array([max((label_factor[int(label)] for label in labels), default=1.0) for labels in label_sets])
 

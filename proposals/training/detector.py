@@ -175,7 +175,7 @@ def train_one_epoch(model: FCOS, optimizer: torch.optim.Optimizer, scheduler, fr
     for start in range(0, len(order), options.batch_size):
         chosen = order[start:start + options.batch_size]
         flips = rng.random(len(chosen)) < 0.5 if options.horizontal_flip else np.zeros(len(chosen), bool)
-        size = int(round(max_side * rng.uniform(*options.scale_jitter)))
+        size = round(max_side * rng.uniform(*options.scale_jitter))
         examples = [_training_example(frames[i], class_index, bool(flip), device) for i, flip in zip(chosen, flips)]
         images, targets = [image for image, _ in examples], [target for _, target in examples]
         with _working_size(model, size):
