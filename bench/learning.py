@@ -47,7 +47,7 @@ from proposals.training.embedding import EmbeddingTrainingOptions, crops_from_fr
 from proposals.training.evaluation import (ModelScore, nearest_neighbour_recall_at_1,  # noqa: E402
                                            promotion_decision, validation_key)
 
-BCCD_ROOT = Path("/work/shared/data/bccd-voc/BCCD")
+BCCD_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "bccd-voc" / "BCCD"  # ../shared beside the checkout
 BCCD_CLASSES = ("RBC", "WBC", "Platelets")
 FRACTIONS = (0.10, 0.25, 0.50)
 SALT = "bench-learning"
