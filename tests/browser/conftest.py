@@ -4,6 +4,7 @@ import io
 import os
 import random
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,7 +78,11 @@ def _opened_page(browser, live_server, *, bypass_csp: bool):
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on("console", lambda message: errors.append(message.text) if "Content Security Policy" in message.text else None)
     yield page
+    # Stop the page's timers and requests (the workspace polls while proposals are rebuilt)
+    # before the test database is flushed: a request still running then would deadlock it.
+    page.goto("about:blank")
     context.close()
+    time.sleep(0.3)
     assert not errors, f"JavaScript errors or CSP violations in the page: {errors}"
 
 

@@ -179,7 +179,7 @@ export class FrameSession {
     this.current = frame;
     // Proposals appear once the frame is ours and they are fresh: claiming a frame may rebuild
     // them from what the model just learned, and nobody should act on a box about to go.
-    const waitForProposals = claimPending || frame.proposals_state !== "fresh";
+    const waitForProposals = claimPending || frame.proposals_state === "refreshing";
     this.store.loadFrame(frame, waitForProposals ? annotations.filter((a) => a.status !== "proposed") : annotations);
     for (const annotation of annotations) this.queue.track(`s${annotation.id}`, annotation.id, annotation.version);
     this.renderer.setImage(image);
@@ -203,23 +203,37 @@ export class FrameSession {
   async #revalidate(frameId) {
     await this.queue.whenIdle();
     const editsBefore = this.queue.enqueuedCount;
-    let detail = await this.cache.refreshDetail(frameId).catch(() => null);
-    const deadline = performance.now() + PROPOSALS_WAIT_MS;
-    while (detail?.proposals_state === "refreshing" && this.current?.id === frameId && performance.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, PROPOSALS_POLL_MS));
-      detail = await this.cache.refreshDetail(frameId).catch(() => detail);
-    }
+    const detail = await this.cache.refreshDetail(frameId).catch(() => null);
     if (!detail || this.current?.id !== frameId) return;
+    this.#takeIn(detail, editsBefore);
+    if (detail.proposals_state === "refreshing") this.#awaitProposals(frameId, editsBefore);
+  }
+
+  /** The server is rebuilding the frame's proposals from what it just learned: add them when they come. */
+  async #awaitProposals(frameId, editsBefore) {
+    const deadline = performance.now() + PROPOSALS_WAIT_MS;
+    let detail = null;
+    while (this.current?.id === frameId && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, PROPOSALS_POLL_MS));
+      detail = await this.cache.refreshDetail(frameId).catch(() => null);
+      if (detail && detail.proposals_state !== "refreshing") break;
+    }
+    if (detail && this.current?.id === frameId && detail.proposals_state !== "refreshing") this.#takeIn(detail, editsBefore);
+  }
+
+  #takeIn(detail, editsBefore) {
     const { annotations, ...frame } = detail;
-    for (const annotation of annotations) this.queue.track(`s${annotation.id}`, annotation.id, annotation.version);
+    // Proposals on their way replace nothing yet: show them when they arrive.
+    const shown = frame.proposals_state === "refreshing" ? annotations.filter((a) => a.status !== "proposed") : annotations;
+    for (const annotation of shown) this.queue.track(`s${annotation.id}`, annotation.id, annotation.version);
     if (this.queue.enqueuedCount !== editsBefore) {
       // The person is already at work: keep their state and only add the proposals that arrived.
-      this.store.addProposals(annotations);
+      this.store.addProposals(shown);
       return;
     }
     this.current = { ...frame, status: this.current.status === "complete" ? "complete" : frame.status };
     this.store.frame = this.current;
-    this.store.mergeServer(annotations);
+    this.store.mergeServer(shown);
   }
 
   /** After a change the server refused: show the frame as the server has it. */
