@@ -58,7 +58,11 @@ def test_closing_the_terminal_stops_everything_scripts_run_started(tmp_path):
             time.sleep(0.5)
         assert not group_alive(run.pid), subprocess.run(["ps", "-o", "pid,args", "-g", str(run.pid)], capture_output=True, text=True).stdout
         with socket.socket() as probe:
-            probe.bind(("127.0.0.1", port))  # the port is free again
+            # As gunicorn binds (SO_REUSEADDR): the healthz connections may linger in TIME_WAIT,
+            # which does not stop the next scripts/run; a process still listening would.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", port))
+            probe.listen()  # the port is free for the next run
     finally:
         if group_alive(run.pid):
             os.killpg(run.pid, signal.SIGKILL)
