@@ -30,13 +30,13 @@ import math  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-import xml.etree.ElementTree as ElementTree  # noqa: E402
 
 import av  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from bench.proposals import read_voc  # noqa: E402
 from proposals.features import FeatureConfig, FeatureExtractor  # noqa: E402
 from proposals.labels import BACKGROUND, LabelIndex  # noqa: E402
 from proposals.synthetic import write_synthetic_video  # noqa: E402
@@ -204,18 +204,10 @@ def embedding_figures(train, held_out, args) -> dict:
 
 
 def bccd_frame(stem: str, frame_id: int) -> TrainingFrame:
-    """VOC boxes (1-based inclusive) as xyxy pixels: x1 = xmin - 1, x2 = xmax."""
-    root = ElementTree.parse(BCCD_ROOT / "Annotations" / f"{stem}.xml").getroot()
-    boxes, labels = [], []
-    for obj in root.iter("object"):
-        box = obj.find("bndbox")
-        x1, y1, x2, y2 = (float(box.find(tag).text) for tag in ("xmin", "ymin", "xmax", "ymax"))
-        if x2 <= x1 or y2 <= y1:
-            continue  # the two known zero-area boxes
-        boxes.append([x1 - 1, y1 - 1, x2, y2])
-        labels.append(BCCD_CLASSES.index(obj.find("name").text.strip()))
+    """One BCCD image with its VOC boxes (read as bench/proposals.py reads them), labels in BCCD_CLASSES order."""
+    boxes, labels = read_voc(stem, {name: index for index, name in enumerate(BCCD_CLASSES)})
     rgb = np.array(Image.open(BCCD_ROOT / "JPEGImages" / f"{stem}.jpg").convert("RGB"))
-    return TrainingFrame(frame_id, rgb, np.array(boxes, np.float32).reshape(-1, 4), np.array(labels, np.int64), True)
+    return TrainingFrame(frame_id, rgb, boxes, labels, True)
 
 
 def bccd_figures(args) -> dict:
