@@ -7,7 +7,7 @@ import pytest
 from labeller.annotations import services
 from labeller.annotations.models import Annotation, AnnotationEvent, AnnotationSource, AnnotationStatus
 from labeller.tenants.models import Role
-from tests.browser.workspace import click_image, drag_box, log_in, open_next_frame, pick_label, selection_text, wait_until_saved
+from tests.browser.workspace import click_image, drag_box, log_in, open_next_frame, pick_label, selection_text, wait_until_saved, wait_until_synced
 from tests.factories import AnnotationFactory
 
 pytestmark = pytest.mark.browser
@@ -22,6 +22,7 @@ def test_a_conflicting_edit_is_shown_and_the_annotator_chooses(page, labelling_p
     reviewer = labelling_project.reviewer
     log_in(page, "ann", labelling_project.workspace_path)
     open_next_frame(page, expected_boxes=1)
+    wait_until_synced(page, frame.pk)
     click_image(page, 150, 150)
 
     # Meanwhile a reviewer moves the box in another session.

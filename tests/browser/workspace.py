@@ -21,6 +21,14 @@ def open_next_frame(page, expected_boxes: int) -> None:
     )
 
 
+def wait_until_synced(page, frame_id: int) -> None:
+    """Until the workspace has taken in the server's state of the frame after opening it: an edit
+    made elsewhere before then is simply shown, not a conflict."""
+    page.wait_for_function(
+        "id => document.querySelector('#frame-caption').dataset.syncedFrame === String(id)", arg=frame_id
+    )
+
+
 def screen_point(page, x: float, y: float) -> tuple[float, float]:
     """Where image pixel (x, y) is on the page, with the frame fitted to the window (as on opening)."""
     canvas = page.locator("#box-layer").bounding_box()

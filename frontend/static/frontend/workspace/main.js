@@ -101,6 +101,11 @@ const session = new FrameSession({
   notify,
   showEmpty,
   onShown: showCaption,
+  // Says which frame's boxes now hold the server's latest state; its proposals may still be on
+  // their way (tools and tests wait on it).
+  onSynced: (frame) => {
+    caption.dataset.syncedFrame = String(frame.id);
+  },
   // Completing a frame someone else holds (or nobody) judges their work: reviewers and admins only.
   mayCompleteAny: organization.role === "reviewer" || organization.role === "admin",
 });

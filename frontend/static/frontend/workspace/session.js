@@ -12,8 +12,8 @@ export class FrameSession {
   current = null; // the frame on screen (detail without its annotations)
   claimedId = null; // the frame the queue handed us and holds for us
 
-  constructor({ store, queue, cache, renderer, filmstrip, panel, metrics, editor, notify, showEmpty, onShown, mayCompleteAny = false }) {
-    Object.assign(this, { store, queue, cache, renderer, filmstrip, panel, metrics, editor, notify, showEmpty, onShown, mayCompleteAny });
+  constructor({ store, queue, cache, renderer, filmstrip, panel, metrics, editor, notify, showEmpty, onShown, onSynced = () => {}, mayCompleteAny = false }) {
+    Object.assign(this, { store, queue, cache, renderer, filmstrip, panel, metrics, editor, notify, showEmpty, onShown, onSynced, mayCompleteAny });
   }
 
   start() {
@@ -206,6 +206,7 @@ export class FrameSession {
     const detail = await this.cache.refreshDetail(frameId).catch(() => null);
     if (!detail || this.current?.id !== frameId) return;
     this.#takeIn(detail, editsBefore);
+    this.onSynced(this.current);
     if (detail.proposals_state === "refreshing") this.#awaitProposals(frameId, editsBefore);
   }
 
