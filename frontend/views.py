@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -21,3 +22,10 @@ def project(request, org_slug: str, project_id: int):
 def workspace(request, org_slug: str, project_id: int):
     """The annotator's workspace. Access to the project is checked by the API calls the page makes."""
     return render(request, "frontend/workspace.html", {"org_slug": org_slug, "project_id": project_id})
+
+
+@login_required
+@ensure_csrf_cookie  # issuing and revoking the token are API writes
+def account(request):
+    """The caller's script token: shown, issued and revoked by the page through the API."""
+    return render(request, "frontend/account.html", {"token_lifetime_days": settings.API_TOKEN_LIFETIME.days})

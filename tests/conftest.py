@@ -1,6 +1,7 @@
 from dataclasses import dataclass
 
 import pytest
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from labeller.tenants.models import Role
@@ -42,6 +43,12 @@ def isolated_media(settings, tmp_path):
     """Each test stores media in its own folder: ids restart per test, paths would collide."""
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.UPLOAD_DIR = tmp_path / "uploads"
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttle_counts():
+    """API throttles count per user id in the cache, and ids restart per test."""
+    cache.clear()
 
 
 @pytest.fixture

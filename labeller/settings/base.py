@@ -6,6 +6,7 @@ SQLite and Celery's filesystem broker under ``var/``, so a newcomer needs no ser
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from our static files, not a CDN
     "csp",
+    "axes",
     "labeller.core",
     "labeller.tenants",
     "labeller.projects",
@@ -65,6 +67,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "labeller.urls"
@@ -141,6 +145,44 @@ if os.environ.get("LABELLER_S3_BUCKET"):
         },
     }
 
+# django-axes counts failed logins (the app's login page and the Django admin's) and locks
+# out a username from one address after LABELLER_LOGIN_FAILURE_LIMIT failures for
+# LABELLER_LOGIN_COOLOFF_MINUTES. Username and address together: a stranger who mistypes
+# (or guesses) someone's name cannot lock that person out everywhere.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LABELLER_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LABELLER_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "frontend/locked_out.html"
+# Behind N reverse proxies that each append to X-Forwarded-For, the client's address is read
+# from that header; with 0 (no proxy) only REMOTE_ADDR counts, so a client cannot forge one.
+_proxy_count = env_int("LABELLER_PROXY_COUNT", 0)
+if _proxy_count:
+    AXES_IPWARE_PROXY_COUNT = _proxy_count
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+
+# Script tokens (Authorization: Token <key>) stop working this long after they were issued.
+API_TOKEN_LIFETIME = timedelta(days=env_int("LABELLER_API_TOKEN_LIFETIME_DAYS", 90))
+
+# Password reset mails go through this backend: SMTP when LABELLER_EMAIL_HOST is set,
+# else the console (the link appears in the server's log, enough for one machine).
+EMAIL_HOST = os.environ.get("LABELLER_EMAIL_HOST", "")
+EMAIL_BACKEND = os.environ.get(
+    "LABELLER_EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = env_int("LABELLER_EMAIL_PORT", 587)
+EMAIL_HOST_USER = os.environ.get("LABELLER_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("LABELLER_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("LABELLER_EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = os.environ.get("LABELLER_DEFAULT_FROM_EMAIL", "labeller@localhost")
+PASSWORD_RESET_TIMEOUT = env_int("LABELLER_PASSWORD_RESET_TIMEOUT", 3 * 3600)
+
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
@@ -167,10 +209,21 @@ LABELLER = {
 }
 
 REST_FRAMEWORK = {
+    # The token first: DRF takes the 401 header from the first class (see ExpiringTokenAuthentication).
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "labeller.tenants.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
+    # Ceilings against runaway scripts, well above what the app's own pages send
+    # (a workspace loads a frame in about ten requests).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": os.environ.get("LABELLER_API_ANON_RATE", "300/min"),
+        "user": os.environ.get("LABELLER_API_USER_RATE", "3000/min"),
+    },
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "labeller.api.pagination.IdCursorPagination",
     "PAGE_SIZE": 100,

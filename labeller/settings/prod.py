@@ -5,8 +5,13 @@ import os
 from .base import *  # noqa: F401,F403
 from .base import env_bool
 
-if SECRET_KEY == "insecure-dev-key-change-me":  # noqa: F405
-    raise RuntimeError("Set LABELLER_SECRET_KEY in production.")
+# The development default and .env.example's placeholder ("change-me") are public: anyone
+# could forge sessions and password reset links with them.
+if not SECRET_KEY.strip() or "change-me" in SECRET_KEY:  # noqa: F405
+    raise RuntimeError(
+        "Set LABELLER_SECRET_KEY to a secret of your own in production (not the example's); generate one with: "
+        'python3 -c "import secrets; print(secrets.token_urlsafe(50))"'
+    )
 DEBUG = False
 SESSION_COOKIE_SECURE = env_bool("LABELLER_SECURE_COOKIES", True)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE

@@ -1,14 +1,15 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeller.api.base import OrganizationAPIView
-from labeller.tenants import services
+from labeller.tenants import services, tokens
 from labeller.tenants.access import scoped
 from labeller.tenants.models import Membership, Role
 from labeller.tenants.serializers import (
+    ApiTokenSerializer,
+    ApiTokenStatusSerializer,
     MembershipCreateSerializer,
     MembershipSerializer,
     MembershipUpdateSerializer,
@@ -33,12 +34,27 @@ class MeApi(APIView):
 
 
 class TokenApi(APIView):
-    """A token for scripts (Authorization: Token <key>); created once, then returned again."""
+    """The caller's token for scripts (Authorization: Token <key>).
 
-    @extend_schema(request=None, responses={200: dict})
+    POST returns the live token, issuing a new one when there is none or it has expired;
+    GET says whether one is live (without the key); DELETE revokes it.
+    """
+
+    @extend_schema(responses={200: ApiTokenStatusSerializer, 404: None})
+    def get(self, request):
+        token = tokens.api_token_get(user=request.user)
+        if token is None:
+            return Response({"detail": "No live token."}, status=status.HTTP_404_NOT_FOUND)
+        return Response(ApiTokenStatusSerializer(token).data)
+
+    @extend_schema(request=None, responses={200: ApiTokenSerializer})
     def post(self, request):
-        token, _ = Token.objects.get_or_create(user=request.user)
-        return Response({"token": token.key})
+        return Response(ApiTokenSerializer(tokens.api_token_issue(user=request.user)).data)
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request):
+        tokens.api_token_revoke(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class OrganizationDetailApi(OrganizationAPIView):

@@ -30,3 +30,16 @@ class MembershipCreateSerializer(serializers.Serializer):
 
 class MembershipUpdateSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
+
+
+class ApiTokenSerializer(serializers.Serializer):
+    token = serializers.CharField(source="key")
+    created = serializers.DateTimeField()
+    expires = serializers.DateTimeField()
+
+
+class ApiTokenStatusSerializer(serializers.Serializer):
+    """What the account page shows without revealing the key."""
+
+    created = serializers.DateTimeField()
+    expires = serializers.DateTimeField()
