@@ -285,3 +285,14 @@ def false_positive_grid_png(crops: Sequence[np.ndarray], labels: Sequence[int], 
     if pairs:
         save_false_positive_grid(pairs, crops, path)
     return len(pairs)
+
+
+# --- the learning loop's train/validation split -------------------------------------------
+
+
+def frame_split(frame_id: int, *, salt: str, val_share: float) -> str:
+    """``"train"`` or ``"validation"``: the split the learning loop puts this frame in
+    (``proposals.training.data.split_of``; a pure function, cheap, no torch)."""
+    from proposals.training.data import split_of
+
+    return split_of(frame_id, salt, val_share).value

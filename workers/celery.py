@@ -30,10 +30,11 @@ app.conf.task_routes = {
     "workers.proposals.*": {"queue": INTERACTIVE},
     "workers.ingest.*": {"queue": BULK},
     "workers.training.*": {"queue": BULK},
+    "workers.exports.*": {"queue": BULK},
     "workers.maintenance.delete_abandoned_uploads": {"queue": BULK},
     "workers.maintenance.*": {"queue": INTERACTIVE},
 }
-app.conf.imports = ("workers.maintenance", "workers.ingest", "workers.proposals", "workers.training")
+app.conf.imports = ("workers.maintenance", "workers.ingest", "workers.proposals", "workers.training", "workers.exports")
 
 
 def _ensure_filesystem_broker_folders() -> None:

@@ -65,3 +65,21 @@ def enqueue_overdue_frame_refreshes() -> int:
 
     frame_ids = frame_refreshes_overdue(waited=timedelta(seconds=FRAME_REFRESH_OVERDUE_S))
     return _resend("workers.proposals.refresh_frame_proposals", frame_ids, "frame refreshes (frames)")
+
+
+# A running export beats about once a second; this long without one means its worker died.
+EXPORT_SILENT_S = 300
+# A queued export not started after this may have lost its message: send it again (a
+# duplicate finds it claimed and does nothing). The bulk queue can be busy for a while.
+EXPORT_QUEUED_OVERDUE_S = 600
+
+
+@shared_task(name="workers.maintenance.check_exports", acks_late=True)
+def check_exports() -> int:
+    """Fail exports whose worker went silent, with a reason the admin reads; re-send lost ones."""
+    from labeller.exports.services import exports_fail_stalled, exports_overdue
+
+    failed = exports_fail_stalled(silent_for=timedelta(seconds=EXPORT_SILENT_S))
+    if failed:
+        logger.warning("failed %d exports whose worker went silent: %s", len(failed), failed)
+    return _resend("workers.exports.run_export", exports_overdue(waited=timedelta(seconds=EXPORT_QUEUED_OVERDUE_S)), "exports")

@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from labeller.annotations import apis as annotation_apis
 from labeller.annotations import import_apis
+from labeller.exports import apis as export_apis
 from labeller.media import apis as media_apis
 from labeller.media import image_apis
 from labeller.projects import apis as project_apis
@@ -53,6 +54,9 @@ tenant_routes = [
     path("projects/<int:project_id>/images/", image_apis.ImageUploadApi.as_view(), name="image-upload"),
     path("projects/<int:project_id>/imports/", import_apis.DatasetImportApi.as_view(), name="dataset-import"),
     # -- end images and dataset imports --
+    path("projects/<int:project_id>/exports/", export_apis.ExportListApi.as_view(), name="export-list"),
+    path("exports/<int:pk>", export_apis.ExportDetailApi.as_view(), name="export-detail"),
+    path("exports/<int:pk>/file", export_apis.ExportFileApi.as_view(), name="export-file"),
 ]
 
 urlpatterns = [

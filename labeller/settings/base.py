@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "labeller.media",
     "labeller.annotations",
     "labeller.training",
+    "labeller.exports",
     "frontend",
 ]
 
@@ -324,6 +325,7 @@ CELERY_BEAT_SCHEDULE = {
     "enqueue-overdue-frame-refreshes": {"task": "workers.maintenance.enqueue_overdue_frame_refreshes", "schedule": 15.0},
     "release-expired-assignments": {"task": "workers.maintenance.release_expired_assignments", "schedule": 300.0},
     "delete-abandoned-uploads": {"task": "workers.maintenance.delete_abandoned_uploads", "schedule": 3600.0},
+    "check-exports": {"task": "workers.maintenance.check_exports", "schedule": 60.0},
 }
 # Resumable uploads are assembled here (shared by all web servers in production).
 UPLOAD_DIR = Path(os.environ.get("LABELLER_UPLOAD_DIR", DATA_DIR / "uploads"))

@@ -8,6 +8,7 @@ from django.apps import apps
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from labeller.api.base import OrganizationAPIView
+from labeller.exports.models import DatasetExport, ExportState
 from labeller.media.models import Upload
 from labeller.training.models import EmbeddingReport
 from tests.conftest import client_for, make_tenant
@@ -52,7 +53,7 @@ def tenant_state_digest() -> str:
     """A digest of every row of every app model: equal digests mean nothing changed."""
     rows = []
     for model in apps.get_models():
-        if model._meta.app_label in {"tenants", "projects", "media", "annotations", "authtoken"}:
+        if model._meta.app_label in {"tenants", "projects", "media", "annotations", "exports", "authtoken"}:
             rows.append((model._meta.label, list(model.objects.order_by("pk").values_list())))
     return hashlib.sha256(json.dumps(rows, default=str).encode()).hexdigest()
 
@@ -66,7 +67,9 @@ def victim_objects(victim):
     membership = victim.organization.memberships.first()
     upload = Upload.objects.create(project=victim.project, filename="clip.mp4", total_bytes=10)
     report = EmbeddingReport.objects.create(project=victim.project, crop_count=4, label_count=2, rows=[], grid="x.png")
+    export = DatasetExport.objects.create(project=victim.project, state=ExportState.DONE, file="x.json")
     return {
+        "export": export.pk,
         "embedding_report": report.pk,
         "upload": upload.pk,
         "project": victim.project.pk,
