@@ -115,3 +115,26 @@ class AnnotationEvent(TimestampedModel):
 
     class Meta:
         ordering = ["id"]
+
+
+class IdempotencyKey(TimestampedModel):
+    """A write's ``Idempotency-Key`` and its first answer, which a retry gets again.
+
+    Created in the transaction of the write it guards, so a key exists exactly when that
+    write committed; the unique constraint makes a concurrent retry wait for the first and
+    then find its answer instead of writing twice.
+    """
+
+    ORGANIZATION_PATH = "project__organization"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    frame = models.ForeignKey(Frame, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # sha256 of the method, path and body: the same key with another request is refused.
+    fingerprint = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="unique_idempotency_key_per_user")]

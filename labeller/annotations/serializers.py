@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from labeller.annotations.models import Annotation, AnnotationEvent, Label
+from labeller.annotations.services import BoxAction
 from labeller.api.fields import BoxField, ScopedPrimaryKeyField, VersionSerializer
 
 
@@ -68,3 +69,57 @@ class AnnotationEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AnnotationEvent
         fields = ["id", "annotation_id", "frame_id", "actor", "action", "before", "after", "created_at"]
+
+
+class BulkBoxSerializer(serializers.Serializer):
+    """One box of a bulk request: ``create`` takes box (and label_id); ``update`` and ``confirm``
+    take the box's ``id`` and the ``version`` last seen, update also box and/or label_id."""
+
+    action = serializers.ChoiceField(choices=[action.value for action in BoxAction])
+    id = serializers.IntegerField(required=False, min_value=1)
+    version = serializers.IntegerField(required=False, min_value=1)
+    box = BoxField(required=False)
+    label_id = ScopedPrimaryKeyField(model=Label, allow_null=True, required=False)
+
+    def validate(self, data):
+        action = BoxAction(data["action"])
+        if action == BoxAction.CREATE:
+            if "box" not in data:
+                raise serializers.ValidationError({"box": "A new box needs its box."})
+            if "id" in data:
+                raise serializers.ValidationError({"id": "A new box has no id yet; update or confirm an existing one."})
+        else:
+            missing = {"id", "version"} - set(data)
+            if missing:
+                raise serializers.ValidationError(
+                    {name: f"{action.value} needs the box's {name}." for name in sorted(missing)}
+                )
+        if action == BoxAction.UPDATE and "box" not in data and "label_id" not in data:
+            raise serializers.ValidationError({"box": "Nothing to change: send box and/or label_id."})
+        if action == BoxAction.CONFIRM and "box" in data:
+            raise serializers.ValidationError({"box": "confirm takes no box; use update to move it."})
+        return data
+
+
+class AnnotationBulkSerializer(serializers.Serializer):
+    boxes = BulkBoxSerializer(many=True, min_length=1, max_length=500)
+    all_or_nothing = serializers.BooleanField(default=False)
+
+
+class BulkBoxResultSerializer(serializers.Serializer):
+    """One box's outcome; ``annotation`` when saved, else ``code``/``detail`` (and ``current`` on 409)."""
+
+    index = serializers.IntegerField()
+    status = serializers.IntegerField()
+    annotation = AnnotationSerializer(required=False)
+    code = serializers.CharField(required=False)
+    detail = serializers.CharField(required=False)
+    errors = serializers.DictField(required=False)
+    current = AnnotationSerializer(required=False)
+
+
+class AnnotationBulkResultSerializer(serializers.Serializer):
+    frame_id = serializers.IntegerField()
+    saved = serializers.IntegerField()
+    refused = serializers.IntegerField()
+    results = BulkBoxResultSerializer(many=True)

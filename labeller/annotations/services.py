@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Iterable
 
 from django.db import IntegrityError, transaction
@@ -20,10 +21,10 @@ from labeller.core.concurrency import StaleVersionError, save_if_version
 from labeller.core.errors import DomainError, field_error
 from labeller.media.models import Frame, FrameStatus
 from labeller.projects.models import Project
-from labeller.tenants.access import RoleRequired
+from labeller.tenants.access import NotFoundInOrganization, RoleRequired, scoped_get
 from labeller.training.hooks import learning_after_annotation_change, learning_after_frame_complete
 from labeller.training.outcomes import proposal_outcomes_resolve
-from labeller.tenants.models import ROLE_RANK, Role
+from labeller.tenants.models import ROLE_RANK, Organization, Role
 
 UNSET = object()
 
@@ -331,6 +332,125 @@ def annotation_delete(*, annotation: Annotation, actor, actor_role: Role, expect
     _record(locked, actor=actor, action=AnnotationAction.DELETED, before=annotation_snapshot(locked), after=None)
     locked.delete()
     learning_after_annotation_change(project_id=annotation.project_id)
+
+
+# --- many boxes of one frame in one request --------------------------------------------
+
+
+class BoxAction(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    CONFIRM = "confirm"
+
+
+@dataclass(frozen=True)
+class BoxChange:
+    """One box of a bulk request: a new box, or a change to one of the frame's boxes at ``version``."""
+
+    action: BoxAction
+    annotation_id: int | None = None
+    version: int | None = None
+    box: Box | None = None
+    label: object = UNSET  # a Label, None (no label) or UNSET (leave as it is)
+
+
+@dataclass(frozen=True)
+class BoxOutcome:
+    """What became of one box: ``status`` 201/200 with ``annotation``, or a 4xx with the reason."""
+
+    status: int
+    annotation: Annotation | None = None
+    code: str = ""
+    detail: str = ""
+    errors: dict | None = None
+    current: Annotation | None = None  # with a 409: the box as it is now
+
+    @property
+    def saved(self) -> bool:
+        return self.status < 400
+
+
+NOT_SAVED = BoxOutcome(
+    status=424, code="rolled_back", detail="Not saved: another box of this all-or-nothing request was refused."
+)
+
+
+def _box_change_apply(
+    *, organization: Organization, frame: Frame, actor, actor_role: Role, change: BoxChange
+) -> BoxOutcome:
+    if change.action == BoxAction.CREATE:
+        label = None if change.label is UNSET else change.label
+        annotation = annotation_create(
+            frame=frame,
+            actor=actor,
+            box=change.box,
+            label=label,
+            status=AnnotationStatus.CONFIRMED if label is not None else AnnotationStatus.PROPOSED,
+        )
+        return BoxOutcome(status=201, annotation=annotation)
+    # Only the frame's own boxes: another frame's (or organisation's) id reads as missing.
+    annotation = scoped_get(
+        Annotation.objects.select_related("frame"), organization, pk=change.annotation_id, frame_id=frame.pk
+    )
+    if change.action == BoxAction.UPDATE:
+        annotation = annotation_update(
+            annotation=annotation,
+            actor=actor,
+            actor_role=actor_role,
+            expected_version=change.version,
+            box=change.box,
+            label=change.label,
+        )
+    else:
+        annotation = annotation_confirm(
+            annotation=annotation,
+            actor=actor,
+            actor_role=actor_role,
+            expected_version=change.version,
+            label=change.label,
+        )
+    return BoxOutcome(status=200, annotation=annotation)
+
+
+@transaction.atomic
+def annotation_bulk_apply(
+    *,
+    organization: Organization,
+    frame: Frame,
+    actor,
+    actor_role: Role,
+    changes: list[BoxChange],
+    all_or_nothing: bool = False,
+) -> list[BoxOutcome]:
+    """Create, update or confirm many boxes of ``frame`` in one transaction, one outcome per box.
+
+    Each box goes in its own savepoint, so a refused box (stale version, box off the frame,
+    someone else's work) leaves the others saved; with ``all_or_nothing`` any refusal undoes
+    them all and they read as 424. A complete frame refuses the whole request (409).
+    """
+    _lock_open_frame(frame.pk)
+    outcomes: list[BoxOutcome] = []
+    for change in changes:
+        try:
+            with transaction.atomic():
+                outcome = _box_change_apply(
+                    organization=organization, frame=frame, actor=actor, actor_role=actor_role, change=change
+                )
+            outcomes.append(outcome)
+        except StaleVersionError as exc:
+            outcomes.append(BoxOutcome(status=409, code="stale_version", detail=str(exc), current=exc.current))
+        except NotFoundInOrganization:
+            detail = f"Frame {frame.pk} has no box {change.annotation_id}."
+            outcomes.append(BoxOutcome(status=404, code="not_found", detail=detail))
+        except RoleRequired as exc:
+            outcomes.append(BoxOutcome(status=403, code="permission_denied", detail=str(exc)))
+        except DomainError as exc:
+            errors = exc.extra.get("errors")
+            outcomes.append(BoxOutcome(status=exc.http_status, code=exc.code, detail=exc.message, errors=errors))
+    if all_or_nothing and not all(outcome.saved for outcome in outcomes):
+        transaction.set_rollback(True)
+        outcomes = [outcome if not outcome.saved else NOT_SAVED for outcome in outcomes]
+    return outcomes
 
 
 # --- frames ---------------------------------------------------------------------------

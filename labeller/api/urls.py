@@ -40,6 +40,7 @@ tenant_routes = [
     path("frames/<int:pk>/reopen", media_apis.FrameReopenApi.as_view(), name="frame-reopen"),
     path("frames/<int:pk>/release", media_apis.FrameReleaseApi.as_view(), name="frame-release"),
     path("frames/<int:frame_id>/annotations/", annotation_apis.FrameAnnotationListApi.as_view(), name="frame-annotation-list"),
+    path("frames/<int:frame_id>/annotations/bulk", annotation_apis.FrameAnnotationBulkApi.as_view(), name="frame-annotation-bulk"),
     path("annotations/<int:pk>", annotation_apis.AnnotationDetailApi.as_view(), name="annotation-detail"),
     path("annotations/<int:pk>/confirm", annotation_apis.AnnotationConfirmApi.as_view(), name="annotation-confirm"),
     path("annotations/<int:pk>/reject", annotation_apis.AnnotationRejectApi.as_view(), name="annotation-reject"),

@@ -90,3 +90,36 @@ def test_a_save_while_the_server_is_down_is_retried_and_saved_once(page, labelli
     assert (saved.status, saved.source, saved.author.username) == (AnnotationStatus.CONFIRMED, AnnotationSource.HUMAN, "ann")
     assert list(AnnotationEvent.objects.filter(frame_id=frame.pk).values_list("action", flat=True)) == ["created"]
     assert page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('labeller:unsaved')).length") == 0
+
+
+def test_a_create_whose_answer_is_lost_is_retried_with_its_key_and_saved_once(page, labelling_project):
+    frame = labelling_project.frames[0]
+    sent_keys = []
+
+    def answer_lost(route):
+        # The first create reaches the server and is saved, then the connection breaks before
+        # the answer arrives; the retry must carry the same key and get that box back.
+        if route.request.method == "POST":
+            sent_keys.append(route.request.headers.get("idempotency-key"))
+            if len(sent_keys) == 1:
+                route.fetch()
+                route.abort("connectionfailed")
+                return
+        route.continue_()
+
+    log_in(page, "ann", labelling_project.workspace_path)
+    open_next_frame(page, expected_boxes=0)
+    page.route("**/api/v1/orgs/*/frames/*/annotations/", answer_lost)
+    drag_box(page, 200, 100, 320, 220)
+    pick_label(page, "soup")
+    wait_until_saved(page)
+
+    assert len(sent_keys) == 2 and sent_keys[0] and sent_keys[0] == sent_keys[1]
+    saved = Annotation.objects.get(frame=frame)
+    assert saved.label.name == "food.dish.soup"
+    assert list(AnnotationEvent.objects.filter(frame_id=frame.pk).values_list("action", flat=True)) == ["created"]
+
+    # The box the retry got back is the one on the server: a later change reaches it.
+    page.keyboard.press("Delete")
+    wait_until_saved(page)
+    assert not Annotation.objects.filter(frame=frame).exists()

@@ -64,7 +64,6 @@ const panel = new StatsPanel({ element: $("#stats-panel"), orgPath, projectId: c
 const queue = new SaveQueue({
   orgPath,
   projectId: config.projectId,
-  username: config.username,
   storageKey: `labeller:unsaved:${config.username}:${config.org}:${config.projectId}`,
   resolveConflict,
   onSaved,

@@ -6,6 +6,10 @@
 // Operations name boxes by key, not id: a box drawn a moment ago has no id until its
 // create succeeds, and later edits to it are already queued behind that create. The id
 // and the version each call must send are looked up when the call is made.
+//
+// A create carries an Idempotency-Key, fixed when it is queued and kept with it: when an
+// answer is lost after the server saved the box, the retry gets that box back instead of
+// making a second one.
 
 import { api, ApiError } from "../api.js";
 
@@ -33,9 +37,9 @@ export class SaveQueue extends EventTarget {
    * resolveConflict(op, current) -> Promise<"mine" | "theirs">; onSaved(op, result);
    * onLost(op, message) for a change the server refused for good.
    */
-  constructor({ orgPath, projectId, username, storageKey, resolveConflict, onSaved, onLost }) {
+  constructor({ orgPath, projectId, storageKey, resolveConflict, onSaved, onLost }) {
     super();
-    Object.assign(this, { orgPath, projectId, username, storageKey, resolveConflict, onSaved, onLost });
+    Object.assign(this, { orgPath, projectId, storageKey, resolveConflict, onSaved, onLost });
     this.#restore();
     window.addEventListener("online", () => this.retryNow());
   }
@@ -82,6 +86,7 @@ export class SaveQueue extends EventTarget {
 
   /** Queue an API call; resolves with the server's answer, or null if it was dropped. */
   enqueue(op) {
+    if (op.type === "create") op.idempotencyKey = newIdempotencyKey();
     const promise = new Promise((resolve) => this.#resolvers.set(op, resolve));
     this.#ops.push(op);
     this.enqueuedCount += 1;
@@ -109,7 +114,6 @@ export class SaveQueue extends EventTarget {
       } catch (error) {
         if (isTransient(error)) {
           attempt += 1;
-          if (op.type === "create" && !(error instanceof ApiError)) op.ambiguous = true;
           await this.#backoff(attempt, error);
         } else if (error instanceof ApiError && error.status === 409 && error.body?.code === "stale_version") {
           await this.#resolveStale(op, error.body.current);
@@ -125,21 +129,24 @@ export class SaveQueue extends EventTarget {
   }
 
   async #send(op) {
-    if (op.type === "create" && op.ambiguous) {
-      // The last try may have reached the server before the connection broke: adopt that box
-      // instead of creating a second one.
-      const existing = await this.#findCreated(op);
-      if (existing) return existing;
+    if (op.type === "create" && !op.idempotencyKey) {
+      op.idempotencyKey = newIdempotencyKey(); // queued by an older page that sent none
+      this.#persist();
     }
-    const { method, path, body } = this.#request(op);
-    return api(path, { method, body });
+    const { method, path, body, headers } = this.#request(op);
+    return api(path, { method, body, headers });
   }
 
   #request(op) {
     const org = this.orgPath;
     switch (op.type) {
       case "create":
-        return { method: "POST", path: `${org}/frames/${op.frameId}/annotations/`, body: { box: op.box, label_id: op.labelId } };
+        return {
+          method: "POST",
+          path: `${org}/frames/${op.frameId}/annotations/`,
+          body: { box: op.box, label_id: op.labelId },
+          headers: { "Idempotency-Key": op.idempotencyKey },
+        };
       case "complete":
         return { method: "POST", path: `${org}/frames/${op.frameId}/complete` };
       case "claim":
@@ -166,20 +173,6 @@ export class SaveQueue extends EventTarget {
         return { method: "DELETE", path: `${path}?version=${version}` };
     }
     throw new Error(`Unknown save operation ${op.type}`);
-  }
-
-  async #findCreated(op) {
-    const known = new Set([...this.#identities.values()].map((identity) => identity.id));
-    const page = await api(`${this.orgPath}/frames/${op.frameId}/annotations/?page_size=1000`);
-    return (
-      page.results.find(
-        (annotation) =>
-          !known.has(annotation.id) &&
-          annotation.author === this.username &&
-          annotation.label_id === op.labelId &&
-          annotation.box.every((value, index) => Math.abs(value - op.box[index]) < 1e-3),
-      ) || null
-    );
   }
 
   #settle(op, result) {
@@ -248,6 +241,12 @@ export class SaveQueue extends EventTarget {
       localStorage.removeItem(this.storageKey);
     }
   }
+}
+
+/** 128 random bits in hex. crypto.randomUUID needs a secure context; this works over plain HTTP too. */
+function newIdempotencyKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
 class GoneError extends Error {
