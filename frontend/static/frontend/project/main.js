@@ -2,6 +2,7 @@
 // ways to add to it. The role only decides what is shown; the API checks every write.
 
 import { api } from "../api.js";
+import { ExportPanel } from "./export.js";
 import { bindDatasetImport, bindImageUpload } from "./images.js";
 import { Taxonomy } from "./labels.js";
 import { showPolicy } from "./policy.js";
@@ -51,6 +52,9 @@ if (project) {
     bindDatasetImport({ form: $("#dataset-import"), orgPath, projectId, onImported: () => taxonomy.reload() });
     showPolicy({ element: $("#proposal-policy"), orgPath, projectId }).catch((error) => {
       $("#proposal-policy").textContent = `The proposal policy could not be loaded: ${error.message}`;
+    });
+    new ExportPanel({ form: $("#export-form"), list: $("#export-list"), orgPath, projectId }).load().catch((error) => {
+      $("#export-list").textContent = `The exports could not be loaded: ${error.message}`;
     });
   }
   await Promise.all([videos.refresh(), taxonomy.reload()]);
