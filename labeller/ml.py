@@ -12,6 +12,7 @@ import functools
 import io
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -233,6 +234,7 @@ def propose(
     avoid_boxes: np.ndarray,
     candidates: FrameCandidates | None = None,
     exemplars: Sequence[tuple[np.ndarray, int]] = (),
+    detector=None,
     top_k: int = 20,
 ) -> list[RegionProposal]:
     """Region proposals for a frame, minus those overlapping ``avoid_boxes`` (float32 [M, 4]):
@@ -249,12 +251,85 @@ def propose(
             extractor=feature_extractor(),
             candidates=candidates,
             exemplars=exemplars,
+            detector=detector,
             top_k=top_k,
         )
     if not proposals or not len(avoid_boxes):
         return proposals
     overlaps = iou_matrix(np.array([p.box for p in proposals], dtype=np.float32), avoid_boxes)
     return [p for p, row in zip(proposals, overlaps) if row.max() < 0.5]
+
+
+# --- the project's detector -------------------------------------------------------------
+
+# Detections a proposal refresh takes from the detector: the calibration (source "detector")
+# decides which are worth showing, so keep enough weak ones for it to learn from.
+DETECTOR_PROPOSALS = 20
+DETECTOR_MIN_SCORE = 0.05
+_detector_cache: OrderedDict[str, object] = OrderedDict()
+_detector_lock = threading.Lock()
+DETECTOR_CACHE_ENTRIES = 4
+
+
+def detector_config(weights: str | None = None):
+    """The configured detector (``LABELLER["DETECTOR_BACKBONE"]``, ``["DETECTOR_WEIGHTS"]``);
+    ``weights`` (a checkpoint path) overrides the initial weights: fine-tuning."""
+    from proposals.training.detector_models import DetectorConfig
+
+    return DetectorConfig(
+        backbone=settings.LABELLER["DETECTOR_BACKBONE"],
+        weights=weights or settings.LABELLER["DETECTOR_WEIGHTS"],
+        max_side=settings.LABELLER["DETECTOR_MAX_SIDE"],
+    )
+
+
+def train_detector(frames, *, label_ids: Sequence[int], parent_path: str | None, epochs: int, seed: int, log):
+    """Train on ``frames`` (``proposals.training.data.TrainingFrame``), fine-tuning from the
+    checkpoint at ``parent_path`` when given; ``log(EpochStats)`` after each epoch may raise to stop."""
+    from proposals.training.detector import DetectorTrainingOptions
+    from proposals.training.detector import train_detector as train
+
+    options = DetectorTrainingOptions(epochs=epochs, seed=seed)
+    return train(frames, detector_config(parent_path), options, label_ids=label_ids, fallback_to_random=True, log=log), options
+
+
+def evaluate_detector(detector, frames):
+    """mAP@0.5 overall and per label (``proposals.training.evaluation.DetectionScores``)."""
+    from proposals.training.detector import evaluate
+
+    return evaluate(detector, frames)
+
+
+def evaluate_detector_file(path, frames):
+    """:func:`evaluate_detector` of the checkpoint at ``path`` with the inference settings it
+    was trained with (not the proposals' tighter ones), so two versions compare fairly."""
+    from proposals.training.detector import load_detector as load
+
+    return evaluate_detector(load(path), frames)
+
+
+def save_detector(detector, path, **metadata) -> None:
+    from proposals.training.detector import save_detector as save
+
+    save(detector, path, **metadata)
+
+
+def load_detector(path):
+    """The detector saved at ``path`` (a local file), loaded once per process per path: a
+    promoted version has a new path, so every worker picks it up on its next proposal."""
+    from proposals.training.detector import load_detector as load
+
+    key = str(path)
+    with _detector_lock:
+        if key in _detector_cache:
+            _detector_cache.move_to_end(key)
+            return _detector_cache[key]
+    detector = load(path, score_threshold=DETECTOR_MIN_SCORE, max_detections=DETECTOR_PROPOSALS)
+    with _detector_lock:
+        _detector_cache[key] = detector
+        while len(_detector_cache) > DETECTOR_CACHE_ENTRIES:
+            _detector_cache.popitem(last=False)
+    return detector
 
 
 # --- embedding quality report -----------------------------------------------------------

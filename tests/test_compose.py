@@ -35,10 +35,11 @@ DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-REQUIRED_SERVICES = {"postgres", "redis", "web", "worker", "worker-interactive", "beat"}
-APP_SERVICES = ("migrate", "web", "worker", "worker-interactive", "beat")  # run the Labeller image
+REQUIRED_SERVICES = {"postgres", "redis", "web", "worker", "worker-interactive", "worker-training", "beat"}
+APP_SERVICES = ("migrate", "web", "worker", "worker-interactive", "worker-training", "beat")  # run the Labeller image
 # Bulk work (the GPU's) and interactive work run in separate worker services.
-WORKER_QUEUES = {"worker": {"bulk"}, "worker-interactive": {"interactive"}}
+WORKER_QUEUES = {"worker": {"bulk"}, "worker-interactive": {"interactive"}, "worker-training": {"training"}}
+GPU_WORKERS = ("worker", "worker-training")
 WORKERS = tuple(WORKER_QUEUES)
 APP_ENV_NAMES = {
     "DJANGO_SETTINGS_MODULE",
@@ -430,10 +431,11 @@ def test_app_services_run_the_one_image_built_from_this_repo():
     assert len(images) == 1 and None not in images, f"app services use different images: {images}"
 
 
-def test_worker_reserves_an_nvidia_gpu():
-    devices = (service("worker").get("deploy", {}).get("resources", {})
+@pytest.mark.parametrize("name", GPU_WORKERS)
+def test_bulk_and_training_workers_reserve_an_nvidia_gpu(name):
+    devices = (service(name).get("deploy", {}).get("resources", {})
                .get("reservations", {}).get("devices"))
-    assert devices, "worker has no deploy.resources.reservations.devices"
+    assert devices, f"{name} has no deploy.resources.reservations.devices"
     nvidia = [d for d in devices if d.get("driver") == "nvidia"]
     assert nvidia, f"no nvidia device reservation in {devices}"
     for device in devices:
@@ -471,7 +473,7 @@ def routed_queues() -> set[str]:
     return queues | {default.group(1)}
 
 
-def test_the_workers_consume_every_routed_queue_and_only_the_bulk_one_has_the_gpu():
+def test_the_workers_consume_every_routed_queue_and_only_bulk_and_training_have_the_gpu():
     assert routed_queues() == set().union(*WORKER_QUEUES.values())
     assert not service("worker-interactive").get("deploy", {}).get("resources", {}).get("reservations")
 
@@ -680,16 +682,17 @@ def test_env_file_is_kept_out_of_git_and_the_image():
 
 def test_cpu_override_only_removes_the_gpu_reservation():
     override = yaml.load(COMPOSE_CPU.read_text(), Loader=ComposeOverrideLoader)
-    assert set(override) == {"services"} and set(override["services"]) == {"worker"}
-    worker = override["services"]["worker"]
-    devices = worker["deploy"]["resources"]["reservations"]["devices"]
-    assert isinstance(devices, Tagged) and devices.tag == "!reset", \
-        "sequences are appended when merging; only !reset removes the base reservation"
-    # Nothing else in the override changes the worker.
-    assert set(worker) == {"deploy"}
-    assert set(worker["deploy"]) == {"resources"}
-    assert set(worker["deploy"]["resources"]) == {"reservations"}
-    assert set(worker["deploy"]["resources"]["reservations"]) == {"devices"}
+    assert set(override) == {"services"} and set(override["services"]) == set(GPU_WORKERS)
+    for name in GPU_WORKERS:
+        worker = override["services"][name]
+        devices = worker["deploy"]["resources"]["reservations"]["devices"]
+        assert isinstance(devices, Tagged) and devices.tag == "!reset", \
+            "sequences are appended when merging; only !reset removes the base reservation"
+        # Nothing else in the override changes the worker.
+        assert set(worker) == {"deploy"}
+        assert set(worker["deploy"]) == {"resources"}
+        assert set(worker["deploy"]["resources"]) == {"reservations"}
+        assert set(worker["deploy"]["resources"]["reservations"]) == {"devices"}
 
 
 # ==========================================================================

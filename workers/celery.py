@@ -5,11 +5,12 @@ person:
 
 * ``interactive``: what someone is waiting for: the project's index sync (coalesced, at
   most one pending per project) and the proposals of the frames about to be opened.
-* ``bulk``: whole-video proposals, the ingest stages, training and evaluation.
+* ``bulk``: whole-video proposals, the ingest stages, evaluation reports.
+* ``training``: retraining runs, minutes each, on the GPU worker where there is one.
 
 Embedded default: kombu's filesystem broker under var/celery (no server needed).
 Production: CELERY_BROKER_URL or REDIS_URL pointing at Redis. Add capacity by starting
-more workers (``-Q interactive`` or ``-Q bulk``) on more machines.
+more workers (``-Q interactive``, ``-Q bulk`` or ``-Q training``) on more machines.
 """
 
 import os
@@ -20,6 +21,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labeller.settings.dev")
 
 INTERACTIVE = "interactive"
 BULK = "bulk"
+TRAINING = "training"
 
 app = Celery("labeller")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -29,6 +31,8 @@ app.conf.task_routes = {
     "workers.proposals.propose_stills": {"queue": BULK},
     "workers.proposals.*": {"queue": INTERACTIVE},
     "workers.ingest.*": {"queue": BULK},
+    "workers.training.train_detector_run": {"queue": TRAINING},
+    "workers.training.check_training_runs": {"queue": INTERACTIVE},
     "workers.training.*": {"queue": BULK},
     "workers.exports.*": {"queue": BULK},
     "workers.maintenance.delete_abandoned_uploads": {"queue": BULK},

@@ -1,4 +1,5 @@
-"""Training-side tasks: reports now; retraining joins here."""
+"""Training-side tasks: retraining runs (their own queue and worker), beat's checks on
+them, and embedding reports. Thin: the logic is in ``labeller.training.runs``."""
 
 import logging
 import time
@@ -10,6 +11,35 @@ from labeller.projects.models import Project
 from labeller.training.reports import embedding_report_create
 
 logger = logging.getLogger(__name__)
+
+
+@shared_task(name="workers.training.train_detector_run", acks_late=True)
+def train_detector_run(run_id: int) -> str | None:
+    """Train, evaluate and maybe promote one run. A redelivered message finds the run no
+    longer queued and does nothing."""
+    from labeller.training.runs import training_run_execute
+
+    run = training_run_execute(run_id=run_id)
+    if run is None:
+        return None
+    logger.info("training run %s of project %s: %s (%s)", run.pk, run.project_id, run.state, run.decision or run.error)
+    return run.state
+
+
+@shared_task(name="workers.training.check_training_runs", acks_late=True)
+def check_training_runs() -> dict:
+    """Beat: fail runs whose worker died, re-send queued runs whose message was lost, and
+    start the periodic runs of projects with enough new confirmed boxes."""
+    from labeller.training.runs import training_runs_fail_stalled, training_runs_resend_queued, training_runs_start_due
+
+    result = {
+        "failed": training_runs_fail_stalled(),
+        "resent": training_runs_resend_queued(),
+        "started": training_runs_start_due(),
+    }
+    if any(result.values()):
+        logger.info("training runs: %s", result)
+    return result
 
 
 @shared_task(name="workers.training.evaluate_embeddings", acks_late=True)

@@ -51,6 +51,11 @@ tenant_routes = [
     path("projects/<int:project_id>/embedding-reports/", training_apis.EmbeddingReportListApi.as_view(), name="embedding_report-list"),
     path("embedding-reports/<int:pk>", training_apis.EmbeddingReportDetailApi.as_view(), name="embedding_report-detail"),
     path("embedding-reports/<int:pk>/grid", training_apis.EmbeddingReportGridApi.as_view(), name="embedding_report-grid"),
+    path("projects/<int:project_id>/training-runs/", training_apis.TrainingRunListApi.as_view(), name="training_run-list"),
+    path("training-runs/<int:pk>", training_apis.TrainingRunDetailApi.as_view(), name="training_run-detail"),
+    path("training-runs/<int:pk>/cancel", training_apis.TrainingRunCancelApi.as_view(), name="training_run-cancel"),
+    path("training-runs/<int:pk>/promote", training_apis.TrainingRunPromoteApi.as_view(), name="training_run-promote"),
+    path("projects/<int:project_id>/learning", training_apis.ProjectLearningApi.as_view(), name="project-learning"),
     # -- images and dataset imports --
     path("projects/<int:project_id>/images/", image_apis.ImageUploadApi.as_view(), name="image-upload"),
     path("projects/<int:project_id>/imports/", import_apis.DatasetImportApi.as_view(), name="dataset-import"),

@@ -207,6 +207,14 @@ LABELLER = {
     # "imagenet" (torchvision's weights, downloaded once), "none" (random init) or a checkpoint path.
     "FEATURE_WEIGHTS": os.environ.get("LABELLER_FEATURE_WEIGHTS", "imagenet"),
     "FEATURE_BACKBONE": os.environ.get("LABELLER_FEATURE_BACKBONE", "alexnet"),
+    # The project's own detector (the learning loop): "tiny" trains from scratch in minutes on
+    # a CPU; "resnet18"/"resnet50" with "imagenet" (or "coco" for resnet50) weights on a GPU.
+    "DETECTOR_BACKBONE": os.environ.get("LABELLER_DETECTOR_BACKBONE", "tiny"),
+    "DETECTOR_WEIGHTS": os.environ.get("LABELLER_DETECTOR_WEIGHTS", "none"),
+    "DETECTOR_MAX_SIDE": env_int("LABELLER_DETECTOR_MAX_SIDE", 320),
+    "TRAINING_EPOCHS": env_int("LABELLER_TRAINING_EPOCHS", 12),
+    # A run needs this many complete frames with boxes (a fifth of them validate it).
+    "TRAINING_MIN_FRAMES": env_int("LABELLER_TRAINING_MIN_FRAMES", 8),
 }
 
 REST_FRAMEWORK = {
@@ -326,6 +334,7 @@ CELERY_BEAT_SCHEDULE = {
     "release-expired-assignments": {"task": "workers.maintenance.release_expired_assignments", "schedule": 300.0},
     "delete-abandoned-uploads": {"task": "workers.maintenance.delete_abandoned_uploads", "schedule": 3600.0},
     "check-exports": {"task": "workers.maintenance.check_exports", "schedule": 60.0},
+    "check-training-runs": {"task": "workers.training.check_training_runs", "schedule": 30.0},
 }
 # Resumable uploads are assembled here (shared by all web servers in production).
 UPLOAD_DIR = Path(os.environ.get("LABELLER_UPLOAD_DIR", DATA_DIR / "uploads"))

@@ -11,14 +11,16 @@ from labeller.media.selectors import frame_get
 from labeller.projects.selectors import project_get
 from labeller.tenants.access import scoped, scoped_get
 from labeller.tenants.models import Role
-from labeller.training import proposing, services
-from labeller.training.models import EmbeddingReport
+from labeller.training import proposing, runs, services
+from labeller.training.models import EmbeddingReport, TrainingRun
 from labeller.training.serializers import (
     AnnotatorStatsSerializer,
     EmbeddingReportSerializer,
+    ProjectLearningSerializer,
     ProposalPolicySerializer,
     SuggestLabelsRequestSerializer,
     SuggestLabelsResponseSerializer,
+    TrainingRunSerializer,
 )
 
 
@@ -58,6 +60,7 @@ class AnnotatorStatsApi(OrganizationAPIView):
             "proposals_rejected": day.proposals_rejected,
             "acceptance_rate": day.acceptance_rate,
             "model": services.index_state_peek(project),
+            "learned": runs.learned_notice(project_id=project.pk),
         }
         return Response(AnnotatorStatsSerializer(payload).data)
 
@@ -108,3 +111,83 @@ class EmbeddingReportGridApi(OrganizationAPIView):
         if not report.grid:
             raise NotFound("This report has no false positives to show.")
         return serve_stored(default_storage, report.grid, content_type="image/png")
+
+
+class TrainingRunListApi(OrganizationAPIView):
+    """The project's retraining runs (model versions), newest first; POST starts one.
+
+    At most one run is queued or running per project: a second Retrain answers 200 with the
+    run already under way instead of 202 with a new one."""
+
+    read_role = Role.ADMIN
+
+    def get_serializer_context(self) -> dict:
+        context = super().get_serializer_context()
+        project_id = self.kwargs.get("project_id")
+        context["current_run_id"] = runs.current_run_id(project_id=project_id) if project_id else None
+        return context
+
+    @extend_schema(responses=TrainingRunSerializer(many=True))
+    def get(self, request, org, project_id):
+        project = project_get(organization=self.organization, project_id=project_id)
+        return self.paginated(scoped(TrainingRun, self.organization).filter(project=project), TrainingRunSerializer)
+
+    @extend_schema(request=None, responses={202: TrainingRunSerializer, 200: TrainingRunSerializer})
+    def post(self, request, org, project_id):
+        project = project_get(organization=self.organization, project_id=project_id)
+        run, created = runs.training_run_start(project=project, user=request.user)
+        return self.respond(run, TrainingRunSerializer, 202 if created else 200)
+
+
+class _TrainingRunApi(OrganizationAPIView):
+    read_role = Role.ADMIN
+
+    def run(self, pk) -> TrainingRun:
+        return scoped_get(TrainingRun.objects.select_related("parent", "requested_by"), self.organization, pk=pk)
+
+    def get_serializer_context(self) -> dict:
+        context = super().get_serializer_context()
+        pk = self.kwargs.get("pk")
+        project_id = TrainingRun.objects.filter(pk=pk).values_list("project_id", flat=True).first() if pk else None
+        context["current_run_id"] = runs.current_run_id(project_id=project_id) if project_id else None
+        return context
+
+
+class TrainingRunDetailApi(_TrainingRunApi):
+    @extend_schema(responses=TrainingRunSerializer)
+    def get(self, request, org, pk):
+        return self.respond(self.run(pk), TrainingRunSerializer)
+
+
+class TrainingRunCancelApi(_TrainingRunApi):
+    """A queued run never starts; a running one stops after its current epoch."""
+
+    @extend_schema(request=None, responses=TrainingRunSerializer)
+    def post(self, request, org, pk):
+        return self.respond(runs.training_run_cancel(run=self.run(pk)), TrainingRunSerializer)
+
+
+class TrainingRunPromoteApi(_TrainingRunApi):
+    """Use this version for proposals from now on: a candidate the rule refused, or an older
+    version (a rollback)."""
+
+    @extend_schema(request=None, responses=TrainingRunSerializer)
+    def post(self, request, org, pk):
+        return self.respond(runs.training_run_promote(run=self.run(pk)), TrainingRunSerializer)
+
+
+class ProjectLearningApi(OrganizationAPIView):
+    """The project's learning-loop settings: periodic retraining and the queue's order."""
+
+    read_role = Role.ADMIN
+
+    @extend_schema(responses=ProjectLearningSerializer)
+    def get(self, request, org, project_id):
+        project = project_get(organization=self.organization, project_id=project_id)
+        return self.respond(runs.learning_settings(project=project), ProjectLearningSerializer)
+
+    @extend_schema(request=ProjectLearningSerializer, responses=ProjectLearningSerializer)
+    def patch(self, request, org, project_id):
+        project = project_get(organization=self.organization, project_id=project_id)
+        fields = self.validated(ProjectLearningSerializer, partial=True)
+        return self.respond(runs.learning_settings_update(project=project, **fields), ProjectLearningSerializer)

@@ -111,3 +111,91 @@ class ProposalOutcome(models.Model):
             models.Index(fields=["project", "source", "decided_at"], name="outcome_calibration_idx"),
             models.Index(fields=["frame"], name="outcome_frame_idx"),
         ]
+
+
+class RunState(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_RUN_STATES = (RunState.QUEUED, RunState.RUNNING)
+
+
+class RunTrigger(models.TextChoices):
+    MANUAL = "manual"  # an admin pressed Retrain
+    PERIODIC = "periodic"  # beat: enough new confirmed boxes since the last run
+
+
+class TrainingRun(TimestampedModel):
+    """One retraining of the project's detector, and, when it succeeds, a model version.
+
+    The run records what it learned from (``train_frame_ids``, ``val_frame_ids``: the stable
+    split of complete frames), how (``hyperparameters``, ``parent``: the version it was
+    fine-tuned from), how it went (``loss_curve``, one entry per epoch) and how good it is
+    (``metrics``: its mAP@0.5 and per-label AP on its validation frames, beside the then
+    current model's on the same frames). ``artifact`` is the checkpoint in storage.
+    ``heartbeat_at`` moves while a worker trains it: a run whose worker died is failed by beat,
+    never left running. At most one queued-or-running run per project (a database constraint,
+    so concurrent Retrain clicks start one).
+    """
+
+    ORGANIZATION_PATH = "project__organization"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_runs")
+    number = models.PositiveIntegerField()  # the project's version number, 1, 2, ...
+    state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.QUEUED)
+    trigger = models.CharField(max_length=16, choices=RunTrigger.choices, default=RunTrigger.MANUAL)
+    requested_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    confirmed_boxes = models.PositiveIntegerField(default=0)  # the project's confirmed boxes when the run started
+    train_frame_ids = models.JSONField(default=list, blank=True)
+    val_frame_ids = models.JSONField(default=list, blank=True)
+    label_ids = models.JSONField(default=list, blank=True)
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    loss_curve = models.JSONField(default=list, blank=True)
+    epochs_done = models.PositiveIntegerField(default=0)
+    epochs_total = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(default=dict, blank=True)
+    decision = models.CharField(max_length=255, blank=True, default="")
+    artifact = models.CharField(max_length=500, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    cancel_requested = models.BooleanField(default=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project"], condition=models.Q(state__in=ACTIVE_RUN_STATES), name="one_active_run_per_project"
+            ),
+            models.UniqueConstraint(fields=["project", "number"], name="unique_run_number"),
+        ]
+
+
+class ProjectLearning(models.Model):
+    """The project's learning-loop settings and its current detector.
+
+    ``current_run`` is the promoted model version; proposals use it from the next frame on,
+    in every worker, without a restart (they load checkpoints by run id). Changing it is one
+    row update: promotion and rollback are atomic. ``retrain_every_boxes``: beat starts a run
+    when this many boxes were confirmed since the last one (0: only by hand).
+    ``queue_order``: which frames the queue offers after keyframes.
+    """
+
+    class QueueOrder(models.TextChoices):
+        UNCERTAIN_FIRST = "uncertain_first"  # where the models are least sure
+        SEQUENTIAL = "sequential"  # in video order
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, primary_key=True, related_name="learning")
+    current_run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    retrain_every_boxes = models.PositiveIntegerField(default=200)
+    queue_order = models.CharField(max_length=20, choices=QueueOrder.choices, default=QueueOrder.UNCERTAIN_FIRST)
+    # The latest promotion, as annotators are told it ("the model learned ...").
+    notice = models.CharField(max_length=500, blank=True, default="")
+    notice_at = models.DateTimeField(null=True, blank=True)

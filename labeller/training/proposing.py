@@ -16,7 +16,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from labeller import ml
-from labeller.annotations.models import Annotation, AnnotationAction, AnnotationEvent, AnnotationSource, AnnotationStatus
+from labeller.annotations.models import (Annotation, AnnotationAction, AnnotationEvent, AnnotationSource,
+                                        AnnotationStatus, Label)
 from labeller.annotations.services import annotation_snapshot
 from labeller.media.files import read_frame_rgb
 from labeller.media.models import Frame, FrameStatus
@@ -25,6 +26,7 @@ from labeller.training.clock import learning_clock_read
 from labeller.training.hooks import refresh_frame_soon
 from labeller.training.models import FrameProposals, ProposalOutcome
 from labeller.training.outcomes import box_of as _box_of
+from labeller.training.runs import current_detector
 from labeller.training.services import IndexConflict, index_load, index_state, index_state_peek, index_sync
 from proposals.boxes import iou_matrix
 from proposals.calibration import ActionCosts, Calibration, fit_calibration, select_shown
@@ -302,6 +304,22 @@ def _exemplars(frame: Frame) -> list[tuple[np.ndarray, int]]:
     return [_exemplar_cache[(row[0], row[1])] for row in rows if (row[0], row[1]) in _exemplar_cache]
 
 
+def _project_detector(project_id: int):
+    """The project's promoted detector, keeping only detections of labels still in use (a
+    label deprecated or deleted since the model was trained is not proposed)."""
+    detector = current_detector(project_id=project_id)
+    if detector is None:
+        return None
+    usable = np.array(list(Label.objects.filter(project_id=project_id, deprecated=False).values_list("pk", flat=True)))
+
+    def detect(rgb: np.ndarray):
+        boxes, scores, labels = detector(rgb)
+        keep = np.isin(labels, usable)
+        return boxes[keep], scores[keep], labels[keep]
+
+    return detect
+
+
 def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
     """Rebuild the frame's model proposals from what the loop knows now; never touch human work.
 
@@ -331,7 +349,7 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
         p for p in ml.propose(
             rgb, neighbours=_neighbours(frame), stored=stored, avoid_boxes=avoid,
             candidates=frame_candidates_cached(frame, rgb), exemplars=_exemplars(frame),
-            top_k=PROPOSALS_GENERATED,
+            detector=_project_detector(frame.project_id), top_k=PROPOSALS_GENERATED,
         )
         if p.box[2] > p.box[0] and p.box[3] > p.box[1]
     ]

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from labeller.api.fields import BoxField
+from labeller.training.models import TrainingRun
 
 
 class SuggestLabelsRequestSerializer(serializers.Serializer):
@@ -43,6 +44,14 @@ class SuggestLabelsResponseSerializer(serializers.Serializer):
     model = ModelInfoSerializer()
 
 
+class LearnedSerializer(serializers.Serializer):
+    """The latest promotion of a retrained model, as annotators are told it."""
+
+    notice = serializers.CharField()
+    at = serializers.DateTimeField()
+    version = serializers.IntegerField(help_text="The promoted run's number.")
+
+
 class AnnotatorStatsSerializer(serializers.Serializer):
     boxes_today = serializers.IntegerField()
     frames_today = serializers.IntegerField()
@@ -50,6 +59,7 @@ class AnnotatorStatsSerializer(serializers.Serializer):
     proposals_rejected = serializers.IntegerField()
     acceptance_rate = serializers.FloatField(allow_null=True)
     model = ModelInfoSerializer()
+    learned = LearnedSerializer(allow_null=True, help_text="Null until a retrained model was promoted.")
 
 
 class EmbeddingReportSerializer(serializers.Serializer):
@@ -86,3 +96,46 @@ class ProposalPolicySerializer(serializers.Serializer):
     recent_frames = serializers.IntegerField()
     shown_per_frame = serializers.FloatField()
     generated_per_frame = serializers.FloatField()
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    """A retraining run and, once it succeeded, the model version it made."""
+
+    project_id = serializers.IntegerField(read_only=True)
+    parent_number = serializers.IntegerField(source="parent.number", allow_null=True, read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username", allow_null=True, read_only=True)
+    is_current = serializers.SerializerMethodField()
+    train_frames = serializers.SerializerMethodField()
+    val_frames = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id", "project_id", "number", "state", "trigger", "requested_by", "parent_number", "is_current",
+            "confirmed_boxes", "train_frames", "val_frames", "hyperparameters", "loss_curve", "epochs_done",
+            "epochs_total", "metrics", "decision", "error", "cancel_requested", "created_at", "started_at",
+            "heartbeat_at", "finished_at", "promoted_at",
+        ]
+        read_only_fields = fields
+
+    def get_is_current(self, run) -> bool:
+        return run.pk == self.context.get("current_run_id")
+
+    def get_train_frames(self, run) -> int:
+        return len(run.train_frame_ids)
+
+    def get_val_frames(self, run) -> int:
+        return len(run.val_frame_ids)
+
+
+class ProjectLearningSerializer(serializers.Serializer):
+    retrain_every_boxes = serializers.IntegerField(
+        min_value=0, max_value=1_000_000,
+        help_text="Beat starts a run when this many boxes were confirmed since the last one; 0 turns it off.",
+    )
+    queue_order = serializers.ChoiceField(
+        choices=["uncertain_first", "sequential"],
+        help_text="After keyframes: the frames the models are least sure of first, or video order.",
+    )
+    current_run_number = serializers.IntegerField(source="current_run.number", allow_null=True, read_only=True)
+    notice = serializers.CharField(read_only=True)

@@ -3,7 +3,7 @@ from celery import current_app
 from django.conf import settings
 
 from workers import ingest, proposals
-from workers.celery import BULK, INTERACTIVE, app
+from workers.celery import BULK, INTERACTIVE, TRAINING, app
 
 
 def test_tasks_are_bound_to_the_projects_app_and_broker():
@@ -24,6 +24,8 @@ def test_tasks_are_bound_to_the_projects_app_and_broker():
         ("workers.ingest.probe_video", BULK),
         ("workers.ingest.scan_video", BULK),
         ("workers.training.evaluate_embeddings", BULK),
+        ("workers.training.train_detector_run", TRAINING),
+        ("workers.training.check_training_runs", INTERACTIVE),
         ("workers.maintenance.delete_abandoned_uploads", BULK),
         ("workers.something_new", BULK),
     ],

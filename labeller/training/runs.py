@@ -1,0 +1,466 @@
+"""The learning loop's retraining: runs, model versions, promotion and rollback.
+
+A run trains the project's detector on its complete frames (the stable split of
+``proposals.training.data.split_of`` keeps a fifth of them for validation), evaluates it
+and the current model on the same validation frames, and promotes it only if it is not
+worse. The current version is one row (``ProjectLearning.current_run``): promotion and
+rollback change it atomically, and every worker loads the new checkpoint on its next
+proposal. Runs are started by an admin or by beat (enough new confirmed boxes); at most one
+is queued or running per project, which the database enforces.
+
+A worker that dies mid-run stops its heartbeat; beat fails such runs within minutes
+(:func:`training_runs_fail_stalled`), so no run stays "running".
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import File
+from django.core.files.storage import FileSystemStorage, default_storage
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from labeller import ml
+from labeller.annotations.models import Annotation, AnnotationStatus, Label
+from labeller.core.errors import DomainError
+from labeller.core.tasks import enqueue
+from labeller.media.files import read_frame_rgb
+from labeller.media.models import Frame, FrameStatus
+from labeller.projects.models import Project
+from labeller.training.clock import learning_clock_tick
+from labeller.training.models import ACTIVE_RUN_STATES, ProjectLearning, RunState, RunTrigger, TrainingRun
+
+logger = logging.getLogger(__name__)
+
+TRAIN_DETECTOR = "workers.training.train_detector_run"
+VALIDATION_SHARE = 0.2
+# Newest complete frames a run reads (their images are held in memory while training).
+MAX_TRAINING_FRAMES = 2000
+# The heartbeat of a running run, and how long beat waits without one before failing it.
+HEARTBEAT_EVERY = timedelta(seconds=20)
+STALLED_AFTER = timedelta(minutes=3)
+# A queued run whose message was lost (broker down) is sent again after this long.
+QUEUED_RESEND_AFTER = timedelta(minutes=2)
+SEED = 0
+
+
+class RunCancelled(Exception):
+    """An admin cancelled the run: training stops after the current epoch."""
+
+
+def split_salt(project_id: int) -> str:
+    """The salt of the project's train/validation split: fixed for its life, so a frame
+    stays on its side however many frames come after it (exports use the same split)."""
+    return f"project-{project_id}"
+
+
+def frame_split(*, project_id: int, frame_id: int) -> str:
+    """"train" or "validation", as every run (and export) of the project sees it."""
+    from proposals.training.data import split_of
+
+    return str(split_of(frame_id, split_salt(project_id), VALIDATION_SHARE))
+
+
+def learning_settings(*, project: Project) -> ProjectLearning:
+    learning, _ = ProjectLearning.objects.get_or_create(project=project)
+    return learning
+
+
+def learning_settings_update(*, project: Project, **fields) -> ProjectLearning:
+    learning = learning_settings(project=project)
+    for name, value in fields.items():
+        setattr(learning, name, value)
+    learning.save(update_fields=list(fields))
+    return learning
+
+
+# --- what a run learns from ---------------------------------------------------------------
+
+
+def _complete_frame_ids(project_id: int) -> list[int]:
+    frames = Frame.objects.filter(project_id=project_id, status=FrameStatus.COMPLETE)
+    return list(frames.order_by("-id").values_list("pk", flat=True)[:MAX_TRAINING_FRAMES])
+
+
+def training_split(*, project_id: int) -> tuple[list[int], list[int]]:
+    """The project's complete frames as (train ids, validation ids), ascending."""
+    train, validation = [], []
+    for frame_id in sorted(_complete_frame_ids(project_id)):
+        (validation if frame_split(project_id=project_id, frame_id=frame_id) == "validation" else train).append(frame_id)
+    return train, validation
+
+
+def _confirmed(project_id: int):
+    return Annotation.objects.filter(project_id=project_id, status=AnnotationStatus.CONFIRMED, label__isnull=False)
+
+
+def _require_enough_frames(project_id: int) -> tuple[list[int], list[int]]:
+    train, validation = training_split(project_id=project_id)
+    needed = settings.LABELLER["TRAINING_MIN_FRAMES"]
+    if len(train) + len(validation) < needed or not train or not validation:
+        raise DomainError(
+            f"Training needs at least {needed} complete frames, some of them set aside to validate the model; "
+            f"this project has {len(train) + len(validation)} ({len(validation)} for validation). "
+            "Complete more frames first.",
+            code="too_few_frames",
+        )
+    return train, validation
+
+
+def _training_frames(project_id: int, frame_ids: list[int]):
+    from proposals.training.data import TrainingFrame
+
+    boxes: dict[int, list] = {frame_id: [] for frame_id in frame_ids}
+    for frame_id, x1, y1, x2, y2, label_id in _confirmed(project_id).filter(frame_id__in=frame_ids).values_list(
+        "frame_id", "x1", "y1", "x2", "y2", "label_id"
+    ):
+        boxes[frame_id].append((x1, y1, x2, y2, label_id))
+    frames = []
+    for frame in Frame.objects.filter(pk__in=frame_ids).only("pk", "image").order_by("pk"):
+        rows = np.array(boxes[frame.pk], dtype=np.float64).reshape(-1, 5)
+        frames.append(
+            TrainingFrame(frame.pk, read_frame_rgb(frame), rows[:, :4].astype(np.float32), rows[:, 4].astype(np.int64), True)
+        )
+    return frames
+
+
+# --- starting, cancelling --------------------------------------------------------------------
+
+
+def training_run_start(*, project: Project, user=None, trigger: str = RunTrigger.MANUAL) -> tuple[TrainingRun, bool]:
+    """Queue a run of the project's detector; (run, created). When one is already queued or
+    running, that one is returned instead (also under concurrent requests)."""
+    active = TrainingRun.objects.filter(project=project, state__in=ACTIVE_RUN_STATES).first()
+    if active is not None:
+        return active, False
+    _require_enough_frames(project.pk)
+    learning = learning_settings(project=project)
+    try:
+        with transaction.atomic():
+            number = (TrainingRun.objects.filter(project=project).aggregate(top=Max("number"))["top"] or 0) + 1
+            run = TrainingRun.objects.create(
+                project=project, number=number, trigger=trigger, requested_by=user, parent=learning.current_run,
+                confirmed_boxes=_confirmed(project.pk).count(),
+                epochs_total=settings.LABELLER["TRAINING_EPOCHS"],
+            )
+            enqueue(TRAIN_DETECTOR, run.pk)
+    except IntegrityError:  # another request started one at the same moment
+        active = TrainingRun.objects.filter(project=project, state__in=ACTIVE_RUN_STATES).first()
+        if active is None:
+            raise
+        return active, False
+    return run, True
+
+
+def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
+    """A queued run never starts; a running one stops after its current epoch."""
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        if run.state == RunState.QUEUED:
+            run.state, run.finished_at, run.decision = RunState.CANCELLED, timezone.now(), "Cancelled before it started."
+            run.save(update_fields=["state", "finished_at", "decision", "updated_at"])
+        elif run.state == RunState.RUNNING:
+            run.cancel_requested = True
+            run.save(update_fields=["cancel_requested", "updated_at"])
+        else:
+            raise DomainError(f"Run {run.number} has already ended ({run.state}).", code="run_ended", http_status=409)
+    return run
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+class _Heartbeat:
+    """Moves the run's ``heartbeat_at`` from a thread while the worker trains (an epoch can
+    take minutes): if the process dies, the heartbeat stops and beat fails the run."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"run-{run_id}-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        try:
+            while not self.stopped.wait(HEARTBEAT_EVERY.total_seconds()):
+                TrainingRun.objects.filter(pk=self.run_id, state=RunState.RUNNING).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+
+def _claim(run_id: int) -> TrainingRun | None:
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.state != RunState.QUEUED:
+            return None  # done, cancelled, or another worker has it: a redelivery is a no-op
+        now = timezone.now()
+        run.state, run.started_at, run.heartbeat_at = RunState.RUNNING, now, now
+        run.save(update_fields=["state", "started_at", "heartbeat_at", "updated_at"])
+    return run
+
+
+def _finish(run_id: int, state: str, **fields) -> None:
+    TrainingRun.objects.filter(pk=run_id, state=RunState.RUNNING).update(
+        state=state, finished_at=timezone.now(), updated_at=timezone.now(), **fields
+    )
+
+
+def _artifact_name(run: TrainingRun) -> str:
+    return f"orgs/{run.project.organization_id}/projects/{run.project_id}/models/detector-{run.number}-{run.pk}.pt"
+
+
+def local_checkpoint(name: str) -> Path:
+    """A local file of the stored checkpoint ``name`` (torch loads from files): the file itself
+    on a file-system storage, else a copy in the data folder's cache."""
+    if isinstance(default_storage, FileSystemStorage):
+        return Path(default_storage.path(name))
+    cached = Path(settings.DATA_DIR) / "model-cache" / name
+    if not cached.exists():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with default_storage.open(name, "rb") as source, tempfile.NamedTemporaryFile(dir=cached.parent, delete=False) as copy:
+            copy.write(source.read())
+        Path(copy.name).replace(cached)
+    return cached
+
+
+def _scores_as_dict(scores, names: dict[int, str]) -> dict:
+    return {
+        "map50": None if not np.isfinite(scores.map50) else round(float(scores.map50), 4),
+        "per_label": {
+            names.get(label_id, str(label_id)): (None if ap is None or not np.isfinite(ap) else round(float(ap), 4))
+            for label_id, ap in sorted(scores.per_label.items())
+        },
+    }
+
+
+def training_run_execute(*, run_id: int) -> TrainingRun | None:
+    """Train, evaluate and maybe promote run ``run_id`` (the task's body). Idempotent: only a
+    queued run is trained; anything else (done, cancelled, taken) is left alone."""
+    run = _claim(run_id)
+    if run is None:
+        return None
+    try:
+        with _Heartbeat(run.pk):
+            _train_and_judge(run)
+    except RunCancelled:
+        _finish(run.pk, RunState.CANCELLED, decision="Cancelled by an admin; the current model stays.")
+    except Exception as error:  # noqa: BLE001 - whatever broke, the run must end, readably
+        logger.exception("training run %s failed", run.pk)
+        _finish(run.pk, RunState.FAILED, error=f"{type(error).__name__}: {error}"[:2000])
+    return TrainingRun.objects.get(pk=run.pk)
+
+
+def _train_and_judge(run: TrainingRun) -> None:
+    from proposals.training.evaluation import ModelScore, promotion_decision, validation_key
+
+    project_id = run.project_id
+    train_ids, val_ids = _require_enough_frames(project_id)
+    train_frames = _training_frames(project_id, train_ids)
+    val_frames = _training_frames(project_id, val_ids)
+    label_ids = sorted({int(label) for frame in train_frames + val_frames for label in frame.label_ids})
+    parent = run.parent if run.parent is not None and run.parent.artifact else None
+    parent_path = str(local_checkpoint(parent.artifact)) if parent is not None else None
+    if parent is not None:
+        label_ids = sorted(set(label_ids) | {int(label) for label in parent.label_ids})
+    TrainingRun.objects.filter(pk=run.pk).update(train_frame_ids=train_ids, val_frame_ids=val_ids, label_ids=label_ids)
+
+    def after_epoch(stats) -> None:
+        entry = {"epoch": stats.epoch + 1, "seconds": round(stats.seconds, 2), **{k: round(v, 5) for k, v in stats.losses.items()}}
+        current = TrainingRun.objects.get(pk=run.pk)
+        TrainingRun.objects.filter(pk=run.pk).update(
+            loss_curve=[*current.loss_curve, entry], epochs_done=stats.epoch + 1, heartbeat_at=timezone.now()
+        )
+        if current.cancel_requested:
+            raise RunCancelled
+
+    result, options = ml.train_detector(
+        train_frames, label_ids=label_ids, parent_path=parent_path,
+        epochs=run.epochs_total or settings.LABELLER["TRAINING_EPOCHS"], seed=SEED, log=after_epoch,
+    )
+    names = dict(Label.objects.filter(pk__in=label_ids).values_list("pk", "name"))
+    candidate = ml.evaluate_detector(result.detector, val_frames)
+    key = validation_key(val_ids)
+    learning = learning_settings(project=run.project)
+    current_run = learning.current_run if learning.current_run is not None and learning.current_run.artifact else None
+    current_scores = None
+    if current_run is not None:
+        current_scores = ml.evaluate_detector_file(local_checkpoint(current_run.artifact), val_frames)
+    decision = promotion_decision(
+        ModelScore(candidate.map50, key), ModelScore(current_scores.map50, key) if current_scores is not None else None
+    )
+    metrics = {
+        **_scores_as_dict(candidate, names),
+        "validation_key": key,
+        "train_frames": len(train_ids),
+        "val_frames": len(val_ids),
+        "seconds_per_epoch": round(result.seconds_per_epoch, 2),
+        "weights": result.detector.weights_description,
+        "current": None if current_scores is None else {"run": current_run.number, **_scores_as_dict(current_scores, names)},
+    }
+    name = _artifact_name(run)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "detector.pt"
+        ml.save_detector(result.detector, path, run_id=run.pk, project_id=project_id)
+        with path.open("rb") as handle:
+            name = default_storage.save(name, File(handle))
+    hyperparameters = {
+        "backbone": str(result.detector.config.backbone), "max_side": result.detector.config.max_side,
+        "epochs": options.epochs, "batch_size": options.batch_size, "learning_rate": options.learning_rate,
+        "schedule": "one-cycle", "repeat_threshold": options.repeat_threshold, "seed": options.seed,
+        "fine_tuned_from": parent.number if parent is not None else None, "frozen": result.frozen,
+    }
+    with transaction.atomic():
+        _finish(run.pk, RunState.SUCCEEDED, metrics=metrics, artifact=name, decision=decision.reason,
+                hyperparameters=hyperparameters)
+        if decision.promote:
+            _promote(TrainingRun.objects.get(pk=run.pk))
+
+
+# --- promotion and rollback -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Change:
+    label: str
+    before: float
+    after: float
+
+
+def promotion_notice(run: TrainingRun, previous: TrainingRun | None) -> str:
+    """What annotators are told: what improved against the model it replaces."""
+    after = run.metrics.get("per_label", {})
+    before = (run.metrics.get("current") or {}).get("per_label", {}) if previous is not None else {}
+    if previous is not None and run.metrics.get("current", {}) and run.metrics["current"].get("run") != previous.number:
+        before = {}  # promoted by hand over another version: no like-for-like figures
+    changes = [
+        _Change(label.rsplit(".", 1)[-1], before.get(label) or 0.0, ap)
+        for label, ap in after.items()
+        if ap is not None and (label not in before or before.get(label) is None or ap > before[label] + 0.005)
+    ]
+    changes.sort(key=lambda c: c.after - c.before, reverse=True)
+    shown = ", ".join(
+        f"{c.label} AP {c.before:.2f} → {c.after:.2f}" if before else f"{c.label} AP {c.after:.2f}" for c in changes[:3]
+    )
+    if previous is None:
+        return f"The model learned from {run.metrics.get('train_frames', 0)} complete frames: " + (shown or "first version in use")
+    return f"The model learned: {shown}" if shown else f"Model version {run.number} is in use."
+
+
+def _promote(run: TrainingRun) -> TrainingRun:
+    """Make ``run`` the project's model (caller holds a transaction): one row update, and the
+    learning clock ticks so proposals built by the old model are rebuilt when opened."""
+    learning = ProjectLearning.objects.select_for_update().get_or_create(project_id=run.project_id)[0]
+    previous = learning.current_run
+    now = timezone.now()
+    learning.current_run = run
+    learning.notice = promotion_notice(run, previous)[:500]
+    learning.notice_at = now
+    learning.save(update_fields=["current_run", "notice", "notice_at"])
+    TrainingRun.objects.filter(pk=run.pk).update(promoted_at=now)
+    learning_clock_tick(project_id=run.project_id)
+    return run
+
+
+def training_run_promote(*, run: TrainingRun) -> TrainingRun:
+    """An admin's choice: use this version (also an older one: a rollback)."""
+    if run.state != RunState.SUCCEEDED or not run.artifact:
+        raise DomainError(f"Run {run.number} has no trained model to use ({run.state}).", code="no_model", http_status=409)
+    with transaction.atomic():
+        _promote(run)
+    run.refresh_from_db()
+    return run
+
+
+def current_run_id(*, project_id: int) -> int | None:
+    return ProjectLearning.objects.filter(project_id=project_id).values_list("current_run_id", flat=True).first()
+
+
+def learned_notice(*, project_id: int) -> dict | None:
+    """The latest promotion as annotators are told it, or None before the first."""
+    row = (
+        ProjectLearning.objects.filter(project_id=project_id, notice_at__isnull=False)
+        .values("notice", "notice_at", "current_run__number")
+        .first()
+    )
+    if row is None:
+        return None
+    return {"notice": row["notice"], "at": row["notice_at"], "version": row["current_run__number"] or 0}
+
+
+def current_detector(*, project_id: int):
+    """The project's promoted detector, or None (no run promoted yet, or its file is gone)."""
+    artifact = (
+        ProjectLearning.objects.filter(project_id=project_id).values_list("current_run__artifact", flat=True).first()
+    )
+    if not artifact:
+        return None
+    try:
+        return ml.load_detector(local_checkpoint(artifact))
+    except (FileNotFoundError, OSError, ValueError, RuntimeError):
+        logger.exception("project %s: the current detector %s cannot be loaded; proposing without it", project_id, artifact)
+        return None
+
+
+# --- beat ---------------------------------------------------------------------------------------
+
+
+def training_runs_fail_stalled(*, now=None) -> list[int]:
+    """Fail running runs whose heartbeat stopped (their worker died), readably."""
+    now = now or timezone.now()
+    stalled = list(
+        TrainingRun.objects.filter(state=RunState.RUNNING, heartbeat_at__lt=now - STALLED_AFTER).values_list("pk", flat=True)
+    )
+    for run_id in stalled:
+        _finish(
+            run_id, RunState.FAILED,
+            error="The worker training this run stopped (no heartbeat for minutes); start a new run.",
+        )
+    return stalled
+
+
+def training_runs_resend_queued(*, now=None) -> list[int]:
+    """Queued runs whose message never reached a worker (the broker was down): send again;
+    a duplicate is harmless, only a queued run is ever trained."""
+    now = now or timezone.now()
+    queued = list(
+        TrainingRun.objects.filter(state=RunState.QUEUED, created_at__lt=now - QUEUED_RESEND_AFTER).values_list("pk", flat=True)
+    )
+    for run_id in queued:
+        enqueue(TRAIN_DETECTOR, run_id)
+    return queued
+
+
+def training_runs_start_due() -> list[int]:
+    """Start a periodic run for every project with enough new confirmed boxes since its last run
+    (``ProjectLearning.retrain_every_boxes``; 0 turns it off)."""
+    started = []
+    for project in Project.objects.filter(annotations__status=AnnotationStatus.CONFIRMED).distinct():
+        every = learning_settings(project=project).retrain_every_boxes
+        if not every:
+            continue
+        last = TrainingRun.objects.filter(project=project).order_by("-id").values_list("confirmed_boxes", flat=True).first()
+        if _confirmed(project.pk).count() - (last or 0) < every:
+            continue
+        try:
+            run, created = training_run_start(project=project, trigger=RunTrigger.PERIODIC)
+        except DomainError:
+            continue  # not enough complete frames yet
+        if created:
+            started.append(run.pk)
+    return started

@@ -1,0 +1,229 @@
+"""Retraining runs: a real (tiny) detector trained on complete frames, evaluated per label,
+promoted only when not worse, used by the proposals, and started, cancelled, promoted and
+rolled back by admins only."""
+
+import threading
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from django.core.files.storage import default_storage
+from django.db import connection
+from django.utils import timezone
+
+from labeller import ml
+from labeller.annotations.models import Annotation, AnnotationStatus
+from labeller.media.models import FrameStatus
+from labeller.training import runs
+from labeller.training.clock import learning_clock_read
+from labeller.training.models import ProjectLearning, ProposalOutcome, RunState, RunTrigger, TrainingRun
+from labeller.training.proposing import proposals_refresh
+from tests.conftest import api_path
+from tests.training_data import labelled_frames
+
+pytestmark = pytest.mark.django_db
+
+
+def start(tenant, role="admin"):
+    return tenant.client(role).post(api_path(tenant, f"projects/{tenant.project.pk}/training-runs/"))
+
+
+def trained(tenant) -> TrainingRun:
+    response = start(tenant)
+    assert response.status_code == 202, response.content
+    return runs.training_run_execute(run_id=response.json()["id"])
+
+
+def test_a_run_trains_on_complete_frames_evaluates_per_label_and_promotes_the_first_model(tenant):
+    labelled_frames(tenant.project, 16)
+    clock_before = learning_clock_read(project_id=tenant.project.pk)
+    run = trained(tenant)
+
+    assert run.state == RunState.SUCCEEDED, run.error
+    assert run.number == 1 and run.trigger == RunTrigger.MANUAL and run.requested_by == tenant.admin
+    assert [entry["epoch"] for entry in run.loss_curve] == [1, 2, 3] and run.epochs_done == 3
+    assert all(entry["total"] > 0 for entry in run.loss_curve)
+    assert run.val_frame_ids and run.train_frame_ids and not set(run.val_frame_ids) & set(run.train_frame_ids)
+    assert set(run.metrics["per_label"]) == {"food.dish.dessert", "food.dish.soup"}
+    assert 0.0 <= run.metrics["map50"] <= 1.0
+    assert run.metrics["current"] is None and run.decision == "no current model"
+    assert default_storage.exists(run.artifact)
+    learning = ProjectLearning.objects.get(project=tenant.project)
+    assert learning.current_run == run and run.promoted_at is not None
+    assert learning.notice.startswith("The model learned from")
+    # Proposals built by the old model are stale now.
+    assert learning_clock_read(project_id=tenant.project.pk) == clock_before + 1
+
+
+def test_the_split_is_stable_as_frames_arrive(tenant):
+    frames = labelled_frames(tenant.project, 12)
+    train, validation = runs.training_split(project_id=tenant.project.pk)
+    more = labelled_frames(tenant.project, 12, seed=1)
+    train_after, validation_after = runs.training_split(project_id=tenant.project.pk)
+    old = {frame.pk for frame in frames}
+    assert set(train) == old & set(train_after) and set(validation) == old & set(validation_after)
+    assert set(train_after) | set(validation_after) == old | {frame.pk for frame in more}
+
+
+def test_incomplete_frames_do_not_train_the_detector(tenant):
+    labelled_frames(tenant.project, 16)
+    incomplete = labelled_frames(tenant.project, 6, seed=3, complete=False)
+    run = trained(tenant)
+    used = set(run.train_frame_ids) | set(run.val_frame_ids)
+    assert used and not used & {frame.pk for frame in incomplete}
+
+
+def test_a_model_worse_than_the_current_one_stays_a_candidate_until_an_admin_promotes_it(tenant, monkeypatch):
+    labelled_frames(tenant.project, 16)
+    first = trained(tenant)
+    evaluate, evaluate_file = ml.evaluate_detector, ml.evaluate_detector_file
+
+    def current_scores(path, frames):
+        with monkeypatch.context() as patch:
+            patch.setattr(ml, "evaluate_detector", evaluate)
+            return evaluate_file(path, frames)
+
+    def candidate_scores_lower(detector, frames):
+        # The new model (in memory) scores a little below the current one on the same frames.
+        return replace(evaluate(detector, frames), map50=first.metrics["map50"] - 0.01)
+
+    monkeypatch.setattr(ml, "evaluate_detector_file", current_scores)
+    monkeypatch.setattr(ml, "evaluate_detector", candidate_scores_lower)
+    second = trained(tenant)
+
+    assert second.state == RunState.SUCCEEDED and second.parent == first
+    assert second.hyperparameters["fine_tuned_from"] == 1
+    assert "worse than the current" in second.decision and second.promoted_at is None
+    assert second.metrics["current"]["run"] == 1
+    assert ProjectLearning.objects.get(project=tenant.project).current_run == first
+
+    response = tenant.client("admin").post(api_path(tenant, f"training-runs/{second.pk}/promote"))
+    assert response.status_code == 200 and response.json()["is_current"]
+    assert ProjectLearning.objects.get(project=tenant.project).current_run == second
+    # ... and back: a rollback is promoting the older version.
+    response = tenant.client("admin").post(api_path(tenant, f"training-runs/{first.pk}/promote"))
+    assert response.status_code == 200
+    assert ProjectLearning.objects.get(project=tenant.project).current_run == first
+
+
+def test_the_promoted_detector_proposes_on_frames_still_to_label(tenant, settings):
+    settings.LABELLER = {**settings.LABELLER, "TRAINING_EPOCHS": 15}  # enough to find the shapes
+    labelled_frames(tenant.project, 16)
+    trained(tenant)
+    unlabelled = labelled_frames(tenant.project, 1, seed=9, complete=False)[0]
+    Annotation.objects.filter(frame=unlabelled).delete()
+    proposals_refresh(frame_id=unlabelled.pk, force=True)
+    assert ProposalOutcome.objects.filter(frame=unlabelled, source="detector").exists()
+
+
+def test_too_few_complete_frames_is_a_clear_400_and_starts_nothing(tenant):
+    labelled_frames(tenant.project, 3)
+    response = start(tenant)
+    assert response.status_code == 400
+    assert "complete frames" in response.json()["detail"]
+    assert not TrainingRun.objects.exists()
+
+
+def test_a_second_retrain_while_one_is_queued_returns_that_run(tenant):
+    labelled_frames(tenant.project, 12)
+    first = start(tenant)
+    second = start(tenant)
+    assert (first.status_code, second.status_code) == (202, 200)
+    assert first.json()["id"] == second.json()["id"]
+    assert TrainingRun.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_retrain_clicks_start_one_run(tenant):
+    labelled_frames(tenant.project, 12)
+    barrier = threading.Barrier(4)
+    answers = []
+
+    def click():
+        try:
+            barrier.wait()
+            answers.append(start(tenant).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=click) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers).count(202) == 1 and len(answers) == 4 and set(answers) <= {200, 202}
+    assert TrainingRun.objects.count() == 1
+
+
+def test_cancelling_a_queued_run_means_it_never_trains(tenant):
+    labelled_frames(tenant.project, 12)
+    run_id = start(tenant).json()["id"]
+    response = tenant.client("admin").post(api_path(tenant, f"training-runs/{run_id}/cancel"))
+    assert response.status_code == 200 and response.json()["state"] == "cancelled"
+    assert runs.training_run_execute(run_id=run_id) is None  # a late message does nothing
+    assert TrainingRun.objects.get(pk=run_id).loss_curve == []
+    again = tenant.client("admin").post(api_path(tenant, f"training-runs/{run_id}/cancel"))
+    assert again.status_code == 409
+
+
+def test_a_run_whose_worker_stopped_beating_is_failed_readably(tenant):
+    labelled_frames(tenant.project, 12)
+    run = TrainingRun.objects.get(pk=start(tenant).json()["id"])
+    stale = timezone.now() - runs.STALLED_AFTER - timedelta(seconds=1)
+    TrainingRun.objects.filter(pk=run.pk).update(state=RunState.RUNNING, started_at=stale, heartbeat_at=stale)
+    assert runs.training_runs_fail_stalled() == [run.pk]
+    run.refresh_from_db()
+    assert run.state == RunState.FAILED and "no heartbeat" in run.error and run.finished_at
+    # The project may train again.
+    assert start(tenant).status_code == 202
+
+
+def test_beat_retrains_a_project_once_enough_boxes_were_confirmed_since_its_last_run(tenant):
+    labelled_frames(tenant.project, 12)
+    confirmed = Annotation.objects.filter(project=tenant.project, status=AnnotationStatus.CONFIRMED).count()
+    runs.learning_settings_update(project=tenant.project, retrain_every_boxes=confirmed + 1)
+    assert runs.training_runs_start_due() == []
+    runs.learning_settings_update(project=tenant.project, retrain_every_boxes=confirmed)
+    started = runs.training_runs_start_due()
+    assert len(started) == 1 and TrainingRun.objects.get(pk=started[0]).trigger == RunTrigger.PERIODIC
+    assert runs.training_runs_start_due() == []  # one at a time
+    runs.training_run_execute(run_id=started[0])
+    assert runs.training_runs_start_due() == []  # nothing new confirmed since
+    runs.learning_settings_update(project=tenant.project, retrain_every_boxes=0)
+    labelled_frames(tenant.project, 30, seed=4)
+    assert runs.training_runs_start_due() == []  # off
+
+
+def test_the_learning_settings_are_the_admins_to_change(tenant):
+    path = api_path(tenant, f"projects/{tenant.project.pk}/learning")
+    response = tenant.client("admin").patch(path, {"retrain_every_boxes": 50, "queue_order": "sequential"}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["retrain_every_boxes"] == 50
+    assert tenant.client("admin").patch(path, {"retrain_every_boxes": -1}, format="json").status_code == 400
+    assert tenant.client("reviewer").patch(path, {"retrain_every_boxes": 1}, format="json").status_code == 403
+    assert ProjectLearning.objects.get(project=tenant.project).retrain_every_boxes == 50
+
+
+@pytest.mark.parametrize("role", ["annotator", "reviewer"])
+def test_only_admins_see_and_start_runs(tenant, role):
+    labelled_frames(tenant.project, 12)
+    assert start(tenant, role).status_code == 403
+    assert not TrainingRun.objects.exists()
+    assert tenant.client(role).get(api_path(tenant, f"projects/{tenant.project.pk}/training-runs/")).status_code == 403
+
+
+def test_annotators_hear_of_a_promotion_only_when_one_happened(tenant):
+    stats = api_path(tenant, f"projects/{tenant.project.pk}/stats/me")
+    assert tenant.client("annotator").get(stats).json()["learned"] is None
+    labelled_frames(tenant.project, 16)
+    trained(tenant)
+    learned = tenant.client("annotator").get(stats).json()["learned"]
+    assert learned["version"] == 1 and learned["notice"].startswith("The model learned")
+
+
+def test_frames_are_counted_complete_only_when_a_person_said_so(tenant):
+    frames = labelled_frames(tenant.project, 12)
+    frames[0].status = FrameStatus.IN_PROGRESS
+    frames[0].save(update_fields=["status"])
+    train, validation = runs.training_split(project_id=tenant.project.pk)
+    assert frames[0].pk not in train + validation
