@@ -34,5 +34,6 @@ urlpatterns = [
     ),
     path("o/<slug:org_slug>/p/<int:project_id>/", views.project, name="project"),
     path("o/<slug:org_slug>/p/<int:project_id>/label/", views.workspace, name="workspace"),
+    path("o/<slug:org_slug>/p/<int:project_id>/models/", views.models, name="models"),
     path("", views.home, name="home"),
 ]

@@ -18,6 +18,13 @@ def project(request, org_slug: str, project_id: int):
 
 
 @login_required
+@ensure_csrf_cookie  # Retrain, cancel and promote are API writes
+def models(request, org_slug: str, project_id: int):
+    """Admins: the project's model versions, their per-label scores, retraining. The API checks the role."""
+    return render(request, "frontend/models.html", {"org_slug": org_slug, "project_id": project_id})
+
+
+@login_required
 @ensure_csrf_cookie  # every save from the workspace is an API write that needs the token
 def workspace(request, org_slug: str, project_id: int):
     """The annotator's workspace. Access to the project is checked by the API calls the page makes."""

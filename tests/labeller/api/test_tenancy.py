@@ -10,7 +10,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from labeller.api.base import OrganizationAPIView
 from labeller.exports.models import DatasetExport, ExportState
 from labeller.media.models import Upload
-from labeller.training.models import EmbeddingReport
+from labeller.training.models import EmbeddingReport, RunState, TrainingRun
 from tests.conftest import client_for, make_tenant
 from tests.factories import AnnotationFactory, FrameFactory, LabelFactory, ShotFactory, VideoFactory
 
@@ -53,7 +53,7 @@ def tenant_state_digest() -> str:
     """A digest of every row of every app model: equal digests mean nothing changed."""
     rows = []
     for model in apps.get_models():
-        if model._meta.app_label in {"tenants", "projects", "media", "annotations", "exports", "authtoken"}:
+        if model._meta.app_label in {"tenants", "projects", "media", "annotations", "exports", "training", "authtoken"}:
             rows.append((model._meta.label, list(model.objects.order_by("pk").values_list())))
     return hashlib.sha256(json.dumps(rows, default=str).encode()).hexdigest()
 
@@ -68,7 +68,9 @@ def victim_objects(victim):
     upload = Upload.objects.create(project=victim.project, filename="clip.mp4", total_bytes=10)
     report = EmbeddingReport.objects.create(project=victim.project, crop_count=4, label_count=2, rows=[], grid="x.png")
     export = DatasetExport.objects.create(project=victim.project, state=ExportState.DONE, file="x.json")
+    run = TrainingRun.objects.create(project=victim.project, number=1, state=RunState.SUCCEEDED, artifact="x.pt")
     return {
+        "training_run": run.pk,
         "export": export.pk,
         "embedding_report": report.pk,
         "upload": upload.pk,

@@ -6,12 +6,13 @@ const POLL_MS = 30_000;
 const AFTER_SAVE_MS = 3_000; // soon after a burst of saves, not after each one
 
 export class StatsPanel {
-  #modelVersion = undefined;
   #timer = 0;
 
   constructor({ element, orgPath, projectId }) {
     this.element = element;
     this.path = `${orgPath}/projects/${projectId}/stats/me`;
+    // The latest promotion this browser has told the person about, per project.
+    this.seenKey = `labeller:learned-seen:${orgPath}:${projectId}`;
     this.fields = Object.fromEntries(
       [...element.querySelectorAll("[data-stat]")].map((node) => [node.dataset.stat, node]),
     );
@@ -58,10 +59,16 @@ export class StatsPanel {
       ? "The model is random-init: suggestions are weak until it is trained."
       : `Model: ${model.weights_description}`;
     this.modelLine.classList.toggle("warning", Boolean(model.is_random));
-    if (this.#modelVersion !== undefined && model.version !== this.#modelVersion) {
-      this.modelNotice.hidden = false;
-      this.modelNotice.textContent = `A retrained model has arrived (${model.weights_description}); new proposals come from it.`;
-    }
-    this.#modelVersion = model.version;
+    this.#announce(stats.learned);
+  }
+
+  /** "The model learned …": only when a retrained model was really promoted, once per promotion. */
+  #announce(learned) {
+    if (!learned) return;
+    const seen = localStorage.getItem(this.seenKey);
+    if (seen === learned.at) return;
+    localStorage.setItem(this.seenKey, learned.at);
+    this.modelNotice.hidden = false;
+    this.modelNotice.textContent = `${learned.notice}. Proposals on the frames still to label come from version ${learned.version}.`;
   }
 }

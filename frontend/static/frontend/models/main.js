@@ -1,0 +1,188 @@
+// The models page (admins): retrain, watch a run's progress and loss live, cancel it, compare
+// a version's AP per label with the version in use, and put any version into use (rollback).
+
+import { api, listAll } from "../api.js";
+import { h } from "../project/dom.js";
+import { barChart, lineChart } from "./charts.js";
+
+const POLL_MS = 1500;
+const $ = (selector) => document.querySelector(selector);
+const root = $("#models-page");
+const projectId = Number(root.dataset.projectId);
+const orgPath = `orgs/${root.dataset.org}`;
+const runsPath = `${orgPath}/projects/${projectId}/training-runs/`;
+const ACTIVE = new Set(["queued", "running"]);
+const LOSS_SERIES = [
+  ["total", "total"],
+  ["classification", "classification"],
+  ["bbox_regression", "box regression"],
+  ["bbox_ctrness", "centre-ness"],
+];
+
+const notice = $("#page-notice");
+function notify(message, { error = false } = {}) {
+  notice.textContent = message;
+  notice.classList.toggle("error", error);
+  notice.hidden = !message;
+}
+
+let runs = [];
+let selectedId = null; // the version a person clicked; otherwise the newest trained one is shown
+let timer = 0;
+
+const percent = (value) => (value === null || value === undefined ? "—" : value.toFixed(2));
+
+function lossChart(run, label) {
+  const curve = run.loss_curve || [];
+  const series = LOSS_SERIES.filter(([key]) => curve.some((entry) => key in entry)).map(([key, name]) => ({
+    name,
+    points: curve.map((entry) => [entry.epoch, entry[key]]),
+  }));
+  return lineChart(series, { label, xLabel: "epoch", xMax: Math.max(run.epochs_total || 1, curve.length) });
+}
+
+function showActive(run) {
+  const section = $("#active-run");
+  section.hidden = !run;
+  $("#retrain").disabled = Boolean(run);
+  if (!run) return;
+  $("#run-status").textContent =
+    run.state === "queued"
+      ? `Version ${run.number} is waiting for the training worker…`
+      : `Training version ${run.number}: epoch ${run.epochs_done} of ${run.epochs_total}` + (run.cancel_requested ? " (stopping after this epoch)" : "");
+  $("#run-progress").value = run.epochs_total ? run.epochs_done / run.epochs_total : 0;
+  $("#run-loss").replaceChildren(lossChart(run, `Loss of version ${run.number} by epoch`));
+  $("#cancel-run").disabled = run.cancel_requested;
+  $("#cancel-run").onclick = async () => {
+    try {
+      showActive(await api(`${orgPath}/training-runs/${run.id}/cancel`, { method: "POST" }));
+    } catch (error) {
+      notify(`The run could not be cancelled: ${error.message}`, { error: true });
+    }
+  };
+}
+
+function showComparison(run) {
+  const section = $("#compare");
+  section.hidden = !run;
+  if (!run) return;
+  const current = runs.find((other) => other.is_current);
+  // The run's own evaluation holds the then-current model's scores on the same frames.
+  const beside = run.metrics.current || null;
+  const labels = Object.keys(run.metrics.per_label || {});
+  const series = [{ name: `version ${run.number}`, values: labels.map((label) => run.metrics.per_label[label]) }];
+  if (beside) series.push({ name: `version ${beside.run}, same frames`, values: labels.map((label) => (beside.per_label || {})[label] ?? null) });
+  $("#compare-caption").textContent =
+    `Version ${run.number}: mAP@0.5 ${percent(run.metrics.map50)} on ${run.metrics.val_frames} validation frames` +
+    (beside ? `, against ${percent(beside.map50)} for version ${beside.run} on the same frames.` : ".") +
+    (current && current.id !== run.id ? ` Version ${current.number} is in use.` : "");
+  $("#compare-chart").replaceChildren(barChart(labels, series, { label: `AP at IoU 0.5 per label, version ${run.number}` }));
+  $("#compare-loss").replaceChildren(lossChart(run, `Loss of version ${run.number} by epoch`));
+}
+
+function versionRow(run) {
+  const actions = [];
+  if (run.state === "succeeded" && !run.is_current) {
+    actions.push(
+      h("button", {
+        type: "button",
+        textContent: "Use this version",
+        onclick: async (event) => {
+          event.stopPropagation();
+          try {
+            await api(`${orgPath}/training-runs/${run.id}/promote`, { method: "POST" });
+            notify(`Version ${run.number} is in use: proposals on frames still to label come from it.`);
+            await refresh();
+          } catch (error) {
+            notify(`Version ${run.number} could not be put into use: ${error.message}`, { error: true });
+          }
+        },
+      }),
+    );
+  }
+  const state = run.is_current ? "in use" : run.state;
+  const row = h(
+    "tr",
+    { className: run.id === (selectedId ?? runs.find((r) => r.state === "succeeded")?.id) ? "selected" : "", "data-run": run.number },
+    h("td", {}, `v${run.number}`),
+    h("td", { className: `state ${run.is_current ? "current" : run.state}` }, state),
+    h("td", {}, run.trigger === "periodic" ? "schedule" : run.requested_by || "—"),
+    h("td", {}, run.train_frames || run.val_frames ? `${run.train_frames} / ${run.val_frames}` : "—"),
+    h("td", {}, percent(run.metrics?.map50)),
+    h("td", { className: "decision" }, run.error || run.decision || ""),
+    h("td", {}, ...actions),
+  );
+  if (run.state === "succeeded") {
+    row.tabIndex = 0;
+    row.onclick = () => select(run.id);
+    row.onkeydown = (event) => event.key === "Enter" && select(run.id);
+  }
+  return row;
+}
+
+function select(runId) {
+  selectedId = runId;
+  render();
+}
+
+function render() {
+  const active = runs.find((run) => ACTIVE.has(run.state)) || null;
+  showActive(active);
+  const succeeded = runs.filter((run) => run.state === "succeeded");
+  const selected = succeeded.find((run) => run.id === selectedId) || succeeded[0] || null;
+  showComparison(selected);
+  $("#version-rows").replaceChildren(
+    ...(runs.length ? runs.map(versionRow) : [h("tr", {}, h("td", { colSpan: 7, className: "hint" }, "No version yet: press Retrain once some frames are complete."))]),
+  );
+}
+
+async function refresh() {
+  clearTimeout(timer);
+  runs = (await listAll(runsPath)).sort((a, b) => b.number - a.number); // newest first
+  render();
+  if (runs.some((run) => ACTIVE.has(run.state))) timer = setTimeout(() => refresh().catch(() => {}), POLL_MS);
+}
+
+async function loadSettings() {
+  const form = $("#learning-settings");
+  const settings = await api(`${orgPath}/projects/${projectId}/learning`);
+  form.retrain_every_boxes.value = settings.retrain_every_boxes;
+  form.queue_order.value = settings.queue_order;
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    const result = form.querySelector(".form-result");
+    try {
+      await api(`${orgPath}/projects/${projectId}/learning`, {
+        method: "PATCH",
+        body: { retrain_every_boxes: Number(form.retrain_every_boxes.value), queue_order: form.queue_order.value },
+      });
+      result.textContent = "Saved.";
+    } catch (error) {
+      result.textContent = `Not saved: ${error.message}`;
+    }
+  };
+}
+
+$("#retrain").onclick = async () => {
+  try {
+    const run = await api(runsPath, { method: "POST" });
+    notify(`Version ${run.number} is ${run.state === "queued" ? "queued" : "already training"}.`);
+    await refresh();
+  } catch (error) {
+    notify(`Training could not start: ${error.message}`, { error: true });
+  }
+};
+
+try {
+  const project = await api(`${orgPath}/projects/${projectId}`);
+  $("#project-link").textContent = project.name;
+  document.title = `Models · ${project.name} · Labeller`;
+  await Promise.all([refresh(), loadSettings()]);
+  $("#retrain").hidden = false;
+} catch (error) {
+  notify(
+    error.status === 403 ? "Only the organisation's admins manage models." : `The models could not be loaded: ${error.message}`,
+    { error: true },
+  );
+}
+root.dataset.ready = "true";
