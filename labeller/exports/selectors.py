@@ -55,7 +55,8 @@ def selection_of(export: DatasetExport) -> Selection:
 def labels_in_subtrees(*, project_id: int, label_ids: Iterable[int]) -> list[Label]:
     """The project's labels, sorted by name; with ``label_ids``, only those and their descendants."""
     labels = list(Label.objects.filter(project_id=project_id).order_by("name"))
-    chosen = {label.name for label in labels if label.pk in set(label_ids)}
+    wanted = set(label_ids)
+    chosen = {label.name for label in labels if label.pk in wanted}
     if not chosen:
         return labels
     return [label for label in labels if any(label.name == name or label.name.startswith(name + ".") for name in chosen)]

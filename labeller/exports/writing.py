@@ -255,18 +255,15 @@ class YoloFiles(ExportFiles):
     """YOLO (Ultralytics): ``images/[split/]<file_name>`` beside ``labels/[split/]<name>.txt``,
     ``classes.txt`` (line N names class N) and ``data.yaml``."""
 
+    def __init__(self, workdir: Path, **options):
+        super().__init__(workdir, **options)
+        position = {name: number for number, name in enumerate(self.ordered_names)}
+        self.class_index = {label_id: position[name] for label_id, name in self.label_names.items()}
+
     def write_frame(self, frame: ExportFrame, boxes: list[tuple], split: str | None) -> None:
-        class_index = self.class_index
         folder = f"labels/{split}/" if split else "labels/"
         stem = str(Path(frame.file_name).with_suffix(""))
-        self.add_text(f"{folder}{stem}.txt", formats.yolo_label_text(frame, boxes, class_index))
-
-    @property
-    def class_index(self) -> dict[int, int]:
-        if not hasattr(self, "_class_index"):
-            position = {name: number for number, name in enumerate(self.ordered_names)}
-            self._class_index = {label_id: position[name] for label_id, name in self.label_names.items()}
-        return self._class_index
+        self.add_text(f"{folder}{stem}.txt", formats.yolo_label_text(frame, boxes, self.class_index))
 
     def image_path(self, frame: ExportFrame, split: str | None) -> str:
         return f"images/{split}/{frame.file_name}" if split else f"images/{frame.file_name}"

@@ -20,7 +20,7 @@ export class ExportPanel {
     const share = form.querySelector("#export-val-share");
     split.addEventListener("change", () => (share.disabled = !split.checked));
     const shots = form.querySelector("#export-shots-picker");
-    shots.addEventListener("toggle", () => shots.open && this.loadShots(), { once: false });
+    shots.addEventListener("toggle", () => shots.open && this.loadShots());
   }
 
   async load() {
