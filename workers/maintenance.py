@@ -82,4 +82,5 @@ def check_exports() -> int:
     failed = exports_fail_stalled(silent_for=timedelta(seconds=EXPORT_SILENT_S))
     if failed:
         logger.warning("failed %d exports whose worker went silent: %s", len(failed), failed)
-    return _resend("workers.exports.run_export", exports_overdue(waited=timedelta(seconds=EXPORT_QUEUED_OVERDUE_S)), "exports")
+    overdue = exports_overdue(waited=timedelta(seconds=EXPORT_QUEUED_OVERDUE_S))
+    return _resend("workers.exports.run_export", overdue, "exports")

@@ -21,7 +21,8 @@ class ExportListApi(OrganizationAPIView):
     @extend_schema(responses=DatasetExportSerializer(many=True))
     def get(self, request, org, project_id):
         project = project_get(organization=self.organization, project_id=project_id)
-        return self.paginated(selectors.export_list(organization=self.organization, project=project), DatasetExportSerializer)
+        exports = selectors.export_list(organization=self.organization, project=project)
+        return self.paginated(exports, DatasetExportSerializer)
 
     @extend_schema(request=ExportRequestSerializer, responses={202: DatasetExportSerializer})
     def post(self, request, org, project_id):

@@ -46,7 +46,9 @@ def selection_of(export: DatasetExport) -> Selection:
         project_id=export.project_id,
         video_ids=tuple(export.video_ids),
         shot_ids=tuple(export.shot_ids),
-        label_ids=tuple(label.pk for label in labels_in_subtrees(project_id=export.project_id, label_ids=export.label_ids)),
+        label_ids=tuple(
+            label.pk for label in labels_in_subtrees(project_id=export.project_id, label_ids=export.label_ids)
+        ),
         complete_frames_only=export.complete_frames_only,
         confirmed_only=export.confirmed_only,
     )
@@ -59,7 +61,9 @@ def labels_in_subtrees(*, project_id: int, label_ids: Iterable[int]) -> list[Lab
     chosen = {label.name for label in labels if label.pk in wanted}
     if not chosen:
         return labels
-    return [label for label in labels if any(label.name == name or label.name.startswith(name + ".") for name in chosen)]
+    return [
+        label for label in labels if any(label.name == name or label.name.startswith(name + ".") for name in chosen)
+    ]
 
 
 # Frame row: (id, video_id, shot_id, index, original_name, width, height, status, image name)

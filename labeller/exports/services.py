@@ -163,7 +163,8 @@ class _LocalFile(File):
 def _store(export: DatasetExport, written: WrittenExport) -> str:
     prefix = project_storage_prefix(organization_id=export.project.organization_id, project_id=export.project_id)
     with written.path.open("rb") as handle:
-        return default_storage.save(f"{prefix}exports/{export.pk}/export-{export.pk}{written.suffix}", _LocalFile(handle))
+        name = f"{prefix}exports/{export.pk}/export-{export.pk}{written.suffix}"
+        return default_storage.save(name, _LocalFile(handle))
 
 
 def _finish_failed(export_id: int, message: str) -> None:

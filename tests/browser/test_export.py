@@ -64,7 +64,9 @@ def project_path(project) -> str:
     return f"/o/{project.organization.slug}/p/{project.pk}/"
 
 
-def test_an_admin_exports_coco_and_the_download_loads_in_pycocotools(strict_page, labelled_project, worker, tmp_path, shots):
+def test_an_admin_exports_coco_and_the_download_loads_in_pycocotools(
+    strict_page, labelled_project, worker, tmp_path, shots
+):
     page = strict_page
     log_in(page, "boss", project_path(labelled_project), ready=READY)
     section = page.get_by_role("region", name="Export")

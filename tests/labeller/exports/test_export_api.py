@@ -42,7 +42,8 @@ def test_a_finished_export_is_downloaded_as_an_attachment(labelled):
     export_id = start(admin, labelled).json()["id"]
     export_run(export_id=export_id)
     detail = admin.get(api_path(labelled, f"exports/{export_id}")).json()
-    assert (detail["state"], detail["progress"], detail["image_count"], detail["annotation_count"]) == ("done", 100, 1, 1)
+    counts = (detail["state"], detail["progress"], detail["image_count"], detail["annotation_count"])
+    assert counts == ("done", 100, 1, 1)
     assert detail["download_url"] == f"/api/v1/orgs/acme/exports/{export_id}/file"
 
     response = admin.get(detail["download_url"])

@@ -39,7 +39,9 @@ def scene(tenant):
         "a2": FrameFactory(project=project, video=video_a, shot=shot_a2, index=40),
         "b": FrameFactory(project=project, video=video_b, shot=shot_b, index=7, status=FrameStatus.COMPLETE),
         "still": FrameFactory(project=project, original_name="kitchen/table.jpg", index=0),
-        "empty complete": FrameFactory(project=project, video=video_b, shot=shot_b, index=9, status=FrameStatus.COMPLETE),
+        "empty complete": FrameFactory(
+            project=project, video=video_b, shot=shot_b, index=9, status=FrameStatus.COMPLETE
+        ),
         "empty open": FrameFactory(project=project, video=video_b, shot=shot_b, index=10),
     }
 
@@ -152,8 +154,13 @@ def test_a_selection_exports_only_what_it_names(scene, case):
         "shot": ({"shot_ids": [shot_a1.pk]}, {"dessert a1", "drink a1"}),
         "label subtree": ({"label_ids": [scene.labels["food.dish"].pk]}, {"dessert a1", "dessert b"}),
         "complete frames": ({"complete_frames_only": True}, {"dessert a1", "drink a1", "dessert b"}),
-        "proposals too": ({"confirmed_only": False}, {"dessert a1", "drink a1", "vehicle a2", "dessert b", "still", "proposed a2"}),
-        "video or shot": ({"video_ids": [video_b.pk], "shot_ids": [shot_a1.pk]}, {"dessert a1", "drink a1", "dessert b"}),
+        "proposals too": (
+            {"confirmed_only": False},
+            {"dessert a1", "drink a1", "vehicle a2", "dessert b", "still", "proposed a2"},
+        ),
+        "video or shot": (
+            {"video_ids": [video_b.pk], "shot_ids": [shot_a1.pk]}, {"dessert a1", "drink a1", "dessert b"}
+        ),
     }[case]
     export = run(scene.project, **options)
     assert exported_box_ids(export) == {b[name].pk for name in expected}
@@ -220,7 +227,9 @@ def test_export_import_export_gives_the_same_content(scene, tmp_path):
     import_zip(second, third_project, tmp_path)
     third = run(third_project, include_images=True)
 
-    contents = [json.loads(zip_of(export).read("annotations/instances_default.json")) for export in (first, second, third)]
+    contents = [
+        json.loads(zip_of(export).read("annotations/instances_default.json")) for export in (first, second, third)
+    ]
     # Imported images become still images: where a video frame came from is not carried over.
     assert canonical(contents[0], provenance=False) == canonical(contents[1], provenance=False)
     assert all(image["video_id"] is None for image in contents[1]["images"])
@@ -260,7 +269,9 @@ def test_running_an_export_twice_or_a_missing_one_does_nothing(scene):
 def test_beat_fails_an_export_whose_worker_went_silent(scene):
     export = export_start(project=scene.project, actor=None, request=ExportRequest())
     long_ago = timezone.now() - timedelta(minutes=10)
-    DatasetExport.objects.filter(pk=export.pk).update(state=ExportState.RUNNING, started_at=long_ago, heartbeat_at=long_ago)
+    DatasetExport.objects.filter(pk=export.pk).update(
+        state=ExportState.RUNNING, started_at=long_ago, heartbeat_at=long_ago
+    )
     alive = export_start(project=scene.project, actor=None, request=ExportRequest())
     DatasetExport.objects.filter(pk=alive.pk).update(state=ExportState.RUNNING, heartbeat_at=timezone.now())
 
