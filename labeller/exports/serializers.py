@@ -17,8 +17,8 @@ class ExportRequestSerializer(serializers.Serializer):
         max_value=1.0,
         allow_null=True,
         default=None,
-        help_text="Split into train and validation as the learning loop does, with this share in validation; "
-        "null for no split.",
+        help_text="Split into train and validation as the learning loop does, with this share in validation "
+        "(0.2 is the share training runs use); null for no split.",
     )
 
 

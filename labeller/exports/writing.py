@@ -31,6 +31,7 @@ from labeller.exports.selectors import (
     selected_frames,
     selection_of,
 )
+from labeller.training.runs import split_salt
 
 JSON = "application/json"
 ZIP = "application/zip"
@@ -51,13 +52,9 @@ class WrittenExport:
 
 
 def export_split_salt(project_id: int) -> str:
-    """The salt of the learning loop's split for a project.
-
-    No salt is stored per project yet: ``split_of``'s contract names the project's id as the
-    fixed salt, so that is what the export uses (and records on the export row). A project
-    that later stores its own salt should be read here.
-    """
-    return str(project_id)
+    """The salt of the project's split, the one its training runs use (recorded on the export
+    row), so that with the same share a frame lands on the same side as in training."""
+    return split_salt(project_id)
 
 
 def export_file_write(

@@ -21,7 +21,8 @@ from labeller.exports import services
 from labeller.exports.models import DatasetExport, ExportFormat, ExportState
 from labeller.exports.services import ExportRequest, export_run, export_start
 from labeller.media.models import FrameStatus
-from labeller.ml import frame_split
+from labeller.training.runs import VALIDATION_SHARE, split_salt
+from labeller.training.runs import frame_split as training_split
 from tests.factories import AnnotationFactory, FrameFactory, ProjectFactory, ShotFactory, VideoFactory
 
 
@@ -178,14 +179,15 @@ def test_ids_of_another_project_are_refused_by_field(scene, other_tenant):
 
 
 def test_the_split_is_the_learning_loops(scene):
-    export = run(scene.project, val_share=0.5)
-    assert export.split_salt == str(scene.project.pk)
+    export = run(scene.project, val_share=VALIDATION_SHARE)
+    assert export.split_salt == split_salt(scene.project.pk)
     archive = zip_of(export)
     assert sorted(archive.namelist()) == ["annotations/instances_train.json", "annotations/instances_val.json"]
     parts = {part: json.loads(archive.read(f"annotations/instances_{part}.json")) for part in ("train", "val")}
     for part, coco in parts.items():
         expected = "validation" if part == "val" else "train"
-        assert all(frame_split(i["id"], salt=str(scene.project.pk), val_share=0.5) == expected for i in coco["images"])
+        # The very function training runs use to split the project's frames.
+        assert all(training_split(project_id=scene.project.pk, frame_id=i["id"]) == expected for i in coco["images"])
         image_ids = {i["id"] for i in coco["images"]}
         assert all(a["image_id"] in image_ids for a in coco["annotations"])
         assert coco["categories"] == parts["train"]["categories"]
@@ -249,6 +251,15 @@ def test_yolo_and_voc_exports_import_back_with_the_same_boxes(scene, tmp_path, d
     )
     imported = sorted((round(b.x1, 3), round(b.y1, 3), round(b.x2, 3), round(b.y2, 3)) for b in again.annotations.all())
     assert imported == pytest.approx(original, abs=1e-3)
+
+
+def test_a_larger_validation_share_moves_frames_from_train_to_validation_only(scene):
+    def validation_ids(share):
+        archive = zip_of(run(scene.project, val_share=share))
+        return {image["id"] for image in json.loads(archive.read("annotations/instances_val.json"))["images"]}
+
+    assert validation_ids(0.2) <= validation_ids(0.6) <= validation_ids(1.0)
+    assert validation_ids(1.0) == {frame.pk for frame in scene.frames.values()}
 
 
 def test_yolo_split_layout(scene):
