@@ -35,5 +35,7 @@ urlpatterns = [
     path("o/<slug:org_slug>/p/<int:project_id>/", views.project, name="project"),
     path("o/<slug:org_slug>/p/<int:project_id>/label/", views.workspace, name="workspace"),
     path("o/<slug:org_slug>/p/<int:project_id>/models/", views.models, name="models"),
+    path("o/<slug:org_slug>/members/", views.members, name="members"),
+    path("invite/<str:token>/", views.invitation, name="invitation"),
     path("", views.home, name="home"),
 ]

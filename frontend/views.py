@@ -36,3 +36,17 @@ def workspace(request, org_slug: str, project_id: int):
 def account(request):
     """The caller's script token: shown, issued and revoked by the page through the API."""
     return render(request, "frontend/account.html", {"token_lifetime_days": settings.API_TOKEN_LIFETIME.days})
+
+
+@login_required
+@ensure_csrf_cookie  # invitations, new accounts and role changes are API writes
+def members(request, org_slug: str):
+    """Admins: the organisation's members, invitations and activity. The API checks the role."""
+    days = settings.INVITATION_LIFETIME.days
+    return render(request, "frontend/members.html", {"org_slug": org_slug, "invitation_days": days})
+
+
+@ensure_csrf_cookie  # accepting, or creating an account through the link, is an API write
+def invitation(request, token: str):
+    """An invitation link: open to anyone holding it; the page asks the API what it offers."""
+    return render(request, "frontend/invitation.html", {"token": token})

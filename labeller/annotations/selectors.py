@@ -1,6 +1,9 @@
+from collections import Counter
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from labeller.annotations.models import Annotation, AnnotationAction, AnnotationEvent, AnnotationStatus, Label
@@ -63,3 +66,85 @@ def annotator_day(*, organization: Organization, project: Project, user) -> Anno
         proposals_accepted=events.filter(action=AnnotationAction.CONFIRMED, before__status=AnnotationStatus.PROPOSED).count(),
         proposals_rejected=events.filter(action=AnnotationAction.REJECTED).count(),
     )
+
+
+# --- activity and progress: what the admin's console charts ------------------------------
+
+
+def _accepted_proposals(events: QuerySet[AnnotationEvent]) -> QuerySet[AnnotationEvent]:
+    """Proposals a person kept: confirmed as they were, or fixed (which confirms them)."""
+    return events.filter(
+        action__in=[AnnotationAction.CONFIRMED, AnnotationAction.UPDATED],
+        before__status=AnnotationStatus.PROPOSED,
+        after__status=AnnotationStatus.CONFIRMED,
+    )
+
+
+def _rejected_proposals(events: QuerySet[AnnotationEvent]) -> QuerySet[AnnotationEvent]:
+    """Proposals rejected by hand, or left over when their frame was completed."""
+    return events.filter(action=AnnotationAction.REJECTED, before__status=AnnotationStatus.PROPOSED)
+
+
+def _days(since: date, until: date) -> list[date]:
+    return [since + timedelta(days=n) for n in range((until - since).days + 1)]
+
+
+@dataclass(frozen=True)
+class ActivityDay:
+    day: date
+    boxes: int
+    frames: int
+
+
+@dataclass(frozen=True)
+class MemberActivity:
+    user_id: int
+    days: list[ActivityDay]  # oldest first, one per day of the window, today last
+    proposals_accepted: int
+    proposals_rejected: int
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        decided = self.proposals_accepted + self.proposals_rejected
+        return self.proposals_accepted / decided if decided else None
+
+
+def member_activity(*, organization: Organization, user_ids: list[int], days: int = 14) -> dict[int, MemberActivity]:
+    """Per member, over the last ``days`` days (server time) in all the organisation's projects:
+    boxes drawn or accepted and frames completed per day, and proposals kept against rejected."""
+    from labeller.media.models import Frame
+
+    today = timezone.localdate()
+    since = today - timedelta(days=days - 1)
+    start = timezone.make_aware(datetime.combine(since, time.min))
+    events = scoped(AnnotationEvent, organization).filter(actor_id__in=user_ids, created_at__gte=start)
+    boxes = Counter(
+        {
+            (row["actor_id"], row["day"]): row["n"]
+            for row in events.filter(action__in=[AnnotationAction.CREATED, AnnotationAction.CONFIRMED])
+            .annotate(day=TruncDate("created_at"))
+            .values("actor_id", "day")
+            .annotate(n=Count("id"))
+        }
+    )
+    frames = Counter(
+        {
+            (row["completed_by_id"], row["day"]): row["n"]
+            for row in scoped(Frame, organization)
+            .filter(completed_by_id__in=user_ids, completed_at__gte=start)
+            .annotate(day=TruncDate("completed_at"))
+            .values("completed_by_id", "day")
+            .annotate(n=Count("id"))
+        }
+    )
+    accepted = Counter(dict(_accepted_proposals(events).values_list("actor_id").annotate(n=Count("id"))))
+    rejected = Counter(dict(_rejected_proposals(events).values_list("actor_id").annotate(n=Count("id"))))
+    return {
+        user_id: MemberActivity(
+            user_id=user_id,
+            days=[ActivityDay(day=d, boxes=boxes[user_id, d], frames=frames[user_id, d]) for d in _days(since, today)],
+            proposals_accepted=accepted[user_id],
+            proposals_rejected=rejected[user_id],
+        )
+        for user_id in user_ids
+    }

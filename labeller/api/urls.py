@@ -17,6 +17,9 @@ tenant_routes = [
     path("", tenant_apis.OrganizationDetailApi.as_view(), name="organization-detail"),
     path("members/", tenant_apis.MemberListApi.as_view(), name="member-list"),
     path("members/<int:pk>", tenant_apis.MemberDetailApi.as_view(), name="member-detail"),
+    path("members/activity", tenant_apis.MemberActivityApi.as_view(), name="member-activity"),
+    path("invitations/", tenant_apis.InvitationListApi.as_view(), name="invitation-list"),
+    path("invitations/<int:pk>", tenant_apis.InvitationDetailApi.as_view(), name="invitation-detail"),
     path("projects/", project_apis.ProjectListApi.as_view(), name="project-list"),
     path("projects/<int:pk>", project_apis.ProjectDetailApi.as_view(), name="project-detail"),
     path("projects/<int:project_id>/labels/", annotation_apis.LabelListApi.as_view(), name="label-list"),
@@ -68,5 +71,7 @@ tenant_routes = [
 urlpatterns = [
     path("me", tenant_apis.MeApi.as_view(), name="me"),
     path("token", tenant_apis.TokenApi.as_view(), name="token"),
+    path("invitations/<str:token>", tenant_apis.InvitationTokenApi.as_view(), name="invitation-token"),
+    path("invitations/<str:token>/accept", tenant_apis.InvitationAcceptApi.as_view(), name="invitation-accept"),
     path("orgs/<slug:org>/", include(tenant_routes)),
 ]

@@ -168,6 +168,8 @@ if _proxy_count:
 
 # Script tokens (Authorization: Token <key>) stop working this long after they were issued.
 API_TOKEN_LIFETIME = timedelta(days=env_int("LABELLER_API_TOKEN_LIFETIME_DAYS", 90))
+# Invitation links to join an organisation work once, within this time.
+INVITATION_LIFETIME = timedelta(days=env_int("LABELLER_INVITATION_LIFETIME_DAYS", 7))
 
 # Password reset mails go through this backend: SMTP when LABELLER_EMAIL_HOST is set,
 # else the console (the link appears in the server's log, enough for one machine).

@@ -3,8 +3,8 @@
 Every tenant model declares ``ORGANIZATION_PATH``, the lookup from the row to its
 organisation. ``scoped`` is the only way code reads tenant rows: a query that starts
 from it cannot see another organisation's data. ``membership_resolve`` is the only way
-a request becomes an organisation: a user who is not a member gets the same answer as
-for an organisation that does not exist.
+a request becomes an organisation: a user who is not a member (or a deactivated one) gets
+the same answer as for an organisation that does not exist.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def membership_resolve(user: AbstractBaseUser | AnonymousUser, organization_slug
         raise NotFoundInOrganization(organization_slug)
     membership = (
         Membership.objects.select_related("organization")
-        .filter(user=user, organization__slug=organization_slug)
+        .filter(user=user, organization__slug=organization_slug, is_active=True)
         .first()
     )
     if membership is None:

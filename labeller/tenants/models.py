@@ -33,6 +33,9 @@ class Membership(TimestampedModel):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+    # A deactivated member keeps their row (their boxes and history still name them) but
+    # reaches nothing of the organisation until an admin activates them again.
+    is_active = models.BooleanField(default=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "organization"], name="unique_membership")]
@@ -42,3 +45,31 @@ class Membership(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.organization} as {self.role}"
+
+
+class Invitation(TimestampedModel):
+    """An admin's invitation to join with ``role``; it becomes a membership only when accepted.
+
+    Only the SHA-256 of the token is stored: the link goes once to the admin and the mail,
+    and a leaked database row cannot be turned back into a working link.
+    """
+
+    ORGANIZATION_PATH = "organization"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.organization} as {self.role}"

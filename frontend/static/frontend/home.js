@@ -14,6 +14,12 @@ async function render() {
     const heading = document.createElement("h2");
     heading.textContent = `${org.name} (${org.role})`;
     section.append(heading);
+    if (org.role === "admin") {
+      const members = document.createElement("a");
+      members.href = `/o/${org.slug}/members/`;
+      members.textContent = `Members of ${org.name}`;
+      section.append(members);
+    }
     const projects = await api(`orgs/${org.slug}/projects/`);
     const list = document.createElement("ul");
     for (const project of projects.results) {

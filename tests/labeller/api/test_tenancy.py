@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,12 +12,14 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db.models import F, ForeignKey
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 
 from labeller.api.base import OrganizationAPIView
 from labeller.exports.models import DatasetExport, ExportState
 from labeller.media.models import Upload
 from labeller.media.storage import project_storage_prefix
 from labeller.media.uploads import upload_part_path
+from labeller.tenants.models import Invitation
 from labeller.training.models import EmbeddingReport, RunState, TrainingRun
 from tests.conftest import client_for, make_tenant
 from tests.factories import AnnotationFactory, FrameFactory, LabelFactory, ShotFactory, VideoFactory
@@ -129,12 +132,20 @@ def victim_objects(victim):
     label = LabelFactory(project=victim.project, name=f"food.secret-{victim.organization.slug}")
     annotation = AnnotationFactory(frame=frame, label=label, author=victim.annotator)
     membership = victim.organization.memberships.first()
+    invitation = Invitation.objects.create(
+        organization=victim.organization,
+        email="friend@example.com",
+        token_hash=f"hash-of-{victim.organization.slug}",
+        expires_at=timezone.now() + timedelta(days=1),
+    )
     upload = Upload.objects.create(project=victim.project, filename="clip.mp4", total_bytes=10)
     upload_part_path(upload).write_bytes(b"0123")
     grid = store_file(victim.project, "reports/grid.png")
     report = EmbeddingReport.objects.create(project=victim.project, crop_count=4, label_count=2, rows=[], grid=grid)
     export_file = store_file(victim.project, "exports/x.json")
-    export = DatasetExport.objects.create(project=victim.project, state=ExportState.DONE, file=export_file)
+    export = DatasetExport.objects.create(
+        project=victim.project, state=ExportState.DONE, file=export_file, content_type="application/json"
+    )
     artifact = store_file(victim.project, "models/x.pt")
     run = TrainingRun.objects.create(project=victim.project, number=1, state=RunState.SUCCEEDED, artifact=artifact)
     return {
@@ -149,6 +160,7 @@ def victim_objects(victim):
         "frame": frame.pk,
         "annotation": annotation.pk,
         "member": membership.pk,
+        "invitation": invitation.pk,
     }
 
 
