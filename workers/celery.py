@@ -29,6 +29,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_routes = {
     "workers.proposals.propose_video": {"queue": BULK},
     "workers.proposals.propose_stills": {"queue": BULK},
+    "workers.proposals.repropose_stale": {"queue": BULK},
     "workers.proposals.*": {"queue": INTERACTIVE},
     "workers.ingest.*": {"queue": BULK},
     "workers.training.train_detector_run": {"queue": TRAINING},

@@ -112,3 +112,26 @@ def propose_stills(project_id: int) -> None:
     stills = Frame.objects.filter(project_id=project_id, video__isnull=True)
     built = _propose_unbuilt(stills, resume=lambda: hooks.learning_after_stills(project_id=project_id))
     logger.info("propose_stills(project=%s): %d frames in %.1fs", project_id, built, time.monotonic() - started)
+
+
+# Frames re-proposed per task after a promotion; the rest go to the next task, so one slice
+# never holds the bulk worker for long.
+REPROPOSE_BATCH = 50
+
+
+@shared_task(name="workers.proposals.repropose_stale", acks_late=True)
+def repropose_stale(project_id: int, built_before: int) -> None:
+    """After a new model is promoted, on the bulk queue: rebuild the proposals of the frames
+    nobody holds that were built before the promotion, in queue order, a slice at a time.
+    Idempotent: a frame rebuilt since is skipped, so each is rebuilt once."""
+    started = time.monotonic()
+    built = 0
+    frame_ids = proposing.frames_to_repropose(project_id=project_id, built_before=built_before, limit=REPROPOSE_BATCH)
+    for frame_id in frame_ids:
+        if time.monotonic() - started > PROPOSE_SLICE_S:
+            break
+        proposing.proposals_refresh(frame_id=frame_id)
+        built += 1
+    if len(frame_ids) == REPROPOSE_BATCH or built < len(frame_ids):
+        hooks.repropose_soon(project_id=project_id, built_before=built_before)
+    logger.info("repropose_stale(project=%s): %d frames in %.1fs", project_id, built, time.monotonic() - started)

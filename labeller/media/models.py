@@ -92,7 +92,8 @@ class Frame(VersionedModel):
     height = models.PositiveIntegerField()
     is_keyframe = models.BooleanField(default=True)
     status = models.CharField(max_length=16, choices=FrameStatus.choices, default=FrameStatus.NEW)
-    # Higher first in the queue; the learning loop raises it for frames the model is unsure of.
+    # Higher first in the queue (after keyframes, see media.selectors.QUEUE_ORDER): the learning
+    # loop adds how unsure its models are about the frame, a skip takes some off.
     priority = models.FloatField(default=0.0)
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Count, F, FloatField, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from labeller.media.models import Frame, FrameStatus, Shot, Upload, UploadStatus, Video
@@ -10,9 +10,20 @@ from labeller.tenants.models import Organization
 
 # A frame handed to an annotator stays theirs this long, so two people don't label it twice.
 ASSIGNMENT_LEASE = timedelta(minutes=30)
-# Best first: priority (raised by the learning loop for uncertain frames, lowered by a
-# skip), then keyframes, then video order.
-QUEUE_ORDER = ("-priority", "-is_keyframe", "video_id", "index", "id")
+# Best first by rank = priority + 1 for a keyframe, then video order. Keyframes (they span each
+# shot's looks) come first; the learning loop adds to priority how unsure its models are about
+# the frame, in [0, 1), so uncertain frames come next; a skip takes SKIP_PENALTY off, which
+# sinks a frame below every frame not skipped, keyframes included.
+KEYFRAME_RANK = 1.0
+SKIP_PENALTY = 2.0
+QUEUE_ORDER = ("-queue_rank", "video_id", "index", "id")
+
+
+def in_queue_order(frames: QuerySet[Frame]) -> QuerySet[Frame]:
+    """``frames`` ordered as the queue hands them out (see QUEUE_ORDER)."""
+    rank = F("priority") + Case(When(is_keyframe=True, then=Value(KEYFRAME_RANK)), default=Value(0.0),
+                                output_field=FloatField())
+    return frames.annotate(queue_rank=rank).order_by(*QUEUE_ORDER)
 
 
 def _with_counts(queryset: QuerySet[Video]) -> QuerySet[Video]:
@@ -49,13 +60,13 @@ def frame_queue(*, organization: Organization, project: Project, user) -> QueryS
     person holds under a live lease are left out.
     """
     lease_start = timezone.now() - ASSIGNMENT_LEASE
-    return (
+    frames = (
         frame_list(organization=organization, project=project)
         .exclude(status=FrameStatus.COMPLETE)
         .filter(Q(assigned_to__isnull=True) | Q(assigned_to=user) | Q(assigned_at__lt=lease_start))
         .annotate(mine=Case(When(assigned_to=user, then=Value(1)), default=Value(0), output_field=IntegerField()))
-        .order_by("-mine", *QUEUE_ORDER)
     )
+    return in_queue_order(frames).order_by("-mine", *QUEUE_ORDER)
 
 
 def upload_list_open(*, organization: Organization, project: Project) -> QuerySet[Upload]:

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from labeller.core.errors import DomainError
 from labeller.media.models import Frame, FrameStatus, Video
-from labeller.media.selectors import ASSIGNMENT_LEASE, frame_queue
+from labeller.media.selectors import ASSIGNMENT_LEASE, SKIP_PENALTY, frame_queue
 from labeller.media.storage import project_storage_prefix, storage_delete_files, video_work_prefix
 from labeller.projects.models import Project
 from labeller.tenants.models import Membership, Organization
@@ -95,6 +95,6 @@ def frame_release(*, frame: Frame, user, skip: bool) -> Frame:
     if frame.status == FrameStatus.IN_PROGRESS:
         frame.status = FrameStatus.NEW
     if skip:
-        frame.priority -= 1
+        frame.priority -= SKIP_PENALTY
     frame.save(update_fields=["assigned_to", "assigned_at", "status", "priority", "updated_at"])
     return frame

@@ -15,6 +15,7 @@ SYNC_INDEX_THEN_REFRESH_NEXT = "workers.proposals.sync_index_then_refresh_next"
 REFRESH_FRAME_PROPOSALS = "workers.proposals.refresh_frame_proposals"
 PROPOSE_VIDEO = "workers.proposals.propose_video"
 PROPOSE_STILLS = "workers.proposals.propose_stills"
+REPROPOSE_STALE = "workers.proposals.repropose_stale"
 
 
 def learning_after_annotation_change(*, project_id: int) -> None:
@@ -54,3 +55,11 @@ def learning_after_stills(*, project_id: int) -> None:
 def refresh_frame_soon(*, frame_id: int) -> None:
     """Rebuild one frame's proposals on the interactive queue: a person is waiting for them."""
     enqueue(REFRESH_FRAME_PROPOSALS, frame_id)
+
+
+def repropose_soon(*, project_id: int, built_before: int) -> None:
+    """After a new model is promoted: rebuild, on the bulk queue, the proposals (and the
+    queue's uncertainties) of the frames nobody holds that were built before the learning
+    clock read ``built_before``, so people open frames the new model already proposed on.
+    Bounded: each frame is rebuilt once, however much people change meanwhile."""
+    enqueue(REPROPOSE_STALE, project_id, built_before)

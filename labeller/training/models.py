@@ -78,6 +78,9 @@ class FrameProposals(models.Model):
     built_at = models.DateTimeField(null=True, blank=True)
     # A refresh asked for and not yet done: the frame's holder waits for it.
     refresh_requested_at = models.DateTimeField(null=True, blank=True)
+    # How unsure the models were about the frame when they built its proposals, in [0, 1):
+    # the share it adds to Frame.priority, so the queue offers uncertain frames first.
+    uncertainty = models.FloatField(default=0.0)
 
 
 class ProposalOutcome(models.Model):

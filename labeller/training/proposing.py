@@ -13,6 +13,7 @@ import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from labeller import ml
@@ -21,10 +22,10 @@ from labeller.annotations.models import (Annotation, AnnotationAction, Annotatio
 from labeller.annotations.services import annotation_snapshot
 from labeller.media.files import read_frame_rgb
 from labeller.media.models import Frame, FrameStatus
-from labeller.media.selectors import QUEUE_ORDER
+from labeller.media.selectors import in_queue_order
 from labeller.training.clock import learning_clock_read
 from labeller.training.hooks import refresh_frame_soon
-from labeller.training.models import FrameProposals, ProposalOutcome
+from labeller.training.models import FrameProposals, ProjectLearning, ProposalOutcome
 from labeller.training.outcomes import box_of as _box_of
 from labeller.training.runs import current_detector
 from labeller.training.services import IndexConflict, index_load, index_state, index_state_peek, index_sync
@@ -215,6 +216,44 @@ def proposal_policy_summary(*, project_id: int, recent_frames: int = 50) -> dict
     }
 
 
+# --- how unsure the models are about a frame (the queue's order) --------------------------
+
+# A frame with nothing proposed: the models know nothing there, a person's boxes teach most.
+UNKNOWN_FRAME_UNCERTAINTY = 0.9
+UNCERTAINTY_TOP = 5
+
+
+def frame_uncertainty(proposals: list, probabilities: np.ndarray) -> float:
+    """How unsure the models are about a frame, in [0, 1): over its most likely proposals,
+    the mean of two doubts: whether the object is there (P(useful) near 1/2 is the least
+    sure) and which label it has (a small margin between the top two suggestions; where the
+    detector and the index disagree, the index's label comes second with a score close to
+    the detector's)."""
+    if not proposals:
+        return UNKNOWN_FRAME_UNCERTAINTY
+    top = np.argsort(-probabilities, kind="stable")[:UNCERTAINTY_TOP]
+    doubts = []
+    for i in top:
+        presence = 1.0 - abs(2.0 * float(probabilities[i]) - 1.0)
+        scores = [s.score for s in proposals[i].suggestions[:2]]
+        margin = float(np.clip(scores[0] - (scores[1] if len(scores) > 1 else 0.0), 0.0, 1.0)) if scores else 0.0
+        doubts.append(0.5 * presence + 0.5 * (1.0 - margin))
+    return float(min(np.mean(doubts), 0.999))
+
+
+def _record_uncertainty(frame: Frame, uncertainty: float) -> float:
+    """Store the frame's uncertainty and move its queue priority by the change (the caller
+    holds the frame's row lock). Under the sequential order it counts for nothing."""
+    if ProjectLearning.objects.filter(
+        project_id=frame.project_id, queue_order=ProjectLearning.QueueOrder.SEQUENTIAL
+    ).exists():
+        uncertainty = 0.0
+    before = FrameProposals.objects.filter(frame_id=frame.pk).values_list("uncertainty", flat=True).first() or 0.0
+    if uncertainty != before:
+        Frame.objects.filter(pk=frame.pk).update(priority=F("priority") + (uncertainty - before))
+    return uncertainty
+
+
 # --- building a frame's proposals --------------------------------------------------------
 
 
@@ -353,7 +392,8 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
         )
         if p.box[2] > p.box[0] and p.box[3] > p.box[1]
     ]
-    shown, _ = _choose_shown(proposals, show_policy(project_id=frame.project_id))
+    shown, probabilities = _choose_shown(proposals, show_policy(project_id=frame.project_id))
+    uncertainty = frame_uncertainty(proposals, probabilities)
     model_version = f"{state.feature_key}@{state.version}"
     with transaction.atomic():
         locked = Frame.objects.select_for_update().get(pk=frame.pk)
@@ -362,7 +402,10 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
         count = _store_proposals(locked, proposals, shown, model_version, held=locked.assigned_to_id is not None)
         FrameProposals.objects.update_or_create(
             frame_id=locked.pk,
-            defaults={"built_at_change": clock, "built_at": timezone.now(), "refresh_requested_at": None},
+            defaults={
+                "built_at_change": clock, "built_at": timezone.now(), "refresh_requested_at": None,
+                "uncertainty": _record_uncertainty(locked, uncertainty),
+            },
         )
     return count
 
@@ -495,6 +538,17 @@ def _unheld_stale(queryset, project_id: int):
     )
 
 
+def frames_to_repropose(*, project_id: int, built_before: int, limit: int) -> list[int]:
+    """Frames nobody holds whose proposals were built before the learning clock read
+    ``built_before`` (a promotion), in queue order: the bulk worker rebuilds them."""
+    frames = (
+        Frame.objects.filter(project_id=project_id, assigned_to__isnull=True)
+        .exclude(status=FrameStatus.COMPLETE)
+        .exclude(proposal_state__built_at_change__gte=built_before)
+    )
+    return list(in_queue_order(frames).values_list("pk", flat=True)[:limit])
+
+
 def frames_to_refresh_after_completion(*, project_id: int, limit: int = REFRESH_FRAMES_AFTER_COMPLETION) -> list[int]:
     """The frame the queue hands out next, if its proposals are behind what the loop learned.
 
@@ -502,4 +556,4 @@ def frames_to_refresh_after_completion(*, project_id: int, limit: int = REFRESH_
     it is opened. Refreshing more would queue work ahead of the refresh a person waits for.
     """
     frames = _unheld_stale(Frame.objects.filter(project_id=project_id), project_id)
-    return list(frames.order_by(*QUEUE_ORDER).values_list("pk", flat=True)[:limit])
+    return list(in_queue_order(frames).values_list("pk", flat=True)[:limit])

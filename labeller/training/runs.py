@@ -36,7 +36,8 @@ from labeller.core.tasks import enqueue
 from labeller.media.files import read_frame_rgb
 from labeller.media.models import Frame, FrameStatus
 from labeller.projects.models import Project
-from labeller.training.clock import learning_clock_tick
+from labeller.training.clock import learning_clock_read, learning_clock_tick
+from labeller.training.hooks import repropose_soon
 from labeller.training.models import ACTIVE_RUN_STATES, ProjectLearning, RunState, RunTrigger, TrainingRun
 
 logger = logging.getLogger(__name__)
@@ -363,8 +364,9 @@ def promotion_notice(run: TrainingRun, previous: TrainingRun | None) -> str:
 
 
 def _promote(run: TrainingRun) -> TrainingRun:
-    """Make ``run`` the project's model (caller holds a transaction): one row update, and the
-    learning clock ticks so proposals built by the old model are rebuilt when opened."""
+    """Make ``run`` the project's model (caller holds a transaction): one row update; the
+    learning clock ticks so proposals built by the old model are stale, and the bulk worker
+    rebuilds those of the frames nobody holds."""
     learning = ProjectLearning.objects.select_for_update().get_or_create(project_id=run.project_id)[0]
     previous = learning.current_run
     now = timezone.now()
@@ -374,6 +376,7 @@ def _promote(run: TrainingRun) -> TrainingRun:
     learning.save(update_fields=["current_run", "notice", "notice_at"])
     TrainingRun.objects.filter(pk=run.pk).update(promoted_at=now)
     learning_clock_tick(project_id=run.project_id)
+    repropose_soon(project_id=run.project_id, built_before=learning_clock_read(project_id=run.project_id))
     return run
 
 

@@ -21,6 +21,7 @@ def test_tasks_are_bound_to_the_projects_app_and_broker():
         ("workers.maintenance.enqueue_overdue_index_syncs", INTERACTIVE),
         ("workers.maintenance.release_expired_assignments", INTERACTIVE),
         ("workers.proposals.propose_video", BULK),
+        ("workers.proposals.repropose_stale", BULK),
         ("workers.ingest.probe_video", BULK),
         ("workers.ingest.scan_video", BULK),
         ("workers.training.evaluate_embeddings", BULK),

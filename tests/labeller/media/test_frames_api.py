@@ -15,10 +15,12 @@ def take_next(tenant, role="annotator"):
 
 def test_the_queue_gives_keyframes_first_then_priority_then_video_order(tenant):
     plain = FrameFactory(project=tenant.project, index=1, is_keyframe=False)
+    uncertain = FrameFactory(project=tenant.project, index=70, is_keyframe=False, priority=0.8)
     late_key = FrameFactory(project=tenant.project, index=9, is_keyframe=True)
     urgent_key = FrameFactory(project=tenant.project, index=50, is_keyframe=True, priority=5)
     order = [take_next(tenant, role).json()["id"] for role in ("annotator", "reviewer", "admin")]
-    assert order == [urgent_key.pk, late_key.pk, plain.pk]
+    order.append(tenant.client("annotator").get(api_path(tenant, f"projects/{tenant.project.pk}/queue/peek?limit=9")).json()[-1]["id"])
+    assert order == [urgent_key.pk, late_key.pk, uncertain.pk, plain.pk]
 
 
 def test_two_annotators_never_get_the_same_frame_and_one_resumes_theirs(tenant):

@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from labeller import ml
 from labeller.annotations.models import Annotation, AnnotationStatus
-from labeller.media.models import FrameStatus
-from labeller.training import runs
+from labeller.media.models import Frame, FrameStatus
+from labeller.training import proposing, runs
 from labeller.training.clock import learning_clock_read
-from labeller.training.models import ProjectLearning, ProposalOutcome, RunState, RunTrigger, TrainingRun
+from labeller.training.models import FrameProposals, ProjectLearning, ProposalOutcome, RunState, RunTrigger, TrainingRun
 from labeller.training.proposing import proposals_refresh
 from tests.conftest import api_path
 from tests.training_data import labelled_frames
@@ -227,3 +227,47 @@ def test_frames_are_counted_complete_only_when_a_person_said_so(tenant):
     frames[0].save(update_fields=["status"])
     train, validation = runs.training_split(project_id=tenant.project.pk)
     assert frames[0].pk not in train + validation
+
+
+def test_after_keyframes_the_queue_offers_the_frames_the_models_are_least_sure_of(tenant):
+    labelled_frames(tenant.project, 16)
+    trained(tenant)
+    frames = labelled_frames(tenant.project, 6, seed=5, complete=False)
+    Annotation.objects.filter(frame__in=frames).delete()
+    Frame.objects.filter(pk__in=[f.pk for f in frames]).update(is_keyframe=False)
+    for frame in frames:
+        proposals_refresh(frame_id=frame.pk, force=True)
+    uncertainty = dict(FrameProposals.objects.filter(frame__in=frames).values_list("frame_id", "uncertainty"))
+    assert all(0.0 <= value < 1.0 for value in uncertainty.values()) and len(set(uncertainty.values())) > 1
+    peek = tenant.client("annotator").get(api_path(tenant, f"projects/{tenant.project.pk}/queue/peek?limit=6")).json()
+    assert [f["id"] for f in peek] == sorted(uncertainty, key=lambda frame_id: (-uncertainty[frame_id], frame_id))
+
+    # An admin may choose video order instead: the uncertainties stop counting.
+    runs.learning_settings_update(project=tenant.project, queue_order=ProjectLearning.QueueOrder.SEQUENTIAL)
+    for frame in frames:
+        proposals_refresh(frame_id=frame.pk, force=True)
+    peek = tenant.client("annotator").get(api_path(tenant, f"projects/{tenant.project.pk}/queue/peek?limit=6")).json()
+    assert [f["id"] for f in peek] == [frame.pk for frame in frames]
+    assert set(Frame.objects.filter(pk__in=[f.pk for f in frames]).values_list("priority", flat=True)) == {0.0}
+
+
+def test_a_promotion_has_the_bulk_worker_repropose_frames_nobody_holds_once(tenant, monkeypatch):
+    from labeller.training import hooks
+    from workers.proposals import repropose_stale
+
+    sent = []
+    monkeypatch.setattr(hooks, "enqueue", lambda name, *args: sent.append((name, args)))
+    labelled_frames(tenant.project, 16)
+    todo = labelled_frames(tenant.project, 3, seed=6, complete=False)
+    for frame in todo:
+        proposals_refresh(frame_id=frame.pk, force=True)
+    trained(tenant)
+    (name, (project_id, built_before)), = [call for call in sent if call[0] == hooks.REPROPOSE_STALE]
+    assert project_id == tenant.project.pk
+    repropose_stale(project_id, built_before)
+    built = FrameProposals.objects.filter(frame__in=todo).values_list("built_at_change", flat=True)
+    assert min(built) >= built_before
+    assert ProposalOutcome.objects.filter(frame__in=todo, source="detector").exists()
+    # People keep labelling, the clock moves on: the pass is over all the same.
+    Annotation.objects.filter(frame=todo[0]).update(status=AnnotationStatus.CONFIRMED)
+    assert proposing.frames_to_repropose(project_id=project_id, built_before=built_before, limit=10) == []
