@@ -36,7 +36,7 @@ class LabelListApi(OrganizationAPIView):
         project = project_get(organization=self.organization, project_id=project_id)
         return self.paginated(selectors.label_list(organization=self.organization, project=project), LabelSerializer)
 
-    @extend_schema(request=LabelSerializer, responses=LabelSerializer)
+    @extend_schema(request=LabelSerializer, responses={201: LabelSerializer})
     def post(self, request, org, project_id):
         project = project_get(organization=self.organization, project_id=project_id)
         data = self.validated(LabelSerializer)

@@ -6,7 +6,7 @@ from labeller.api.fields import BoxField, ScopedPrimaryKeyField, VersionSerializ
 
 
 class LabelSerializer(serializers.ModelSerializer):
-    parent_name = serializers.CharField(read_only=True)
+    parent_name = serializers.CharField(read_only=True, allow_null=True)  # null for a top-level label
     depth = serializers.IntegerField(read_only=True)
 
     class Meta:

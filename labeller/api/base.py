@@ -30,6 +30,9 @@ class OrganizationAPIView(APIView):
     write_role: ClassVar[Role] = Role.ADMIN
     # Serializer used to show the current state in a 409 answer.
     conflict_serializer_class = None
+    # How ``paginated`` pages a list; the schema documents every list GET as such a page, so a
+    # view whose GET answers a whole list sets None.
+    pagination_class = IdCursorPagination
 
     def initial(self, request: Request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)  # authentication, IsAuthenticated, throttles
@@ -67,7 +70,7 @@ class OrganizationAPIView(APIView):
         return filterset.qs
 
     def paginated(self, queryset, serializer_class) -> Response:
-        paginator = IdCursorPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, self.request, view=self)
         return paginator.get_paginated_response(
             serializer_class(page, many=True, context=self.get_serializer_context()).data

@@ -41,7 +41,7 @@ class VideoListApi(OrganizationAPIView):
 
 
 class VideoReingestApi(OrganizationAPIView):
-    @extend_schema(request=None, responses=VideoSerializer)
+    @extend_schema(request=None, responses={202: VideoSerializer})
     def post(self, request, org, pk):
         video = ingest.video_ingest_restart(video=selectors.video_get(organization=self.organization, video_id=pk))
         return self.respond(video, VideoSerializer, status.HTTP_202_ACCEPTED)
@@ -233,6 +233,7 @@ class QueuePeekQuerySerializer(serializers.Serializer):
 class QueuePeekApi(OrganizationAPIView):
     """The frames that come after the next one, for prefetching; nothing is assigned."""
 
+    pagination_class = None  # a few frames, whole
     @extend_schema(parameters=[OpenApiParameter("limit", int)], responses=FrameSerializer(many=True))
     def get(self, request, org, project_id):
         project = project_get(organization=self.organization, project_id=project_id)

@@ -12,7 +12,7 @@ class ProjectListApi(OrganizationAPIView):
     def get(self, request, org):
         return self.paginated(selectors.project_list(organization=self.organization), ProjectSerializer)
 
-    @extend_schema(request=ProjectSerializer, responses=ProjectSerializer)
+    @extend_schema(request=ProjectSerializer, responses={201: ProjectSerializer})
     def post(self, request, org):
         data = self.validated(ProjectSerializer)
         project = services.project_create(organization=self.organization, **data)

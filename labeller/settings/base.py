@@ -239,7 +239,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "labeller.api.pagination.IdCursorPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "labeller.api.schema.LabellerAutoSchema",
     "EXCEPTION_HANDLER": "labeller.api.exceptions.exception_handler",
     # JSON and form bodies obey DATA_UPLOAD_MAX_MEMORY_SIZE (413) and JSON a nesting limit (400).
     "DEFAULT_PARSER_CLASSES": [

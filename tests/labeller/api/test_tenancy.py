@@ -71,6 +71,8 @@ def bodies_naming(ids: dict) -> dict:
         "shot_ids": [ids["shot"]],
         "label_ids": [ids["label"]],
         "parent": ids["label"],
+        "parent_id": ids["label"],
+        "into_id": ids["label"],
         "boxes": [
             {"action": "create", "box": [1, 1, 5, 5], "label_id": ids["label"]},
             {"action": "update", "id": ids["annotation"], "version": 1, "box": [1, 1, 6, 6]},
@@ -120,9 +122,9 @@ def cross_tenant_references() -> list[str]:
     return found
 
 
-def store_file(project, name: str) -> str:
+def store_file(project, name: str, content: bytes = b"stored bytes") -> str:
     prefix = project_storage_prefix(organization_id=project.organization_id, project_id=project.pk)
-    return default_storage.save(prefix + name, ContentFile(b"stored bytes of " + name.encode()))
+    return default_storage.save(prefix + name, ContentFile(content))
 
 
 def victim_objects(victim):
@@ -142,7 +144,7 @@ def victim_objects(victim):
     upload_part_path(upload).write_bytes(b"0123")
     grid = store_file(victim.project, "reports/grid.png")
     report = EmbeddingReport.objects.create(project=victim.project, crop_count=4, label_count=2, rows=[], grid=grid)
-    export_file = store_file(victim.project, "exports/x.json")
+    export_file = store_file(victim.project, "exports/x.json", b'{"images": []}')
     export = DatasetExport.objects.create(
         project=victim.project, state=ExportState.DONE, file=export_file, content_type="application/json"
     )
