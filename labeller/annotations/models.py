@@ -117,6 +117,34 @@ class AnnotationEvent(TimestampedModel):
         ordering = ["id"]
 
 
+class LabelAction(models.TextChoices):
+    RENAMED = "renamed", "Renamed"  # a move under another parent is a rename of the dotted name
+    MERGED = "merged", "Merged"
+    IMPORTED = "imported", "Imported"
+
+
+class LabelEvent(TimestampedModel):
+    """Append-only history of taxonomy changes: who renamed, moved or merged which label.
+
+    Plain ids, like AnnotationEvent, so the history of a label merged away survives it.
+    The boxes a merge moved have their own AnnotationEvent rows.
+    """
+
+    ORGANIZATION_PATH = "project__organization"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    label_id = models.BigIntegerField(db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=16, choices=LabelAction.choices)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
 class IdempotencyKey(TimestampedModel):
     """A write's ``Idempotency-Key`` and its first answer, which a retry gets again.
 

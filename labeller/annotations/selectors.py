@@ -2,11 +2,18 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from labeller.annotations.models import Annotation, AnnotationAction, AnnotationEvent, AnnotationStatus, Label
+from labeller.annotations.models import (
+    Annotation,
+    AnnotationAction,
+    AnnotationEvent,
+    AnnotationStatus,
+    Label,
+    LabelEvent,
+)
 from labeller.projects.models import Project
 from labeller.tenants.access import scoped, scoped_get
 from labeller.tenants.models import Organization
@@ -148,3 +155,95 @@ def member_activity(*, organization: Organization, user_ids: list[int], days: in
         )
         for user_id in user_ids
     }
+
+
+def taxonomy_document(*, organization: Organization, project: Project) -> dict:
+    """The project's taxonomy as the file ``taxonomy_import`` reads back."""
+    labels = label_list(organization=organization, project=project).order_by("name")
+    return {
+        "format": "labeller-taxonomy",
+        "labels": [
+            {"name": label.name, "color": label.color, "hotkey": label.hotkey, "deprecated": label.deprecated}
+            for label in labels
+        ],
+    }
+
+
+def label_history(*, organization: Organization, project: Project) -> QuerySet[LabelEvent]:
+    return scoped(LabelEvent, organization).filter(project=project).select_related("actor")
+
+
+@dataclass(frozen=True)
+class FrameProgress:
+    video_id: int | None  # None: the project's still images
+    name: str
+    complete: int
+    total: int
+
+
+@dataclass(frozen=True)
+class LabelCount:
+    label_id: int
+    name: str
+    confirmed: int
+
+
+@dataclass(frozen=True)
+class ProposalDay:
+    day: date
+    accepted: int
+    rejected: int
+
+
+@dataclass(frozen=True)
+class ProjectProgress:
+    complete: int
+    total: int
+    videos: list[FrameProgress]
+    labels: list[LabelCount]  # most confirmed boxes first, unused labels last: the long tail
+    proposals: list[ProposalDay]  # oldest first, one per day of the window
+
+
+def project_progress(*, organization: Organization, project: Project, days: int = 30) -> ProjectProgress:
+    from labeller.media.models import Frame, FrameStatus, Video
+
+    frames = scoped(Frame, organization).filter(project=project)
+    counts = frames.values("video_id").annotate(
+        total=Count("id"), complete=Count("id", filter=Q(status=FrameStatus.COMPLETE))
+    )
+    per_video = {row["video_id"]: row for row in counts}
+    none = {"complete": 0, "total": 0}
+    videos = []
+    for video in scoped(Video, organization).filter(project=project).order_by("pk"):
+        row = per_video.get(video.pk, none)
+        videos.append(FrameProgress(video.pk, video.original_name, row["complete"], row["total"]))
+    if None in per_video:
+        videos.append(FrameProgress(None, "Still images", per_video[None]["complete"], per_video[None]["total"]))
+    confirmed = dict(
+        scoped(Annotation, organization)
+        .filter(project=project, status=AnnotationStatus.CONFIRMED)
+        .values_list("label_id")
+        .annotate(n=Count("id"))
+    )
+    labels = sorted(
+        (
+            LabelCount(label.pk, label.name, confirmed.get(label.pk, 0))
+            for label in label_list(organization=organization, project=project)
+        ),
+        key=lambda count: (-count.confirmed, count.name),
+    )
+    today = timezone.localdate()
+    since = today - timedelta(days=days - 1)
+    events = scoped(AnnotationEvent, organization).filter(
+        project=project, created_at__gte=timezone.make_aware(datetime.combine(since, time.min))
+    )
+    per_day = {"day": TruncDate("created_at")}
+    accepted = dict(_accepted_proposals(events).annotate(**per_day).values_list("day").annotate(n=Count("id")))
+    rejected = dict(_rejected_proposals(events).annotate(**per_day).values_list("day").annotate(n=Count("id")))
+    return ProjectProgress(
+        complete=sum(row["complete"] for row in per_video.values()),
+        total=sum(row["total"] for row in per_video.values()),
+        videos=videos,
+        labels=labels,
+        proposals=[ProposalDay(d, accepted.get(d, 0), rejected.get(d, 0)) for d in _days(since, today)],
+    )

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from labeller.annotations.models import Annotation, AnnotationEvent, Label
+from labeller.annotations.models import Annotation, AnnotationEvent, Label, LabelEvent
 from labeller.annotations.services import BoxAction
 from labeller.api.fields import BoxField, ScopedPrimaryKeyField, VersionSerializer
 
@@ -123,3 +123,85 @@ class AnnotationBulkResultSerializer(serializers.Serializer):
     saved = serializers.IntegerField()
     refused = serializers.IntegerField()
     results = BulkBoxResultSerializer(many=True)
+
+
+# --- reshaping the taxonomy ----------------------------------------------------------------
+
+
+class LabelRenameSerializer(VersionSerializer):
+    name = serializers.CharField(max_length=200, help_text="The full new dotted name; sub-labels follow.")
+
+
+class LabelMoveSerializer(VersionSerializer):
+    parent_id = ScopedPrimaryKeyField(model=Label, allow_null=True, help_text="The new parent; null for the top level.")
+
+
+class LabelMergeSerializer(VersionSerializer):
+    into_id = ScopedPrimaryKeyField(model=Label, help_text="The label that takes over every box.")
+
+
+class LabelMergeResultSerializer(serializers.Serializer):
+    into = LabelSerializer(source="target")
+    moved_annotations = serializers.IntegerField()
+
+
+class TaxonomyEntrySerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", required=False)
+    hotkey = serializers.CharField(max_length=1, required=False, allow_blank=True)
+    deprecated = serializers.BooleanField(required=False)
+
+
+class TaxonomySerializer(serializers.Serializer):
+    """The taxonomy as a file: ``{"format": "labeller-taxonomy", "labels": [...]}``."""
+
+    format = serializers.CharField(required=False)
+    labels = TaxonomyEntrySerializer(many=True, max_length=10_000)
+
+
+class TaxonomyImportResultSerializer(serializers.Serializer):
+    created = serializers.ListField(child=serializers.CharField())
+    updated = serializers.ListField(child=serializers.CharField())
+    unchanged = serializers.IntegerField()
+
+
+class LabelEventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor.username", read_only=True, default=None, allow_null=True)
+
+    class Meta:
+        model = LabelEvent
+        fields = ["id", "label_id", "actor", "action", "before", "after", "created_at"]
+
+
+# --- progress -------------------------------------------------------------------------------
+
+
+class FrameProgressSerializer(serializers.Serializer):
+    video_id = serializers.IntegerField(allow_null=True, help_text="null: the project's still images")
+    name = serializers.CharField()
+    complete = serializers.IntegerField()
+    total = serializers.IntegerField()
+
+
+class LabelCountSerializer(serializers.Serializer):
+    label_id = serializers.IntegerField()
+    name = serializers.CharField()
+    confirmed = serializers.IntegerField()
+
+
+class ProposalDaySerializer(serializers.Serializer):
+    day = serializers.DateField()
+    accepted = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+
+
+class ProjectProgressSerializer(serializers.Serializer):
+    complete = serializers.IntegerField(help_text="complete frames of the project")
+    total = serializers.IntegerField()
+    videos = FrameProgressSerializer(many=True)
+    labels = LabelCountSerializer(many=True, help_text="confirmed boxes per label, most first")
+    proposals = ProposalDaySerializer(many=True, help_text="proposals kept and rejected per day, oldest first")
+
+
+class ProgressWindowSerializer(serializers.Serializer):
+    days = serializers.IntegerField(min_value=1, max_value=365, default=30)

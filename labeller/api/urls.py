@@ -3,7 +3,7 @@
 from django.urls import include, path
 
 from labeller.annotations import apis as annotation_apis
-from labeller.annotations import import_apis
+from labeller.annotations import import_apis, progress_apis, taxonomy_apis
 from labeller.exports import apis as export_apis
 from labeller.media import apis as media_apis
 from labeller.media import image_apis
@@ -23,6 +23,13 @@ tenant_routes = [
     path("projects/", project_apis.ProjectListApi.as_view(), name="project-list"),
     path("projects/<int:pk>", project_apis.ProjectDetailApi.as_view(), name="project-detail"),
     path("projects/<int:project_id>/labels/", annotation_apis.LabelListApi.as_view(), name="label-list"),
+    path("projects/<int:project_id>/labels/export", taxonomy_apis.TaxonomyExportApi.as_view(), name="taxonomy-export"),
+    path("projects/<int:project_id>/labels/import", taxonomy_apis.TaxonomyImportApi.as_view(), name="taxonomy-import"),
+    path("projects/<int:project_id>/labels/history", taxonomy_apis.LabelHistoryApi.as_view(), name="taxonomy-history"),
+    path("projects/<int:project_id>/progress", progress_apis.ProjectProgressApi.as_view(), name="project-progress"),
+    path("labels/<int:pk>/rename", taxonomy_apis.LabelRenameApi.as_view(), name="label-rename"),
+    path("labels/<int:pk>/move", taxonomy_apis.LabelMoveApi.as_view(), name="label-move"),
+    path("labels/<int:pk>/merge", taxonomy_apis.LabelMergeApi.as_view(), name="label-merge"),
     path("projects/<int:project_id>/videos/", media_apis.VideoListApi.as_view(), name="video-list"),
     path("projects/<int:project_id>/uploads/", media_apis.UploadListApi.as_view(), name="upload-list"),
     path("uploads/<int:pk>", media_apis.UploadDetailApi.as_view(), name="upload-detail"),

@@ -1,12 +1,15 @@
 // The project's taxonomy: every label with its colour and hotkey; admins create labels
-// (the server's objections shown next to the field at fault) and deprecate them. Labels
-// are never renamed or removed here: confirmed boxes keep the label they were given.
+// (the server's objections shown next to the field at fault), deprecate them, and open a
+// label's editor to rename, move, recolour or merge it (label-editor.js). Boxes follow
+// their label through a rename or a merge; the server does that in one transaction.
 
 import { api, listAll } from "../api.js";
 import { h } from "./dom.js";
+import { labelEditorRow, leafOf, taxonomyFileControls } from "./label-editor.js";
 
 export class Taxonomy {
   labels = [];
+  #editing = null; // id of the label whose editor is open
 
   /** status: where the outcome of a change, or a failure to load, is announced. */
   constructor({ table, form, status, orgPath, projectId, canEdit }) {
@@ -16,6 +19,10 @@ export class Taxonomy {
       event.preventDefault();
       this.#create();
     });
+    if (canEdit) {
+      const say = (message, options) => this.#say(message, options);
+      form.after(taxonomyFileControls({ orgPath, projectId, onImported: () => this.reload(), say }));
+    }
   }
 
   async reload() {
@@ -26,6 +33,7 @@ export class Taxonomy {
       return;
     }
     this.#render();
+    this.table.dispatchEvent(new CustomEvent("labels-loaded"));
   }
 
   #render() {
@@ -36,11 +44,20 @@ export class Taxonomy {
     }
     // Sorted by the dotted name, every label sits right under its parent.
     const sorted = [...this.labels].sort((a, b) => a.name.localeCompare(b.name));
-    body.replaceChildren(...sorted.map((label) => this.#row(label)));
+    body.replaceChildren(...sorted.flatMap((label) => (label.id === this.#editing ? [this.#row(label), this.#editor(label)] : [this.#row(label)])));
+  }
+
+  #editor(label) {
+    const done = async (message, options) => {
+      this.#editing = null;
+      this.#say(message, options);
+      await this.reload();
+    };
+    return labelEditorRow({ label, labels: this.labels, orgPath: this.orgPath, columns: 5, done });
   }
 
   #row(label) {
-    const leaf = label.name.slice(label.parent_name ? label.parent_name.length + 1 : 0);
+    const leaf = leafOf(label);
     const name = h("td", { className: "label-name" }, h("span", { className: "depth", style: `--depth: ${label.depth}` }), h("span", { title: label.name }, leaf));
     const swatch = h("span", { className: "swatch", style: `background: ${label.color}`, "aria-hidden": "true" });
     const row = h(
@@ -55,7 +72,13 @@ export class Taxonomy {
       const verb = label.deprecated ? "Restore" : "Deprecate";
       const button = h("button", { type: "button", className: "secondary", "aria-label": `${verb} ${label.name}` }, verb);
       button.addEventListener("click", () => this.#setDeprecated(label, !label.deprecated, button));
-      row.append(h("td", {}, button));
+      const open = this.#editing === label.id;
+      const edit = h("button", { type: "button", className: "secondary", "aria-label": `Edit ${label.name}`, "aria-expanded": String(open) }, open ? "Close" : "Edit");
+      edit.addEventListener("click", () => {
+        this.#editing = open ? null : label.id;
+        this.#render();
+      });
+      row.append(h("td", {}, h("div", { className: "label-actions" }, edit, button)));
     }
     return row;
   }

@@ -6,6 +6,7 @@ import { ExportPanel } from "./export.js";
 import { bindDatasetImport, bindImageUpload } from "./images.js";
 import { Taxonomy } from "./labels.js";
 import { showPolicy } from "./policy.js";
+import { ProgressPanel } from "./progress.js";
 import { VideoUploader } from "./video-upload.js";
 import { VideoList } from "./videos.js";
 
@@ -57,6 +58,9 @@ if (project) {
       $("#export-list").textContent = `The exports could not be loaded: ${error.message}`;
     });
   }
+  const progress = new ProgressPanel({ element: $("#progress-panel"), orgPath, projectId });
+  const showProgress = () => progress.refresh().catch((error) => ($("#progress-panel").textContent = `The progress could not be loaded: ${error.message}`));
+  $("#label-table").addEventListener("labels-loaded", showProgress); // renames and merges move the counts
   await Promise.all([videos.refresh(), taxonomy.reload()]);
   root.dataset.ready = "true";
 }
