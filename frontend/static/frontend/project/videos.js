@@ -1,6 +1,8 @@
 // The project's videos: the ingest progress (polled while any video is still on its way),
 // the reason and a re-run for a failed ingest, and the shots and keyframes once ready.
-// Rows are updated in place, so polling never reloads the thumbnails.
+// Admins also re-run an ingest with other keyframe settings, and delete a video (after a
+// confirmation; the server removes its files too). Rows are updated in place, so polling
+// never reloads the thumbnails.
 
 import { api, listAll } from "../api.js";
 import { h } from "./dom.js";
@@ -82,7 +84,10 @@ export class VideoList {
       rerun.addEventListener("click", () => this.#reingest(video.id, rerun));
       row.failure.append(rerun);
     }
-    row.item.append(h("div", { className: "video-head" }, h("h3", {}, video.original_name), row.meta), row.ingest, row.failure, row.details);
+    const head = h("div", { className: "video-head" }, h("h3", {}, video.original_name), row.meta);
+    row.settings = h("form", { className: "reingest-form", hidden: true });
+    if (this.canEdit) head.append(this.#adminActions(video, row));
+    row.item.append(head, row.settings, row.ingest, row.failure, row.details);
     this.#rows.set(video.id, row);
     return row;
   }
@@ -128,6 +133,72 @@ export class VideoList {
       this.#detailsShown.delete(videoId); // the next poll or refresh tries again
       row.details.replaceChildren(h("p", { className: "error" }, `Shots and keyframes could not be loaded: ${error.message}`));
       row.details.hidden = false;
+    }
+  }
+
+  #adminActions(video, row) {
+    const settings = h("button", { type: "button", className: "secondary small", "aria-expanded": "false" }, "Re-run ingest…");
+    settings.addEventListener("click", () => this.#toggleSettings(video, row, settings));
+    const remove = h("button", { type: "button", className: "danger small", "aria-label": `Delete ${video.original_name}` }, "Delete");
+    remove.addEventListener("click", () => this.#delete(video, remove));
+    return h("span", { className: "video-actions" }, settings, remove);
+  }
+
+  /** The project's keyframe settings, which the re-run uses (they apply to later uploads too). */
+  async #toggleSettings(video, row, toggle) {
+    if (!row.settings.hidden) {
+      row.settings.hidden = true;
+      toggle.setAttribute("aria-expanded", "false");
+      return;
+    }
+    let project;
+    try {
+      project = await api(this.projectPath);
+    } catch (error) {
+      this.notify(`The project's settings could not be loaded: ${error.message}`, { error: true });
+      return;
+    }
+    const number = (name, label, min) =>
+      h("label", {}, `${label} `, h("input", { type: "number", name, min, value: project[name], required: true, "aria-label": `${label} (${video.original_name})` }));
+    const run = h("button", { type: "submit" }, "Re-run ingest");
+    row.settings.replaceChildren(
+      number("keyframes_min_per_shot", "Keyframes per shot, at least", 1),
+      number("keyframes_max_per_shot", "at most", 1),
+      number("every_nth_frame", "Every Nth frame instead (0: off)", 0),
+      run,
+      h("p", { className: "hint" }, "These are the project's settings: later uploads use them too. The video's frames are made again."),
+    );
+    row.settings.onsubmit = async (event) => {
+      event.preventDefault();
+      run.disabled = true;
+      const wanted = Object.fromEntries([...new FormData(row.settings)].map(([name, value]) => [name, Number(value)]));
+      const changed = Object.fromEntries(Object.entries(wanted).filter(([name, value]) => project[name] !== value));
+      try {
+        if (Object.keys(changed).length) await api(this.projectPath, { method: "PATCH", body: { version: project.version, ...changed } });
+        row.settings.hidden = true;
+        toggle.setAttribute("aria-expanded", "false");
+        await this.#reingest(video.id, run);
+      } catch (error) {
+        this.notify(`The ingest could not be started again: ${error.message}`, { error: true });
+      } finally {
+        run.disabled = false;
+      }
+    };
+    row.settings.hidden = false;
+    toggle.setAttribute("aria-expanded", "true");
+  }
+
+  async #delete(video, button) {
+    const question = `Delete ${video.original_name}? Its frames, shots and every box on them are deleted, and its files removed. This cannot be undone.`;
+    if (!window.confirm(question)) return;
+    button.disabled = true;
+    try {
+      await api(`${this.orgPath}/videos/${video.id}`, { method: "DELETE" });
+      await this.refresh();
+      this.notify(`Deleted ${video.original_name}.`);
+    } catch (error) {
+      button.disabled = false;
+      this.notify(`${video.original_name} could not be deleted: ${error.message}`, { error: true });
     }
   }
 
