@@ -15,7 +15,7 @@ more workers (``-Q interactive``, ``-Q bulk`` or ``-Q training``) on more machin
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labeller.settings.dev")
 
@@ -40,6 +40,32 @@ app.conf.task_routes = {
     "workers.maintenance.*": {"queue": INTERACTIVE},
 }
 app.conf.imports = ("workers.maintenance", "workers.ingest", "workers.proposals", "workers.training", "workers.exports")
+
+
+@signals.celeryd_init.connect
+def _visibility_timeout_of_the_queues_served(conf=None, options=None, **kwargs) -> None:
+    """On Redis, give this worker the visibility timeout of the queues it serves.
+
+    Kombu keeps one list of unacknowledged tasks per key and every worker redelivers the
+    entries older than its own timeout, whatever their queue; so each set of queues keeps its
+    own list, or an interactive worker's 10 minutes would redeliver a bulk task still running.
+    """
+    from django.conf import settings
+
+    transport_options = dict(conf.broker_transport_options or {})
+    if "visibility_timeout" not in transport_options:
+        return  # the filesystem broker has no visibility timeout
+    queues = (options or {}).get("queues") or [conf.task_default_queue]
+    queues = sorted(set(queues.split(",") if isinstance(queues, str) else queues))
+    timeouts = settings.TASK_VISIBILITY_TIMEOUTS
+    key = "unacked:" + ",".join(queues)
+    transport_options.update(
+        visibility_timeout=max(timeouts.get(queue, timeouts[BULK]) for queue in queues),
+        unacked_key=key,
+        unacked_index_key=key + ":index",
+        unacked_mutex_key=key + ":mutex",
+    )
+    conf.update(CELERY_BROKER_TRANSPORT_OPTIONS=transport_options)
 
 
 def _ensure_filesystem_broker_folders() -> None:

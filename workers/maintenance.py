@@ -84,3 +84,27 @@ def check_exports() -> int:
         logger.warning("failed %d exports whose worker went silent: %s", len(failed), failed)
     overdue = exports_overdue(waited=timedelta(seconds=EXPORT_QUEUED_OVERDUE_S))
     return _resend("workers.exports.run_export", overdue, "exports")
+
+
+# A running ingest stage beats at least every few seconds (see labeller.media.ingest); this
+# long without one means its worker died. Well above the slowest step between beats (embedding
+# a long video's candidates on a CPU: about 100 s), well below Redis's hour of visibility.
+INGEST_SILENT_S = 300
+
+
+@shared_task(name="workers.maintenance.check_ingest_runs", acks_late=True)
+def check_ingest_runs(now: str | None = None) -> dict:
+    """Restart ingest runs whose worker went silent, once; then fail them with a reason.
+
+    ``now`` (ISO 8601) is for tests and replays; beat leaves it out.
+    """
+    from django.utils.dateparse import parse_datetime
+
+    from labeller.media.ingest import ingest_runs_recover_stalled
+
+    recovered = ingest_runs_recover_stalled(
+        silent_for=timedelta(seconds=INGEST_SILENT_S), now=parse_datetime(now) if now else None
+    )
+    if recovered.restarted or recovered.failed:
+        logger.warning("ingest runs with a silent worker: restarted %s, failed %s", recovered.restarted, recovered.failed)
+    return {"restarted": recovered.restarted, "failed": recovered.failed}

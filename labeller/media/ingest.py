@@ -4,7 +4,9 @@ Each stage reads the video by id, checks that its run (``ingest_token``) is stil
 current one, does its work, stores its result, and enqueues the next stage after commit.
 Derived rows are replaced atomically, so a retried or re-run stage never duplicates or
 orphans anything. Intermediate results (candidate JPEGs, the scan manifest, embeddings)
-live in Django storage, so consecutive stages may run on different workers.
+live in Django storage, so consecutive stages may run on different workers. A running stage
+keeps a heartbeat on the video; beat restarts, then fails, runs whose heartbeat stopped because
+their worker died (``ingest_runs_recover_stalled``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +28,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.utils import timezone
 
 from labeller.annotations.models import Annotation
 from labeller.core.errors import DomainError
@@ -47,6 +52,12 @@ STAGE_START = {
     IngestStage.READY: 100,
 }
 TOO_LARGE_CODES = {MediaErrorCode.TOO_LARGE}
+RUNNING_STAGES = (IngestStage.PROBING, IngestStage.SCANNING, IngestStage.KEYFRAMES, IngestStage.FRAMES)
+# A run whose worker went silent is restarted this many times, then failed: a video that
+# kills its worker every time (out of memory) must not loop for ever.
+MAX_INGEST_RECOVERIES = 1
+# What starting a run again writes.
+RUN_FIELDS = ["ingest_token", "stage", "progress", "error", "ingest_heartbeat_at", "ingest_recoveries", "updated_at"]
 
 
 def media_error_to_domain(error: MediaError) -> DomainError:
@@ -110,9 +121,54 @@ def video_ingest_restart(*, video: Video) -> Video:
         video = Video.objects.select_for_update().get(pk=video.pk)
         video.ingest_token = uuid.uuid4()
         video.stage, video.progress, video.error = IngestStage.PROBING, 0, ""
-        video.save(update_fields=["ingest_token", "stage", "progress", "error", "updated_at"])
+        video.ingest_heartbeat_at, video.ingest_recoveries = None, 0
+        video.save(update_fields=RUN_FIELDS)
         _enqueue_stage(video, IngestStage.PROBING)
     return video
+
+
+@dataclass(frozen=True)
+class RecoveredIngests:
+    restarted: list[int]
+    failed: list[int]
+
+
+def ingest_runs_recover_stalled(*, silent_for: timedelta, now: datetime | None = None) -> RecoveredIngests:
+    """Runs whose running stage has been silent for ``silent_for``: restart them, or fail them.
+
+    A stage beats when it starts and as it progresses, and the beat is cleared while the next
+    stage waits in the queue (a busy queue is not a dead worker), so silence means the worker
+    holding the stage died. Without this the video would sit in its stage until the broker's
+    visibility timeout redelivered the task (an hour on Redis). The run restarts under a new
+    token, so the dead stage's own message, when the broker redelivers it, stops at once.
+    """
+    silent_since = (now or timezone.now()) - silent_for
+    stalled = Video.objects.filter(stage__in=RUNNING_STAGES, ingest_heartbeat_at__lt=silent_since)
+    restarted, failed = [], []
+    for video_id in stalled.values_list("pk", flat=True):
+        with transaction.atomic():
+            video = stalled.select_for_update().filter(pk=video_id).first()
+            if video is None:
+                continue  # it beat, finished or restarted meanwhile
+            stage = IngestStage(video.stage)
+            if video.ingest_recoveries >= MAX_INGEST_RECOVERIES:
+                video.stage = IngestStage.FAILED
+                video.error = (
+                    f"Ingest stopped: the worker processing this video went silent while "
+                    f"{stage.label.lower()}, again after a restart. Reingest to try again; if it keeps "
+                    f"happening, the video may need a worker with more memory."
+                )
+                failed.append(video.pk)
+            else:
+                video.ingest_token = uuid.uuid4()
+                video.stage, video.progress, video.error = IngestStage.PROBING, 0, ""
+                video.ingest_recoveries += 1
+                restarted.append(video.pk)
+            video.ingest_heartbeat_at = None
+            video.save(update_fields=RUN_FIELDS)
+            if video.stage == IngestStage.PROBING:
+                _enqueue_stage(video, IngestStage.PROBING)
+    return RecoveredIngests(restarted=restarted, failed=failed)
 
 
 STAGE_TASKS = {
@@ -142,18 +198,28 @@ def _set_progress(video: Video, stage: IngestStage, fraction: float = 0.0) -> No
     start = STAGE_START[stage]
     end = next((v for v in STAGE_START.values() if v > start), 100)
     progress = int(start + (end - start) * min(max(fraction, 0.0), 1.0))
-    Video.objects.filter(pk=video.pk, ingest_token=video.ingest_token).update(stage=stage, progress=progress)
+    Video.objects.filter(pk=video.pk, ingest_token=video.ingest_token).update(
+        stage=stage, progress=progress, ingest_heartbeat_at=timezone.now()
+    )
+
+
+def _heartbeat(video: Video) -> None:
+    """The stage is alive, for long steps that report no progress."""
+    Video.objects.filter(pk=video.pk, ingest_token=video.ingest_token).update(ingest_heartbeat_at=timezone.now())
 
 
 def ingest_fail(*, video_id: int, token: str, message: str) -> None:
     """Record a terminal failure with a readable message; the run stops here."""
-    Video.objects.filter(pk=video_id, ingest_token=token).update(stage=IngestStage.FAILED, error=message)
+    Video.objects.filter(pk=video_id, ingest_token=token).update(
+        stage=IngestStage.FAILED, error=message, ingest_heartbeat_at=None
+    )
 
 
 def _advance(video: Video, next_stage: IngestStage) -> None:
     with transaction.atomic():
+        # Waiting in the queue is not silence: the next stage beats when it starts.
         updated = Video.objects.filter(pk=video.pk, ingest_token=video.ingest_token).update(
-            stage=next_stage, progress=STAGE_START[next_stage]
+            stage=next_stage, progress=STAGE_START[next_stage], ingest_heartbeat_at=None
         )
         if updated:
             _enqueue_stage(video, next_stage)
@@ -220,7 +286,9 @@ def ingest_scan(*, video_id: int, token: str, embed) -> None:
             progress=lambda fraction: _set_progress(video, IngestStage.SCANNING, fraction),
         )
         candidates = []
-        for candidate in result.candidates:
+        for number, candidate in enumerate(result.candidates):
+            if number % 100 == 0:
+                _heartbeat(video)  # storing thousands of frames remotely takes minutes
             with candidate.jpeg_path.open("rb") as handle:
                 name = storage.save(prefix + f"frame-{candidate.index:08d}.jpg", File(handle))
             candidates.append(
@@ -333,7 +401,11 @@ def ingest_frames(*, video_id: int, token: str) -> None:
             for row, candidate in enumerate(manifest["candidates"])
         )
         Video.objects.filter(pk=locked.pk).update(
-            stage=IngestStage.READY, progress=100, error="", frame_count=manifest["frame_count"]
+            stage=IngestStage.READY,
+            progress=100,
+            error="",
+            frame_count=manifest["frame_count"],
+            ingest_heartbeat_at=None,
         )
         learning_after_ingest(video_id=locked.pk)
         current = {name for pair in Frame.objects.filter(video=locked).values_list("image", "thumbnail") for name in pair}

@@ -37,6 +37,11 @@ class Video(VersionedModel):
     error = models.TextField(blank=True, default="")
     # Each ingest run gets a new token; tasks of an older run see a different token and stop.
     ingest_token = models.UUIDField(null=True, blank=True)
+    # Set while a stage runs and on its progress, cleared while the next stage waits in the
+    # queue: a running stage whose heartbeat stops lost its worker (see ingest_runs_recover_stalled).
+    ingest_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Runs beat restarted after a silent worker, since the last upload or reingest.
+    ingest_recoveries = models.PositiveSmallIntegerField(default=0)
     # Probe results.
     duration_s = models.FloatField(null=True, blank=True)
     fps = models.FloatField(null=True, blank=True)

@@ -307,6 +307,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
     # labeller.core.tasks), rather than hanging the request.
     else {"visibility_timeout": env_int("LABELLER_TASK_VISIBILITY_TIMEOUT", 3600), "socket_connect_timeout": 2}
 )
+# On Redis, a task whose worker never acknowledged it (killed, machine lost) goes to another
+# worker after the visibility timeout. It must outlast the queue's longest task, or a task still
+# running starts a second time; noticing a dead worker is beat's job, within minutes, from the
+# heartbeats of ingest runs, exports and training runs. So per queue: interactive tasks take
+# seconds (10 minutes), a bulk task up to most of an hour (a long video's scan or proposals), a
+# training run hours. Each worker takes the longest of the queues it serves (workers.celery);
+# LABELLER_TASK_VISIBILITY_TIMEOUT sets all three (the real-worker tests use 5 s).
+TASK_VISIBILITY_TIMEOUTS = {
+    queue: env_int("LABELLER_TASK_VISIBILITY_TIMEOUT", seconds)
+    for queue, seconds in {"interactive": 600, "bulk": 3600, "training": 6 * 3600}.items()
+}
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -336,6 +347,7 @@ CELERY_BEAT_SCHEDULE = {
     "release-expired-assignments": {"task": "workers.maintenance.release_expired_assignments", "schedule": 300.0},
     "delete-abandoned-uploads": {"task": "workers.maintenance.delete_abandoned_uploads", "schedule": 3600.0},
     "check-exports": {"task": "workers.maintenance.check_exports", "schedule": 60.0},
+    "check-ingest-runs": {"task": "workers.maintenance.check_ingest_runs", "schedule": 60.0},
     "check-training-runs": {"task": "workers.training.check_training_runs", "schedule": 30.0},
 }
 # Resumable uploads are assembled here (shared by all web servers in production).
