@@ -24,7 +24,7 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 def env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+    return int(os.environ.get(name) or default)  # empty, as compose passes an unset variable: the default
 
 
 SECRET_KEY = os.environ.get("LABELLER_SECRET_KEY", "insecure-dev-key-change-me")
