@@ -545,8 +545,10 @@ def run_dataset(admin: Api, annotator_api: Api, dataset: Dataset, args, *, retra
     detector (the periodic trigger) each time that many more boxes were confirmed."""
     log(f"{dataset.name}: project, {len(dataset.classes)} labels, upload")
     project_id, label_ids = create_project(admin, dataset)
-    admin.expect("PATCH", f"projects/{project_id}/learning", {"retrain_every_boxes": retrain_every})
-    facts: dict = {"classes": len(dataset.classes), "retrain_every_boxes": retrain_every}
+    learning = {"retrain_every_boxes": retrain_every} | ({"queue_order": args.queue_order} if args.queue_order else {})
+    learning = admin.expect("PATCH", f"projects/{project_id}/learning", learning)
+    facts: dict = {"classes": len(dataset.classes), "retrain_every_boxes": retrain_every,
+                   "queue_order": learning["queue_order"]}
     started = time.monotonic()
     if dataset.video is not None:
         video = admin.upload(f"projects/{project_id}/videos/",
@@ -605,6 +607,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (app data and logs)")
     parser.add_argument("--retrain-every", type=int, default=40,
                         help="the retraining variant: retrain after this many new confirmed boxes (default 40)")
+    parser.add_argument("--queue-order", choices=["uncertain_first", "sequential"], default=None,
+                        help="the projects' queue order (default: a new project's)")
     parser.add_argument("--variants", default="plain,retraining",
                         help="plain (the index and calibration only), retraining (plus the detector, retrained as "
                              "the annotator works); both by default")

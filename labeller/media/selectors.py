@@ -11,9 +11,10 @@ from labeller.tenants.models import Organization
 # A frame handed to an annotator stays theirs this long, so two people don't label it twice.
 ASSIGNMENT_LEASE = timedelta(minutes=30)
 # Best first by rank = priority + 1 for a keyframe, then video order. Keyframes (they span each
-# shot's looks) come first; the learning loop adds to priority how unsure its models are about
-# the frame, in [0, 1), so uncertain frames come next; a skip takes SKIP_PENALTY off, which
-# sinks a frame below every frame not skipped, keyframes included.
+# shot's looks) come first, in video order; then the other frames, those the models are least
+# sure of first (the learning loop adds its uncertainty about a frame, in [0, 1), to the
+# priority of frames that are not keyframes); a skip takes SKIP_PENALTY off, which sinks a
+# frame below every frame not skipped, keyframes included.
 KEYFRAME_RANK = 1.0
 SKIP_PENALTY = 2.0
 QUEUE_ORDER = ("-queue_rank", "video_id", "index", "id")

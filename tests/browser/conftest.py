@@ -133,6 +133,14 @@ def scene_jpeg(seed: int, width: int = FRAME_WIDTH, height: int = FRAME_HEIGHT) 
     return buffer.getvalue()
 
 
+def admin_and_annotator_organization():
+    """The organisation "acme" with an admin "boss" and an annotator "ann" (password "password")."""
+    organization = OrganizationFactory(slug="acme", name="Acme")
+    for username, role in [("boss", Role.ADMIN), ("ann", Role.ANNOTATOR)]:
+        MembershipFactory(user=UserFactory(username=username), organization=organization, role=role)
+    return organization
+
+
 @dataclass
 class LabellingProject:
     organization: object

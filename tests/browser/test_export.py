@@ -11,18 +11,14 @@ from pycocotools.cocoeval import COCOeval
 
 from labeller.annotations.services import label_create
 from labeller.exports.models import DatasetExport, ExportState
-from labeller.tenants.models import Role
-from tests.browser.conftest import scene_jpeg
+from tests.browser.conftest import admin_and_annotator_organization, scene_jpeg
 from tests.browser.workspace import log_in
 from tests.celery_worker import filesystem_broker_options, publishing_to, running_worker, wait_for, worker_env
 from tests.factories import (
     AnnotationFactory,
     FrameFactory,
-    MembershipFactory,
-    OrganizationFactory,
     ProjectFactory,
     ShotFactory,
-    UserFactory,
     VideoFactory,
 )
 
@@ -33,9 +29,7 @@ READY = "#project-page[data-ready]"
 
 @pytest.fixture
 def labelled_project(transactional_db):
-    organization = OrganizationFactory(slug="acme", name="Acme")
-    for username, role in [("boss", Role.ADMIN), ("ann", Role.ANNOTATOR)]:
-        MembershipFactory(user=UserFactory(username=username), organization=organization, role=role)
+    organization = admin_and_annotator_organization()
     project = ProjectFactory(organization=organization, name="Kitchen")
     labels = [label_create(project=project, name=name) for name in ("food.dish.dessert", "food.drink", "vehicle")]
     video = VideoFactory(project=project, width=320, height=180)

@@ -3,12 +3,12 @@ worker, sees its AP per label and loss, and puts an older version back into use.
 
 import pytest
 
-from labeller.tenants.models import Role
 from labeller.training import runs
 from labeller.training.models import ProjectLearning, RunState, TrainingRun
+from tests.browser.conftest import admin_and_annotator_organization
 from tests.browser.workspace import log_in
 from tests.celery_worker import filesystem_broker_options, publishing_to, running_worker, wait_for, worker_env
-from tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
+from tests.factories import ProjectFactory
 from tests.training_data import labelled_frames
 
 pytestmark = pytest.mark.browser
@@ -18,9 +18,7 @@ READY = "#models-page[data-ready]"
 
 @pytest.fixture
 def project(transactional_db):
-    organization = OrganizationFactory(slug="acme", name="Acme")
-    for username, role in [("boss", Role.ADMIN), ("ann", Role.ANNOTATOR)]:
-        MembershipFactory(user=UserFactory(username=username), organization=organization, role=role)
+    organization = admin_and_annotator_organization()
     project = ProjectFactory(organization=organization, name="Counter")
     labelled_frames(project, 12)
     return project

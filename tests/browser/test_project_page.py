@@ -11,11 +11,10 @@ import pytest
 
 from labeller.annotations.models import Label
 from labeller.media.models import Frame, Upload, UploadStatus, Video
-from labeller.tenants.models import Role
-from tests.browser.conftest import scene_jpeg
+from tests.browser.conftest import admin_and_annotator_organization, scene_jpeg
 from tests.browser.workspace import log_in
 from tests.celery_worker import filesystem_broker_options, publishing_to, running_worker, wait_for, worker_env
-from tests.factories import LabelFactory, MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory, VideoFactory
+from tests.factories import LabelFactory, ProjectFactory, VideoFactory
 
 pytestmark = pytest.mark.browser
 
@@ -28,9 +27,7 @@ UNDECODABLE = "The video contains no decodable frames."
 
 @pytest.fixture
 def project(transactional_db):
-    organization = OrganizationFactory(slug="acme", name="Acme")
-    for username, role in [("boss", Role.ADMIN), ("ann", Role.ANNOTATOR)]:
-        MembershipFactory(user=UserFactory(username=username), organization=organization, role=role)
+    organization = admin_and_annotator_organization()
     return ProjectFactory(organization=organization, name="Street scenes", description="Bikes, cars and people.")
 
 

@@ -250,6 +250,12 @@ def test_after_keyframes_the_queue_offers_the_frames_the_models_are_least_sure_o
     assert [f["id"] for f in peek] == [frame.pk for frame in frames]
     assert set(Frame.objects.filter(pk__in=[f.pk for f in frames]).values_list("priority", flat=True)) == {0.0}
 
+    # Keyframes come first, in video order, whatever the models think of them.
+    runs.learning_settings_update(project=tenant.project, queue_order=ProjectLearning.QueueOrder.UNCERTAIN_FIRST)
+    keyframe = labelled_frames(tenant.project, 1, seed=8, complete=False)[0]
+    proposals_refresh(frame_id=keyframe.pk, force=True)
+    assert Frame.objects.get(pk=keyframe.pk).priority == 0.0
+
 
 def test_a_promotion_has_the_bulk_worker_repropose_frames_nobody_holds_once(tenant, monkeypatch):
     from labeller.training import hooks
