@@ -68,10 +68,10 @@ def test_re_run_the_ingest_with_other_keyframe_settings(strict_page, project):
     page = strict_page
     log_in(page, "boss", f"/o/acme/p/{project.pk}/", ready=READY)
     row = page.locator(".video", has_text="keep.mp4")
-    row.get_by_role("button", name="Re-run ingest…").click()
+    row.get_by_role("button", name="Keyframe settings…").click()
     row.get_by_label("Every Nth frame instead (0: off) (keep.mp4)").fill("5")
     row.get_by_label("at most (keep.mp4)").fill("3")
-    row.get_by_role("button", name="Re-run ingest", exact=True).click()
+    row.get_by_role("button", name="Ingest again with these settings").click()
     page.locator(".video[data-stage=probing]", has_text="keep.mp4").wait_for()
 
     project.refresh_from_db()

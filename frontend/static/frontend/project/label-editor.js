@@ -107,7 +107,7 @@ export function labelEditorRow({ label, labels, orgPath, columns, done }) {
 /** Download the taxonomy as JSON, and read one back (admins). */
 export function taxonomyFileControls({ orgPath, projectId, onImported, say }) {
   const listPath = `${orgPath}/projects/${projectId}/labels`;
-  const download = h("a", { className: "button secondary", href: `/api/v1/${listPath}/export?format=json`, download: `taxonomy-project-${projectId}.json` }, "Download taxonomy (JSON)");
+  const download = h("a", { className: "button secondary", href: `/api/v1/${listPath}/export?format=json`, download: `taxonomy-project-${projectId}.json` }, "Download the taxonomy (JSON)");
   const input = h("input", { type: "file", accept: ".json,application/json", id: "taxonomy-file" });
   input.addEventListener("change", async () => {
     const [file] = input.files;
@@ -123,5 +123,5 @@ export function taxonomyFileControls({ orgPath, projectId, onImported, say }) {
       input.value = "";
     }
   });
-  return h("div", { className: "taxonomy-file" }, download, h("label", { htmlFor: "taxonomy-file" }, "Import a taxonomy (JSON)"), input);
+  return h("div", { className: "taxonomy-file" }, download, h("label", { htmlFor: "taxonomy-file" }, "Read a taxonomy file (JSON)"), input);
 }

@@ -137,7 +137,7 @@ export class VideoList {
   }
 
   #adminActions(video, row) {
-    const settings = h("button", { type: "button", className: "secondary small", "aria-expanded": "false" }, "Re-run ingest…");
+    const settings = h("button", { type: "button", className: "secondary small", "aria-expanded": "false" }, "Keyframe settings…");
     settings.addEventListener("click", () => this.#toggleSettings(video, row, settings));
     const remove = h("button", { type: "button", className: "danger small", "aria-label": `Delete ${video.original_name}` }, "Delete");
     remove.addEventListener("click", () => this.#delete(video, remove));
@@ -160,7 +160,7 @@ export class VideoList {
     }
     const number = (name, label, min) =>
       h("label", {}, `${label} `, h("input", { type: "number", name, min, value: project[name], required: true, "aria-label": `${label} (${video.original_name})` }));
-    const run = h("button", { type: "submit" }, "Re-run ingest");
+    const run = h("button", { type: "submit" }, "Ingest again with these settings");
     row.settings.replaceChildren(
       number("keyframes_min_per_shot", "Keyframes per shot, at least", 1),
       number("keyframes_max_per_shot", "at most", 1),
