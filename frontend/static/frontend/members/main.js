@@ -116,12 +116,12 @@ class Invitations {
     button.disabled = true;
     try {
       const issued = await api(`${orgPath}/invitations/`, { method: "POST", body });
+      await this.reload(); // the list shows the invitation by the time its link does
       const link = h("input", { className: "invitation-link", readOnly: true, value: issued.url, "aria-label": `Invitation link for ${body.email}` });
       link.addEventListener("focus", () => link.select());
       const how = issued.mailed ? `Mailed to ${body.email}. The link, to send another way:` : `The mail could not be sent; send ${body.email} this link yourself:`;
       this.result.replaceChildren(h("p", {}, how), link);
       this.form.elements.email.value = "";
-      await this.reload();
     } catch (error) {
       say(this.result, error.message, { error: true });
     } finally {
