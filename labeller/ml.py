@@ -15,6 +15,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,19 +33,23 @@ BACKGROUND = -1  # proposals.labels.BACKGROUND: the label of hard negatives
 logger = logging.getLogger(__name__)
 
 
-def feature_config() -> FeatureConfig:
+# Every feature function takes ``weights``: None for the configured feature model, or the
+# local path of a project's retrained embedding checkpoint (see training.feature_models).
+
+
+def feature_config(weights: str | None = None) -> FeatureConfig:
     from proposals.features import FeatureConfig
 
-    return FeatureConfig(backbone=settings.LABELLER["FEATURE_BACKBONE"], weights=settings.LABELLER["FEATURE_WEIGHTS"])
+    return FeatureConfig(backbone=settings.LABELLER["FEATURE_BACKBONE"], weights=weights or settings.LABELLER["FEATURE_WEIGHTS"])
 
 
-def feature_extractor() -> FeatureExtractor:
-    """The configured extractor, loaded once per process.
+def feature_extractor(weights: str | None = None) -> FeatureExtractor:
+    """The extractor, loaded once per process.
 
     Where ImageNet weights cannot be loaded (no network), it falls back to a seeded
     random initialisation and says so in ``weights_description``, which the UI shows.
     """
-    return _extractor_for(feature_config())
+    return _extractor_for(feature_config(weights))
 
 
 @functools.lru_cache(maxsize=4)
@@ -57,20 +62,23 @@ def _extractor_for(config: FeatureConfig) -> FeatureExtractor:
     return extractor
 
 
-def feature_key() -> str:
-    """Identifies the feature model: an index built with another key must be rebuilt."""
-    config = feature_config()
-    return f"{config.backbone}/{config.layer}/k{config.pool_kernel}/{config.input_size}/{config.weights}"
+def feature_key(weights: str | None = None) -> str:
+    """Identifies the feature model: an index built with another key must be rebuilt. A
+    checkpoint counts by its file name (stored checkpoints have unique names), so every
+    machine agrees on the key wherever its local copy lies."""
+    config = feature_config(weights)
+    source = Path(config.weights).name if weights else config.weights
+    return f"{config.backbone}/{config.layer}/k{config.pool_kernel}/{config.input_size}/{source}"
 
 
-def embed_images(images: Sequence[np.ndarray]) -> np.ndarray:
+def embed_images(images: Sequence[np.ndarray], weights: str | None = None) -> np.ndarray:
     """uint8 [H, W, 3] RGB images -> float32 [N, D] L2-normalised embeddings."""
-    return feature_extractor().embed_images(images)
+    return feature_extractor(weights).embed_images(images)
 
 
-def embed_crops(rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def embed_crops(rgb: np.ndarray, boxes: np.ndarray, weights: str | None = None) -> np.ndarray:
     """Crops of one frame: boxes float32 [N, 4] xyxy pixels -> float32 [N, D]."""
-    return feature_extractor().embed_crops(rgb, np.asarray(boxes, dtype=np.float32).reshape(-1, 4))
+    return feature_extractor(weights).embed_crops(rgb, np.asarray(boxes, dtype=np.float32).reshape(-1, 4))
 
 
 # --- the project's label index, with the annotation versions it was built from ---------
@@ -201,11 +209,11 @@ class Neighbour:
     label_ids: np.ndarray  # int64 [N]
 
 
-def frame_candidates(rgb: np.ndarray) -> FrameCandidates:
-    """The frame's class-agnostic candidates, embedded with the configured features."""
+def frame_candidates(rgb: np.ndarray, weights: str | None = None) -> FrameCandidates:
+    """The frame's class-agnostic candidates, embedded with the feature model."""
     from proposals.regions import frame_candidates as compute
 
-    return compute(rgb, extractor=feature_extractor())
+    return compute(rgb, extractor=feature_extractor(weights))
 
 
 def frame_candidates_to_bytes(candidates: FrameCandidates) -> bytes:
@@ -235,6 +243,7 @@ def propose(
     candidates: FrameCandidates | None = None,
     exemplars: Sequence[tuple[np.ndarray, int]] = (),
     detector=None,
+    weights: str | None = None,
     top_k: int = 20,
 ) -> list[RegionProposal]:
     """Region proposals for a frame, minus those overlapping ``avoid_boxes`` (float32 [M, 4]):
@@ -248,7 +257,7 @@ def propose(
             rgb,
             neighbours=[(n.rgb, n.boxes, n.label_ids) for n in neighbours],
             label_index=stored.labels if stored is not None and len(stored.labels) else None,
-            extractor=feature_extractor(),
+            extractor=feature_extractor(weights),
             candidates=candidates,
             exemplars=exemplars,
             detector=detector,
@@ -330,6 +339,41 @@ def load_detector(path):
         while len(_detector_cache) > DETECTOR_CACHE_ENTRIES:
             _detector_cache.popitem(last=False)
     return detector
+
+
+# --- retraining the embedding -----------------------------------------------------------
+
+
+def embedding_crops(frames):
+    """Labelled crops (``proposals.training.embedding.LabelledCrop``) of ``frames``' boxes."""
+    from proposals.training.embedding import crops_from_frames
+
+    return crops_from_frames(frames)
+
+
+def train_embedding(crops, *, weights: str | None, steps: int, seed: int, log):
+    """Fine-tune the feature model (``weights``: the project's current one) on ``crops`` with the
+    batch-hard triplet loss; ``log(step, loss, spread)`` may raise to stop. The result says
+    whether it collapsed (then it holds no extractor)."""
+    from proposals.training.embedding import EmbeddingTrainingOptions
+    from proposals.training.embedding import train_embedding as train
+
+    labels = len({crop.label_id for crop in crops})
+    options = EmbeddingTrainingOptions(steps=steps, seed=seed, labels_per_batch=max(2, min(8, labels)))
+    return train(crops, feature_config(weights), options, fallback_to_random=True, log=log), options
+
+
+def evaluate_embedding(extractor, queries, references) -> float:
+    """Nearest-neighbour recall@1 of ``queries`` against ``references`` under ``extractor``."""
+    from proposals.training.embedding import evaluate_embedding as evaluate
+
+    return evaluate(extractor, queries, references)
+
+
+def save_embedding(extractor, path, **metadata) -> None:
+    from proposals.features import save_checkpoint
+
+    save_checkpoint(extractor, path, metadata=metadata)
 
 
 # --- embedding quality report -----------------------------------------------------------

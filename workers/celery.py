@@ -32,7 +32,7 @@ app.conf.task_routes = {
     "workers.proposals.repropose_stale": {"queue": BULK},
     "workers.proposals.*": {"queue": INTERACTIVE},
     "workers.ingest.*": {"queue": BULK},
-    "workers.training.train_detector_run": {"queue": TRAINING},
+    "workers.training.train_run": {"queue": TRAINING},
     "workers.training.check_training_runs": {"queue": INTERACTIVE},
     "workers.training.*": {"queue": BULK},
     "workers.exports.*": {"queue": BULK},

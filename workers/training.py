@@ -13,10 +13,10 @@ from labeller.training.reports import embedding_report_create
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="workers.training.train_detector_run", acks_late=True)
-def train_detector_run(run_id: int) -> str | None:
-    """Train, evaluate and maybe promote one run. A redelivered message finds the run no
-    longer queued and does nothing."""
+@shared_task(name="workers.training.train_run", acks_late=True)
+def train_run(run_id: int) -> str | None:
+    """Train, evaluate and maybe promote one run (detector or embedding). A redelivered
+    message finds the run no longer queued and does nothing."""
     from labeller.training.runs import training_run_execute
 
     run = training_run_execute(run_id=run_id)
@@ -30,16 +30,41 @@ def train_detector_run(run_id: int) -> str | None:
 def check_training_runs() -> dict:
     """Beat: fail runs whose worker died, re-send queued runs whose message was lost, and
     start the periodic runs of projects with enough new confirmed boxes."""
-    from labeller.training.runs import training_runs_fail_stalled, training_runs_resend_queued, training_runs_start_due
+    from labeller.training.runs import (embedding_index_builds_resend, training_runs_fail_stalled,
+                                        training_runs_resend_queued, training_runs_start_due)
 
     result = {
         "failed": training_runs_fail_stalled(),
         "resent": training_runs_resend_queued(),
         "started": training_runs_start_due(),
+        "index_builds": embedding_index_builds_resend(),
     }
     if any(result.values()):
         logger.info("training runs: %s", result)
     return result
+
+
+# One build task embeds slices of the new index for at most this long, then hands the bulk
+# worker back and continues in a new task.
+BUILD_SLICE_S = 60
+
+
+@shared_task(name="workers.training.build_embedding_index", acks_late=True)
+def build_embedding_index(run_id: int) -> bool:
+    """After an embedding is promoted, on the bulk queue: build its index, then switch to it."""
+    from labeller.core.tasks import enqueue
+    from labeller.training.models import ProjectLearning
+    from labeller.training.runs import BUILD_EMBEDDING_INDEX, embedding_index_build
+
+    started = time.monotonic()
+    while time.monotonic() - started < BUILD_SLICE_S:
+        if embedding_index_build(run_id=run_id):
+            logger.info("embedding run %s: index built and in use after %.1fs", run_id, time.monotonic() - started)
+            return True
+        if not ProjectLearning.objects.filter(pending_embedding_run=run_id).exists():
+            return False  # superseded
+    enqueue(BUILD_EMBEDDING_INDEX, run_id)
+    return False
 
 
 @shared_task(name="workers.training.evaluate_embeddings", acks_late=True)

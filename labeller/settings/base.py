@@ -215,6 +215,8 @@ LABELLER = {
     "DETECTOR_WEIGHTS": os.environ.get("LABELLER_DETECTOR_WEIGHTS", "none"),
     "DETECTOR_MAX_SIDE": env_int("LABELLER_DETECTOR_MAX_SIDE", 320),
     "TRAINING_EPOCHS": env_int("LABELLER_TRAINING_EPOCHS", 12),
+    # Steps of an embedding run (batch-hard triplets, P labels x 4 crops each).
+    "EMBEDDING_STEPS": env_int("LABELLER_EMBEDDING_STEPS", 120),
     # A run needs this many complete frames with boxes (a fifth of them validate it).
     "TRAINING_MIN_FRAMES": env_int("LABELLER_TRAINING_MIN_FRAMES", 8),
 }

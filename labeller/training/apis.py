@@ -21,6 +21,7 @@ from labeller.training.serializers import (
     SuggestLabelsRequestSerializer,
     SuggestLabelsResponseSerializer,
     TrainingRunSerializer,
+    TrainingRunStartSerializer,
 )
 
 
@@ -124,7 +125,7 @@ class TrainingRunListApi(OrganizationAPIView):
     def get_serializer_context(self) -> dict:
         context = super().get_serializer_context()
         project_id = self.kwargs.get("project_id")
-        context["current_run_id"] = runs.current_run_id(project_id=project_id) if project_id else None
+        context["in_use"] = runs.runs_in_use(project_id=project_id) if project_id else {}
         return context
 
     @extend_schema(responses=TrainingRunSerializer(many=True))
@@ -132,10 +133,11 @@ class TrainingRunListApi(OrganizationAPIView):
         project = project_get(organization=self.organization, project_id=project_id)
         return self.paginated(scoped(TrainingRun, self.organization).filter(project=project), TrainingRunSerializer)
 
-    @extend_schema(request=None, responses={202: TrainingRunSerializer, 200: TrainingRunSerializer})
+    @extend_schema(request=TrainingRunStartSerializer, responses={202: TrainingRunSerializer, 200: TrainingRunSerializer})
     def post(self, request, org, project_id):
         project = project_get(organization=self.organization, project_id=project_id)
-        run, created = runs.training_run_start(project=project, user=request.user)
+        kind = self.validated(TrainingRunStartSerializer)["kind"]
+        run, created = runs.training_run_start(project=project, user=request.user, kind=kind)
         return self.respond(run, TrainingRunSerializer, 202 if created else 200)
 
 
@@ -149,7 +151,7 @@ class _TrainingRunApi(OrganizationAPIView):
         context = super().get_serializer_context()
         pk = self.kwargs.get("pk")
         project_id = TrainingRun.objects.filter(pk=pk).values_list("project_id", flat=True).first() if pk else None
-        context["current_run_id"] = runs.current_run_id(project_id=project_id) if project_id else None
+        context["in_use"] = runs.runs_in_use(project_id=project_id) if project_id else {}
         return context
 
 

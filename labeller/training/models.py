@@ -132,14 +132,20 @@ class RunTrigger(models.TextChoices):
     PERIODIC = "periodic"  # beat: enough new confirmed boxes since the last run
 
 
+class RunKind(models.TextChoices):
+    DETECTOR = "detector"  # finds the objects: a source of region proposals
+    EMBEDDING = "embedding"  # the feature model: the index's kNN labels and objectness
+
+
 class TrainingRun(TimestampedModel):
-    """One retraining of the project's detector, and, when it succeeds, a model version.
+    """One retraining of the project's detector or embedding; when it succeeds, a model version.
 
     The run records what it learned from (``train_frame_ids``, ``val_frame_ids``: the stable
     split of complete frames), how (``hyperparameters``, ``parent``: the version it was
     fine-tuned from), how it went (``loss_curve``, one entry per epoch) and how good it is
-    (``metrics``: its mAP@0.5 and per-label AP on its validation frames, beside the then
-    current model's on the same frames). ``artifact`` is the checkpoint in storage.
+    (``metrics``: a detector's mAP@0.5 and per-label AP, an embedding's nearest-neighbour
+    recall@1, on its validation frames, beside the then current model's on the same frames).
+    ``artifact`` is the checkpoint in storage. ``epochs_*`` count steps for an embedding.
     ``heartbeat_at`` moves while a worker trains it: a run whose worker died is failed by beat,
     never left running. At most one queued-or-running run per project (a database constraint,
     so concurrent Retrain clicks start one).
@@ -149,6 +155,7 @@ class TrainingRun(TimestampedModel):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_runs")
     number = models.PositiveIntegerField()  # the project's version number, 1, 2, ...
+    kind = models.CharField(max_length=16, choices=RunKind.choices, default=RunKind.DETECTOR)
     state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.QUEUED)
     trigger = models.CharField(max_length=16, choices=RunTrigger.choices, default=RunTrigger.MANUAL)
     requested_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -182,9 +189,9 @@ class TrainingRun(TimestampedModel):
 
 
 class ProjectLearning(models.Model):
-    """The project's learning-loop settings and its current detector.
+    """The project's learning-loop settings and its models in use.
 
-    ``current_run`` is the promoted model version; proposals use it from the next frame on,
+    ``current_run`` is the promoted detector version; proposals use it from the next frame on,
     in every worker, without a restart (they load checkpoints by run id). Changing it is one
     row update: promotion and rollback are atomic. ``retrain_every_boxes``: beat starts a run
     when this many boxes were confirmed since the last one (0: only by hand).
@@ -197,6 +204,14 @@ class ProjectLearning(models.Model):
 
     project = models.OneToOneField(Project, on_delete=models.CASCADE, primary_key=True, related_name="learning")
     current_run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The embedding in use (None: the configured feature model), and one promoted whose index
+    # the bulk worker is still building: the switch happens when it is complete.
+    current_embedding_run = models.ForeignKey(
+        TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    pending_embedding_run = models.ForeignKey(
+        TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     retrain_every_boxes = models.PositiveIntegerField(default=200)
     queue_order = models.CharField(max_length=20, choices=QueueOrder.choices, default=QueueOrder.UNCERTAIN_FIRST)
     # The latest promotion, as annotators are told it ("the model learned ...").

@@ -24,6 +24,7 @@ from labeller.media.files import read_frame_rgb
 from labeller.media.models import Frame, FrameStatus
 from labeller.media.selectors import in_queue_order
 from labeller.training.clock import learning_clock_read
+from labeller.training.feature_models import project_feature_weights
 from labeller.training.hooks import refresh_frame_soon
 from labeller.training.models import FrameProposals, ProjectLearning, ProposalOutcome
 from labeller.training.outcomes import box_of as _box_of
@@ -73,11 +74,12 @@ _policy_cache: dict[int, tuple[tuple[int, int], "ShowPolicy"]] = {}
 
 def label_suggestions(*, frame: Frame, box: tuple[float, float, float, float], top: int = 3):
     """The model's top labels for ``box`` on ``frame``: (suggestions, index state)."""
-    state = index_state_peek(frame.project)
+    weights = project_feature_weights(frame.project_id)
+    state = index_state_peek(frame.project, weights)
     if state.pk is None or state.size == 0:
         return [], state
     stored = index_load(state)
-    vectors = ml.embed_crops(read_frame_rgb(frame), np.array([box], dtype=np.float32))
+    vectors = ml.embed_crops(read_frame_rgb(frame), np.array([box], dtype=np.float32), weights)
     return list(ml.suggest_labels(stored, vectors, top=top)[0]), state
 
 
@@ -286,22 +288,22 @@ def _proposal_fields(proposal, model_version: str) -> dict:
     }
 
 
-def _candidates_name(frame: Frame) -> str:
-    feature = hashlib.sha1(ml.feature_key().encode()).hexdigest()[:12]
+def _candidates_name(frame: Frame, weights: str | None) -> str:
+    feature = hashlib.sha1(ml.feature_key(weights).encode()).hexdigest()[:12]
     return f"orgs/{frame.project.organization_id}/projects/{frame.project_id}/candidates/{frame.pk}-{feature}.npz"
 
 
-def frame_candidates_cached(frame: Frame, rgb: np.ndarray):
+def frame_candidates_cached(frame: Frame, rgb: np.ndarray, weights: str | None = None):
     """The frame's class-agnostic candidates and their embeddings, computed once per frame
     and feature model: they do not change as the project learns, so a refresh only embeds
     the boxes propagated from confirmed ones, and a person waits less."""
-    name = _candidates_name(frame)
+    name = _candidates_name(frame, weights)
     try:
         with default_storage.open(name, "rb") as handle:
             return ml.frame_candidates_from_bytes(handle.read())
     except (FileNotFoundError, OSError, ValueError, KeyError):
         pass  # not computed yet (or unreadable): compute and store it
-    candidates = ml.frame_candidates(rgb)
+    candidates = ml.frame_candidates(rgb, weights)
     if default_storage.exists(name):
         default_storage.delete(name)
     default_storage.save(name, ContentFile(ml.frame_candidates_to_bytes(candidates)))
@@ -381,7 +383,8 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
         FrameProposals.objects.filter(frame_id=frame.pk).update(refresh_requested_at=None)
         return _open_proposals(frame.pk).count()
     _sync_index_quietly(frame.project_id)
-    state = index_state(frame.project)
+    weights = project_feature_weights(frame.project_id)
+    state = index_state(frame.project, weights)
     stored = index_load(state)
     kept = Annotation.objects.filter(frame=frame).exclude(status=AnnotationStatus.PROPOSED, source__in=MODEL_SOURCES)
     avoid = np.array(list(kept.values_list("x1", "y1", "x2", "y2")), dtype=np.float32).reshape(-1, 4)
@@ -389,8 +392,8 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
     proposals = [
         p for p in ml.propose(
             rgb, neighbours=_neighbours(frame), stored=stored, avoid_boxes=avoid,
-            candidates=frame_candidates_cached(frame, rgb), exemplars=_exemplars(frame),
-            detector=_project_detector(frame.project_id), top_k=PROPOSALS_GENERATED,
+            candidates=frame_candidates_cached(frame, rgb, weights), exemplars=_exemplars(frame),
+            detector=_project_detector(frame.project_id), weights=weights, top_k=PROPOSALS_GENERATED,
         )
         if p.box[2] > p.box[0] and p.box[3] > p.box[1]
     ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -24,8 +25,8 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 from django.core.files.base import File
-from django.core.files.storage import FileSystemStorage, default_storage
-from django.db import IntegrityError, connection, transaction
+from django.core.files.storage import default_storage
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -37,12 +38,18 @@ from labeller.media.files import read_frame_rgb
 from labeller.media.models import Frame, FrameStatus
 from labeller.projects.models import Project
 from labeller.training.clock import learning_clock_read, learning_clock_tick
-from labeller.training.hooks import repropose_soon
-from labeller.training.models import ACTIVE_RUN_STATES, ProjectLearning, RunState, RunTrigger, TrainingRun
+from labeller.training.feature_models import local_checkpoint, project_feature_weights
+from labeller.training.hooks import index_sync_soon, repropose_soon
+from labeller.training.models import ACTIVE_RUN_STATES, ProjectLearning, RunKind, RunState, RunTrigger, TrainingRun
 
 logger = logging.getLogger(__name__)
 
-TRAIN_DETECTOR = "workers.training.train_detector_run"
+TRAIN_RUN = "workers.training.train_run"
+BUILD_EMBEDDING_INDEX = "workers.training.build_embedding_index"
+# An embedding run needs this many labels with at least two confirmed crops each (triplets).
+EMBEDDING_MIN_LABELS = 2
+# Frames with confirmed boxes an embedding run reads at most (newest first).
+MAX_EMBEDDING_FRAMES = 1000
 VALIDATION_SHARE = 0.2
 # Newest complete frames a run reads (their images are held in memory while training).
 MAX_TRAINING_FRAMES = 2000
@@ -117,6 +124,32 @@ def _require_enough_frames(project_id: int) -> tuple[list[int], list[int]]:
     return train, validation
 
 
+def embedding_split(*, project_id: int) -> tuple[list[int], list[int]]:
+    """Frames with confirmed boxes, complete or not (a crop's label needs no complete frame),
+    as (train ids, validation ids) under the project's split."""
+    frame_ids = sorted(
+        _confirmed(project_id).order_by("-frame_id").values_list("frame_id", flat=True).distinct()[:MAX_EMBEDDING_FRAMES]
+    )
+    train, validation = [], []
+    for frame_id in frame_ids:
+        (validation if frame_split(project_id=project_id, frame_id=frame_id) == "validation" else train).append(frame_id)
+    return train, validation
+
+
+def _require_enough_crops(project_id: int) -> tuple[list[int], list[int]]:
+    train, validation = embedding_split(project_id=project_id)
+    crops_per_label = Counter(_confirmed(project_id).filter(frame_id__in=train).values_list("label_id", flat=True))
+    labels = sum(count >= 2 for count in crops_per_label.values())
+    if labels < EMBEDDING_MIN_LABELS or not validation:
+        raise DomainError(
+            f"Retraining the embedding needs at least {EMBEDDING_MIN_LABELS} labels with two confirmed boxes each, "
+            f"and boxes on frames set aside to validate it; this project has {labels} such labels and "
+            f"{len(validation)} validation frames. Confirm more boxes first.",
+            code="too_few_boxes",
+        )
+    return train, validation
+
+
 def _training_frames(project_id: int, frame_ids: list[int]):
     from proposals.training.data import TrainingFrame
 
@@ -137,23 +170,29 @@ def _training_frames(project_id: int, frame_ids: list[int]):
 # --- starting, cancelling --------------------------------------------------------------------
 
 
-def training_run_start(*, project: Project, user=None, trigger: str = RunTrigger.MANUAL) -> tuple[TrainingRun, bool]:
-    """Queue a run of the project's detector; (run, created). When one is already queued or
-    running, that one is returned instead (also under concurrent requests)."""
+def training_run_start(
+    *, project: Project, user=None, trigger: str = RunTrigger.MANUAL, kind: str = RunKind.DETECTOR
+) -> tuple[TrainingRun, bool]:
+    """Queue a run of the project's detector or embedding; (run, created). When a run is
+    already queued or running, that one is returned instead (also under concurrent requests)."""
     active = TrainingRun.objects.filter(project=project, state__in=ACTIVE_RUN_STATES).first()
     if active is not None:
         return active, False
-    _require_enough_frames(project.pk)
     learning = learning_settings(project=project)
+    if kind == RunKind.EMBEDDING:
+        _require_enough_crops(project.pk)
+        parent, total = learning.current_embedding_run, settings.LABELLER["EMBEDDING_STEPS"]
+    else:
+        _require_enough_frames(project.pk)
+        parent, total = learning.current_run, settings.LABELLER["TRAINING_EPOCHS"]
     try:
         with transaction.atomic():
             number = (TrainingRun.objects.filter(project=project).aggregate(top=Max("number"))["top"] or 0) + 1
             run = TrainingRun.objects.create(
-                project=project, number=number, trigger=trigger, requested_by=user, parent=learning.current_run,
-                confirmed_boxes=_confirmed(project.pk).count(),
-                epochs_total=settings.LABELLER["TRAINING_EPOCHS"],
+                project=project, number=number, kind=kind, trigger=trigger, requested_by=user, parent=parent,
+                confirmed_boxes=_confirmed(project.pk).count(), epochs_total=total,
             )
-            enqueue(TRAIN_DETECTOR, run.pk)
+            enqueue(TRAIN_RUN, run.pk)
     except IntegrityError:  # another request started one at the same moment
         active = TrainingRun.objects.filter(project=project, state__in=ACTIVE_RUN_STATES).first()
         if active is None:
@@ -192,7 +231,10 @@ class _Heartbeat:
     def _beat(self) -> None:
         try:
             while not self.stopped.wait(HEARTBEAT_EVERY.total_seconds()):
-                TrainingRun.objects.filter(pk=self.run_id, state=RunState.RUNNING).update(heartbeat_at=timezone.now())
+                try:
+                    TrainingRun.objects.filter(pk=self.run_id, state=RunState.RUNNING).update(heartbeat_at=timezone.now())
+                except DatabaseError:  # a locked or briefly unreachable database: beat again next time
+                    logger.warning("run %s: heartbeat not written this time", self.run_id, exc_info=True)
         finally:
             connection.close()
 
@@ -222,24 +264,6 @@ def _finish(run_id: int, state: str, **fields) -> None:
     )
 
 
-def _artifact_name(run: TrainingRun) -> str:
-    return f"orgs/{run.project.organization_id}/projects/{run.project_id}/models/detector-{run.number}-{run.pk}.pt"
-
-
-def local_checkpoint(name: str) -> Path:
-    """A local file of the stored checkpoint ``name`` (torch loads from files): the file itself
-    on a file-system storage, else a copy in the data folder's cache."""
-    if isinstance(default_storage, FileSystemStorage):
-        return Path(default_storage.path(name))
-    cached = Path(settings.DATA_DIR) / "model-cache" / name
-    if not cached.exists():
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        with default_storage.open(name, "rb") as source, tempfile.NamedTemporaryFile(dir=cached.parent, delete=False) as copy:
-            copy.write(source.read())
-        Path(copy.name).replace(cached)
-    return cached
-
-
 def _scores_as_dict(scores, names: dict[int, str]) -> dict:
     return {
         "map50": None if not np.isfinite(scores.map50) else round(float(scores.map50), 4),
@@ -258,7 +282,7 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
         return None
     try:
         with _Heartbeat(run.pk):
-            _train_and_judge(run)
+            (_train_embedding if run.kind == RunKind.EMBEDDING else _train_detector)(run)
     except RunCancelled:
         _finish(run.pk, RunState.CANCELLED, decision="Cancelled by an admin; the current model stays.")
     except Exception as error:  # noqa: BLE001 - whatever broke, the run must end, readably
@@ -267,7 +291,18 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
     return TrainingRun.objects.get(pk=run.pk)
 
 
-def _train_and_judge(run: TrainingRun) -> None:
+def _save_artifact(run: TrainingRun, save) -> str:
+    """Write the checkpoint with ``save(path)`` to a temporary file, then into storage."""
+    kind = "detector" if run.kind == RunKind.DETECTOR else "embedding"
+    name = f"orgs/{run.project.organization_id}/projects/{run.project_id}/models/{kind}-{run.number}-{run.pk}.pt"
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.pt"
+        save(path)
+        with path.open("rb") as handle:
+            return default_storage.save(name, File(handle))
+
+
+def _train_detector(run: TrainingRun) -> None:
     from proposals.training.evaluation import ModelScore, promotion_decision, validation_key
 
     project_id = run.project_id
@@ -314,17 +349,75 @@ def _train_and_judge(run: TrainingRun) -> None:
         "weights": result.detector.weights_description,
         "current": None if current_scores is None else {"run": current_run.number, **_scores_as_dict(current_scores, names)},
     }
-    name = _artifact_name(run)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "detector.pt"
-        ml.save_detector(result.detector, path, run_id=run.pk, project_id=project_id)
-        with path.open("rb") as handle:
-            name = default_storage.save(name, File(handle))
+    name = _save_artifact(run, lambda path: ml.save_detector(result.detector, path, run_id=run.pk, project_id=project_id))
     hyperparameters = {
         "backbone": str(result.detector.config.backbone), "max_side": result.detector.config.max_side,
         "epochs": options.epochs, "batch_size": options.batch_size, "learning_rate": options.learning_rate,
         "schedule": "one-cycle", "repeat_threshold": options.repeat_threshold, "seed": options.seed,
         "fine_tuned_from": parent.number if parent is not None else None, "frozen": result.frozen,
+    }
+    with transaction.atomic():
+        _finish(run.pk, RunState.SUCCEEDED, metrics=metrics, artifact=name, decision=decision.reason,
+                hyperparameters=hyperparameters)
+        if decision.promote:
+            _promote(TrainingRun.objects.get(pk=run.pk))
+
+
+# The loss curve of an embedding run keeps at most this many points (one per step otherwise).
+LOSS_POINTS = 100
+
+
+def _train_embedding(run: TrainingRun) -> None:
+    from proposals.training.evaluation import ModelScore, promotion_decision, validation_key
+
+    project_id = run.project_id
+    train_ids, val_ids = _require_enough_crops(project_id)
+    train_crops = ml.embedding_crops(_training_frames(project_id, train_ids))
+    val_crops = ml.embedding_crops(_training_frames(project_id, val_ids))
+    TrainingRun.objects.filter(pk=run.pk).update(
+        train_frame_ids=train_ids, val_frame_ids=val_ids,
+        label_ids=sorted({crop.label_id for crop in train_crops}),
+    )
+    every = max(1, run.epochs_total // LOSS_POINTS)
+
+    def after_step(step: int, loss: float, spread: float) -> None:
+        if (step + 1) % every and step + 1 != run.epochs_total:
+            return
+        current = TrainingRun.objects.get(pk=run.pk)
+        entry = {"epoch": step + 1, "total": round(loss, 5), "spread": round(spread, 5)}
+        TrainingRun.objects.filter(pk=run.pk).update(
+            loss_curve=[*current.loss_curve, entry], epochs_done=step + 1, heartbeat_at=timezone.now()
+        )
+        if current.cancel_requested:
+            raise RunCancelled
+
+    weights = project_feature_weights(project_id)
+    result, options = ml.train_embedding(train_crops, weights=weights, steps=run.epochs_total, seed=SEED, log=after_step)
+    if result.collapsed:
+        _finish(run.pk, RunState.FAILED, error=f"The embedding collapsed ({result.reason}); the one in use stays.")
+        return
+    candidate = ml.evaluate_embedding(result.extractor, val_crops, train_crops)
+    current = ml.evaluate_embedding(ml.feature_extractor(weights), val_crops, train_crops)
+    key = validation_key(val_ids)
+    decision = promotion_decision(ModelScore(candidate, key), ModelScore(current, key))
+    current_run = learning_settings(project=run.project).current_embedding_run
+    metrics = {
+        "recall_at_1": round(candidate, 4),
+        "validation_key": key,
+        "train_frames": len(train_ids),
+        "val_frames": len(val_ids),
+        "train_crops": len(train_crops),
+        "val_crops": len(val_crops),
+        "seconds": round(result.seconds, 2),
+        "weights": result.extractor.weights_description,
+        "current": {"run": current_run.number if current_run else None, "recall_at_1": round(current, 4)},
+    }
+    name = _save_artifact(run, lambda path: ml.save_embedding(result.extractor, path, run_id=run.pk, project_id=project_id))
+    hyperparameters = {
+        "backbone": str(result.extractor.config.backbone), "loss": "batch-hard triplet, soft margin",
+        "steps": options.steps, "labels_per_batch": options.labels_per_batch,
+        "crops_per_label": options.crops_per_label, "learning_rate": options.learning_rate, "seed": options.seed,
+        "fine_tuned_from": run.parent.number if run.parent is not None else None,
     }
     with transaction.atomic():
         _finish(run.pk, RunState.SUCCEEDED, metrics=metrics, artifact=name, decision=decision.reason,
@@ -364,20 +457,70 @@ def promotion_notice(run: TrainingRun, previous: TrainingRun | None) -> str:
 
 
 def _promote(run: TrainingRun) -> TrainingRun:
-    """Make ``run`` the project's model (caller holds a transaction): one row update; the
-    learning clock ticks so proposals built by the old model are stale, and the bulk worker
-    rebuilds those of the frames nobody holds."""
+    """Make ``run`` the project's model (caller holds a transaction). A detector is in use at
+    once; an embedding first needs its index: the bulk worker builds it and then switches
+    (:func:`embedding_index_switch`), so proposals are never interrupted."""
+    if run.kind == RunKind.EMBEDDING:
+        ProjectLearning.objects.get_or_create(project_id=run.project_id)
+        ProjectLearning.objects.filter(project_id=run.project_id).update(pending_embedding_run=run)
+        enqueue(BUILD_EMBEDDING_INDEX, run.pk)
+        return run
+    return _put_in_use(run)
+
+
+def _put_in_use(run: TrainingRun) -> TrainingRun:
+    """One row update; the learning clock ticks so proposals built by the old model are stale,
+    and the bulk worker rebuilds those of the frames nobody holds."""
     learning = ProjectLearning.objects.select_for_update().get_or_create(project_id=run.project_id)[0]
-    previous = learning.current_run
+    embedding = run.kind == RunKind.EMBEDDING
+    previous = learning.current_embedding_run if embedding else learning.current_run
     now = timezone.now()
-    learning.current_run = run
-    learning.notice = promotion_notice(run, previous)[:500]
+    if embedding:
+        learning.current_embedding_run, learning.pending_embedding_run = run, None
+    else:
+        learning.current_run = run
+    learning.notice = (embedding_notice(run) if embedding else promotion_notice(run, previous))[:500]
     learning.notice_at = now
-    learning.save(update_fields=["current_run", "notice", "notice_at"])
+    learning.save(update_fields=["current_run", "current_embedding_run", "pending_embedding_run", "notice", "notice_at"])
     TrainingRun.objects.filter(pk=run.pk).update(promoted_at=now)
     learning_clock_tick(project_id=run.project_id)
     repropose_soon(project_id=run.project_id, built_before=learning_clock_read(project_id=run.project_id))
     return run
+
+
+def embedding_notice(run: TrainingRun) -> str:
+    before = (run.metrics.get("current") or {}).get("recall_at_1")
+    after = run.metrics.get("recall_at_1")
+    if before is None or after is None:
+        return f"The model learned to tell your labels apart (embedding version {run.number})"
+    return f"The model learned to tell your labels apart: nearest-example label right {before:.0%} → {after:.0%}"
+
+
+def embedding_index_build(*, run_id: int) -> bool:
+    """The bulk task's body after an embedding is promoted: sync the index of its feature model
+    (a slice at a time), and when it holds every confirmed box, switch to it atomically.
+    Returns whether the switch happened (False: call again for the next slice, or the run is
+    no longer the one waiting)."""
+    from labeller.training.services import IndexConflict, index_sync
+
+    run = TrainingRun.objects.filter(pk=run_id).first()
+    learning = ProjectLearning.objects.filter(project_id=run.project_id).first() if run else None
+    if run is None or learning is None or learning.pending_embedding_run_id != run.pk:
+        return False  # superseded, or switched already: nothing to do
+    weights = str(local_checkpoint(run.artifact))
+    try:
+        result = index_sync(project_id=run.project_id, weights=weights)
+    except IndexConflict:
+        return False  # another worker is syncing it: it carries on
+    if result.remaining:
+        return False
+    with transaction.atomic():
+        learning = ProjectLearning.objects.select_for_update().get(project_id=run.project_id)
+        if learning.pending_embedding_run_id != run.pk:
+            return False
+        _put_in_use(run)
+    index_sync_soon(project_id=run.project_id)  # what changed while the index was being built
+    return True
 
 
 def training_run_promote(*, run: TrainingRun) -> TrainingRun:
@@ -390,8 +533,16 @@ def training_run_promote(*, run: TrainingRun) -> TrainingRun:
     return run
 
 
-def current_run_id(*, project_id: int) -> int | None:
-    return ProjectLearning.objects.filter(project_id=project_id).values_list("current_run_id", flat=True).first()
+def runs_in_use(*, project_id: int) -> dict[str, set[int]]:
+    """The runs in use ("current": the detector and the embedding) and the embedding whose
+    index is being built ("pending")."""
+    row = (
+        ProjectLearning.objects.filter(project_id=project_id)
+        .values("current_run_id", "current_embedding_run_id", "pending_embedding_run_id")
+        .first()
+    ) or {}
+    current = {row.get("current_run_id"), row.get("current_embedding_run_id")} - {None}
+    return {"current": current, "pending": {row.get("pending_embedding_run_id")} - {None}}
 
 
 def learned_notice(*, project_id: int) -> dict | None:
@@ -445,8 +596,19 @@ def training_runs_resend_queued(*, now=None) -> list[int]:
         TrainingRun.objects.filter(state=RunState.QUEUED, created_at__lt=now - QUEUED_RESEND_AFTER).values_list("pk", flat=True)
     )
     for run_id in queued:
-        enqueue(TRAIN_DETECTOR, run_id)
+        enqueue(TRAIN_RUN, run_id)
     return queued
+
+
+def embedding_index_builds_resend() -> list[int]:
+    """Promoted embeddings still waiting for their index (a lost message, a killed worker):
+    send the build again; a duplicate finds the index being synced and stops."""
+    waiting = list(
+        ProjectLearning.objects.filter(pending_embedding_run__isnull=False).values_list("pending_embedding_run", flat=True)
+    )
+    for run_id in waiting:
+        enqueue(BUILD_EMBEDDING_INDEX, run_id)
+    return waiting
 
 
 def training_runs_start_due() -> list[int]:
@@ -460,10 +622,16 @@ def training_runs_start_due() -> list[int]:
         last = TrainingRun.objects.filter(project=project).order_by("-id").values_list("confirmed_boxes", flat=True).first()
         if _confirmed(project.pk).count() - (last or 0) < every:
             continue
-        try:
-            run, created = training_run_start(project=project, trigger=RunTrigger.PERIODIC)
-        except DomainError:
-            continue  # not enough complete frames yet
+        # Detector and embedding take turns; each kind waits until the project has enough.
+        last_kind = TrainingRun.objects.filter(project=project).order_by("-id").values_list("kind", flat=True).first()
+        kinds = [RunKind.EMBEDDING, RunKind.DETECTOR] if last_kind == RunKind.DETECTOR else [RunKind.DETECTOR, RunKind.EMBEDDING]
+        run, created = None, False
+        for kind in kinds:
+            try:
+                run, created = training_run_start(project=project, trigger=RunTrigger.PERIODIC, kind=kind)
+                break
+            except DomainError:
+                continue  # not enough complete frames (or labelled boxes) for this kind yet
         if created:
             started.append(run.pk)
     return started

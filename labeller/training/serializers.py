@@ -105,27 +105,35 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     parent_number = serializers.IntegerField(source="parent.number", allow_null=True, read_only=True)
     requested_by = serializers.CharField(source="requested_by.username", allow_null=True, read_only=True)
     is_current = serializers.SerializerMethodField()
+    is_pending = serializers.SerializerMethodField(help_text="An embedding promoted while its index is being built.")
     train_frames = serializers.SerializerMethodField()
     val_frames = serializers.SerializerMethodField()
 
     class Meta:
         model = TrainingRun
         fields = [
-            "id", "project_id", "number", "state", "trigger", "requested_by", "parent_number", "is_current",
+            "id", "project_id", "number", "kind", "state", "trigger", "requested_by", "parent_number", "is_current",
             "confirmed_boxes", "train_frames", "val_frames", "hyperparameters", "loss_curve", "epochs_done",
-            "epochs_total", "metrics", "decision", "error", "cancel_requested", "created_at", "started_at",
+            "epochs_total", "metrics", "decision", "error", "cancel_requested", "is_pending", "created_at", "started_at",
             "heartbeat_at", "finished_at", "promoted_at",
         ]
         read_only_fields = fields
 
     def get_is_current(self, run) -> bool:
-        return run.pk == self.context.get("current_run_id")
+        return run.pk in self.context.get("in_use", {}).get("current", ())
+
+    def get_is_pending(self, run) -> bool:
+        return run.pk in self.context.get("in_use", {}).get("pending", ())
 
     def get_train_frames(self, run) -> int:
         return len(run.train_frame_ids)
 
     def get_val_frames(self, run) -> int:
         return len(run.val_frame_ids)
+
+
+class TrainingRunStartSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["detector", "embedding"], default="detector", required=False)
 
 
 class ProjectLearningSerializer(serializers.Serializer):
@@ -138,4 +146,8 @@ class ProjectLearningSerializer(serializers.Serializer):
         help_text="After keyframes: the frames the models are least sure of first, or video order.",
     )
     current_run_number = serializers.IntegerField(source="current_run.number", allow_null=True, read_only=True)
+    current_embedding_number = serializers.IntegerField(
+        source="current_embedding_run.number", allow_null=True, read_only=True,
+        help_text="Null: the configured feature model.",
+    )
     notice = serializers.CharField(read_only=True)

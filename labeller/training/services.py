@@ -38,6 +38,7 @@ from labeller.annotations.models import Annotation, AnnotationEvent, AnnotationS
 from labeller.core.tasks import enqueue
 from labeller.media.files import read_frame_rgb
 from labeller.projects.models import Project
+from labeller.training.feature_models import project_feature_weights
 from labeller.training.models import ProjectIndex
 
 logger = logging.getLogger(__name__)
@@ -76,9 +77,19 @@ class SyncResult:
 # --- the index row ------------------------------------------------------------------------
 
 
-def index_state(project: Project) -> ProjectIndex:
-    """The project's index row for the configured feature model, created on first use."""
-    state = index_state_peek(project)
+# ``weights`` below: which feature model's index. By default the project's own (see
+# ``feature_models``); the embedding's retraining passes a new one to build its index.
+PROJECT_FEATURES = "project"
+
+
+def _weights(project_id: int, weights: str | None) -> str | None:
+    return project_feature_weights(project_id) if weights == PROJECT_FEATURES else weights
+
+
+def index_state(project: Project, weights: str | None = PROJECT_FEATURES) -> ProjectIndex:
+    """The project's index row for a feature model, created on first use."""
+    weights = _weights(project.pk, weights)
+    state = index_state_peek(project, weights)
     if state.pk is None:
         try:
             with transaction.atomic():
@@ -86,7 +97,7 @@ def index_state(project: Project) -> ProjectIndex:
         except IntegrityError:  # created meanwhile by another process
             state = ProjectIndex.objects.get(project=project, feature_key=state.feature_key)
     elif not state.weights_description:  # born in a request (index_sync_request), without the model
-        extractor = ml.feature_extractor()
+        extractor = ml.feature_extractor(weights)
         state.weights_description, state.is_random = extractor.weights_description, extractor.is_random
         ProjectIndex.objects.filter(pk=state.pk).update(
             weights_description=state.weights_description, is_random=state.is_random
@@ -94,12 +105,13 @@ def index_state(project: Project) -> ProjectIndex:
     return state
 
 
-def index_state_peek(project: Project) -> ProjectIndex:
+def index_state_peek(project: Project, weights: str | None = PROJECT_FEATURES) -> ProjectIndex:
     """The index row if it exists, else an unsaved empty one: for reads that must not write."""
-    key = ml.feature_key()
+    weights = _weights(project.pk, weights)
+    key = ml.feature_key(weights)
     state = ProjectIndex.objects.filter(project=project, feature_key=key).first()
     if state is None:
-        extractor = ml.feature_extractor()
+        extractor = ml.feature_extractor(weights)
         state = ProjectIndex(
             project=project, feature_key=key, weights_description=extractor.weights_description, is_random=extractor.is_random
         )
@@ -237,7 +249,7 @@ def _touched_since(
     return touched, max(watermark, state.event_watermark)
 
 
-def _embed_annotations(annotation_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+def _embed_annotations(annotation_ids: list[int], weights: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Embeddings of the annotations' crops, reading each frame once. Returns (ids, vectors)."""
     by_frame: dict[int, list[Annotation]] = defaultdict(list)
     for annotation in Annotation.objects.filter(pk__in=annotation_ids).select_related("frame"):
@@ -246,19 +258,21 @@ def _embed_annotations(annotation_ids: list[int]) -> tuple[np.ndarray, np.ndarra
     for on_frame in by_frame.values():
         rgb = read_frame_rgb(on_frame[0].frame)
         boxes = np.array([[a.x1, a.y1, a.x2, a.y2] for a in on_frame], dtype=np.float32)
-        vectors.append(ml.embed_crops(rgb, boxes))
+        vectors.append(ml.embed_crops(rgb, boxes, weights))
         ids.extend(a.pk for a in on_frame)
     if not ids:
-        return np.zeros(0, np.int64), np.zeros((0, ml.feature_extractor().dim), np.float32)
+        return np.zeros(0, np.int64), np.zeros((0, ml.feature_extractor(weights).dim), np.float32)
     return np.array(ids, dtype=np.int64), np.concatenate(vectors)
 
 
 # --- the sync ------------------------------------------------------------------------------
 
 
-def index_sync(*, project_id: int) -> SyncResult:
+def index_sync(*, project_id: int, weights: str | None = PROJECT_FEATURES) -> SyncResult:
+    """Bring the project's index for a feature model (its own by default) up to date."""
     project = Project.objects.get(pk=project_id)
-    state = index_state(project)
+    weights = _weights(project_id, weights)
+    state = index_state(project, weights)
     entry = _load(state)
     if entry.version != state.version:
         raise IndexConflict(f"index {state.pk}: this process holds v{entry.version}, the row says v{state.version}")
@@ -286,7 +300,7 @@ def index_sync(*, project_id: int) -> SyncResult:
         )
         return SyncResult(added=0, removed=0, size=state.size, version=state.version)
 
-    ids, vectors = _embed_annotations(missing)
+    ids, vectors = _embed_annotations(missing, weights)
     delta = ml.IndexDelta(
         removed=np.array(stale, dtype=np.int64), ids=ids, vectors=vectors.astype(np.float32, copy=False),
         labels=np.array([wanted[pk][1] for pk in ids.tolist()], dtype=np.int64),
@@ -407,7 +421,8 @@ def index_sync_request(*, project_id: int) -> bool:
         with transaction.atomic():
             # The first change of a project: its index row is born pending. The feature model's
             # description is filled in by the first sync, in a worker.
-            ProjectIndex.objects.create(project_id=project_id, feature_key=ml.feature_key(), sync_requested_at=now)
+            key = ml.feature_key(project_feature_weights(project_id))
+            ProjectIndex.objects.create(project_id=project_id, feature_key=key, sync_requested_at=now)
     except IntegrityError:  # a concurrent first change created it: mark it like any other
         return index_sync_request(project_id=project_id)
     return True

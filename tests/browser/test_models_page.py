@@ -33,7 +33,7 @@ def training_worker(tmp_path, settings, live_server):
     settings.LABELLER = {**settings.LABELLER, "TRAINING_EPOCHS": 4}
     log = tmp_path / "worker.log"
     env = {**worker_env(tmp_path, "filesystem://", settings), "LABELLER_DETECTOR_MAX_SIDE": "96", "OMP_NUM_THREADS": "1"}
-    with publishing_to("filesystem://", filesystem_broker_options(tmp_path)), running_worker(env, log, queues="training"):
+    with publishing_to("filesystem://", filesystem_broker_options(tmp_path)), running_worker(env, log, queues="training,bulk"):
         yield log
 
 
@@ -41,7 +41,7 @@ def test_an_admin_retrains_watches_the_run_and_compares_versions(page, project, 
     log_in(page, "boss", models_path(project), ready=READY)
     assert "No version yet" in page.locator("#version-rows").inner_text()
 
-    page.get_by_role("button", name="Retrain now").click()
+    page.get_by_role("button", name="Retrain the detector").click()
     page.locator("#active-run").wait_for()
     assert "Version 1" in page.locator("#run-status").inner_text()
     wait_for(lambda: TrainingRun.objects.get().state not in (RunState.QUEUED, RunState.RUNNING), timeout=120,
@@ -55,7 +55,7 @@ def test_an_admin_retrains_watches_the_run_and_compares_versions(page, project, 
     assert row.locator(".state").inner_text() == "in use"
 
     # A second version, then back to the first: a rollback.
-    page.get_by_role("button", name="Retrain now").click()
+    page.get_by_role("button", name="Retrain the detector").click()
     wait_for(lambda: TrainingRun.objects.filter(number=2, state=RunState.SUCCEEDED).exists(), timeout=120,
              log=training_worker, what="the second run")
     page.locator("tr[data-run='2'] .state").wait_for()
@@ -69,10 +69,25 @@ def test_an_admin_retrains_watches_the_run_and_compares_versions(page, project, 
     assert ProjectLearning.objects.get(project=project).current_run.number == 1
 
 
+    # The embedding: trained, then (by the rule or by hand) used once its index is rebuilt.
+    page.get_by_role("button", name="Retrain the embedding").click()
+    wait_for(lambda: TrainingRun.objects.filter(number=3).exclude(state__in=(RunState.QUEUED, RunState.RUNNING)).exists(),
+             timeout=120, log=training_worker, what="the embedding run")
+    assert TrainingRun.objects.get(number=3).state == RunState.SUCCEEDED, TrainingRun.objects.get(number=3).error
+    page.get_by_role("img", name="Recall at 1, version 3").wait_for()
+    row = page.locator("tr[data-run='3']")
+    if row.get_by_role("button", name="Use this version").count():
+        row.get_by_role("button", name="Use this version").click()
+    wait_for(lambda: ProjectLearning.objects.get(project=project).current_embedding_run_id is not None, timeout=120,
+             log=training_worker, what="the embedding's index")
+    page.wait_for_function("() => document.querySelector(\"tr[data-run='3'] .state\").textContent === 'in use'")
+    assert page.locator("tr[data-run='1'] .state").inner_text() == "in use"  # the detector in use stays
+
+
 def test_an_annotator_is_told_the_models_are_for_admins(page, project):
     log_in(page, "ann", models_path(project), ready=READY)
     assert "Only the organisation's admins" in page.locator("#page-notice").inner_text()
-    assert not page.get_by_role("button", name="Retrain now").is_visible()
+    assert not page.get_by_role("button", name="Retrain the detector").is_visible()
 
 
 def test_annotators_are_told_what_the_model_learned_once_a_version_is_promoted(page, project, settings):

@@ -44,7 +44,7 @@ def fake_embeddings(monkeypatch):
     """Deterministic vectors per annotation id, so syncs need no pixels and no model."""
     dim = ml.feature_extractor().dim
 
-    def embed(annotation_ids):
+    def embed(annotation_ids, weights=None):
         ids = np.array(sorted(Annotation.objects.filter(pk__in=annotation_ids).values_list("pk", flat=True)), np.int64)
         vectors = np.stack([np.random.default_rng(int(pk)).standard_normal(dim) for pk in ids]) if len(ids) else np.zeros((0, dim))
         return ids, vectors.astype(np.float32)
@@ -159,7 +159,7 @@ def test_a_failed_sync_keeps_its_record(tenant, monkeypatch, django_capture_on_c
     with django_capture_on_commit_callbacks(execute=True):
         add_boxes(tenant, 2)
 
-    def storage_down(annotation_ids):
+    def storage_down(annotation_ids, weights=None):
         raise OSError("media volume unavailable")
 
     monkeypatch.setattr(services, "_embed_annotations", storage_down)

@@ -155,7 +155,7 @@ def test_a_refresh_reuses_the_frames_candidates_and_their_embeddings(tenant, ing
     frame = Frame.objects.filter(video=ingested).order_by("index").first()
     computed = []
     real = ml.frame_candidates
-    monkeypatch.setattr(ml, "frame_candidates", lambda rgb: computed.append(frame.pk) or real(rgb))
+    monkeypatch.setattr(ml, "frame_candidates", lambda rgb, weights=None: computed.append(frame.pk) or real(rgb, weights))
 
     proposing.proposals_refresh(frame_id=frame.pk)
     proposing.proposals_refresh(frame_id=frame.pk, force=True)

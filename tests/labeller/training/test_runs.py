@@ -14,7 +14,7 @@ from django.utils import timezone
 from labeller import ml
 from labeller.annotations.models import Annotation, AnnotationStatus
 from labeller.media.models import Frame, FrameStatus
-from labeller.training import proposing, runs
+from labeller.training import proposing, runs, services
 from labeller.training.clock import learning_clock_read
 from labeller.training.models import FrameProposals, ProjectLearning, ProposalOutcome, RunState, RunTrigger, TrainingRun
 from labeller.training.proposing import proposals_refresh
@@ -277,3 +277,61 @@ def test_a_promotion_has_the_bulk_worker_repropose_frames_nobody_holds_once(tena
     # People keep labelling, the clock moves on: the pass is over all the same.
     Annotation.objects.filter(frame=todo[0]).update(status=AnnotationStatus.CONFIRMED)
     assert proposing.frames_to_repropose(project_id=project_id, built_before=built_before, limit=10) == []
+
+
+# --- the embedding ---------------------------------------------------------------------------
+
+
+def start_embedding(tenant):
+    return tenant.client("admin").post(
+        api_path(tenant, f"projects/{tenant.project.pk}/training-runs/"), {"kind": "embedding"}, format="json"
+    )
+
+
+def test_a_promoted_embedding_is_used_once_its_index_is_built(tenant):
+    labelled_frames(tenant.project, 16)
+    response = start_embedding(tenant)
+    assert response.status_code == 202, response.content
+    run = runs.training_run_execute(run_id=response.json()["id"])
+    assert run.state == RunState.SUCCEEDED and run.kind == "embedding", run.error
+    assert 0.0 <= run.metrics["recall_at_1"] <= 1.0 and run.metrics["current"]["run"] is None
+    assert run.metrics["val_crops"] > 0 and len(run.loss_curve) == run.epochs_total == 4
+    old_key = services.index_state(tenant.project).feature_key
+
+    if run.promoted_at is None and not ProjectLearning.objects.filter(pending_embedding_run=run).exists():
+        runs.training_run_promote(run=run)  # not better on these few crops: the admin's call
+    learning = ProjectLearning.objects.get(project=tenant.project)
+    assert learning.pending_embedding_run == run and learning.current_embedding_run is None
+    # Until the index is built, everything goes on with the feature model in use.
+    assert services.index_state_peek(tenant.project).feature_key == old_key
+
+    while not runs.embedding_index_build(run_id=run.pk):
+        pass
+    learning.refresh_from_db()
+    assert learning.current_embedding_run == run and learning.pending_embedding_run is None
+    state = services.index_state(tenant.project)
+    assert state.feature_key != old_key and state.feature_key.endswith(run.artifact.rsplit("/", 1)[-1])
+    confirmed = Annotation.objects.filter(project=tenant.project, status=AnnotationStatus.CONFIRMED).count()
+    assert state.size == confirmed
+    assert learning.notice.startswith("The model learned to tell your labels apart")
+    frame = labelled_frames(tenant.project, 1, seed=7, complete=False)[0]
+    suggestions, used = proposing.label_suggestions(frame=frame, box=(10, 10, 40, 40))
+    assert used.feature_key == state.feature_key and suggestions
+    assert runs.embedding_index_build(run_id=run.pk) is False  # a late duplicate does nothing
+
+
+def test_an_embedding_run_needs_two_labels_with_boxes(tenant):
+    frames = labelled_frames(tenant.project, 10)
+    Annotation.objects.filter(frame__in=frames, label__name="food.dish.soup").delete()
+    response = start_embedding(tenant)
+    assert response.status_code == 400 and "two confirmed boxes" in response.json()["detail"]
+
+
+def test_beat_alternates_detector_and_embedding_runs(tenant):
+    labelled_frames(tenant.project, 12)
+    runs.learning_settings_update(project=tenant.project, retrain_every_boxes=1)
+    first = TrainingRun.objects.get(pk=runs.training_runs_start_due()[0])
+    runs.training_run_execute(run_id=first.pk)
+    labelled_frames(tenant.project, 2, seed=2)
+    second = TrainingRun.objects.get(pk=runs.training_runs_start_due()[0])
+    assert (first.kind, second.kind) == ("detector", "embedding")

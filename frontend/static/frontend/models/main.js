@@ -1,5 +1,6 @@
-// The models page (admins): retrain, watch a run's progress and loss live, cancel it, compare
-// a version's AP per label with the version in use, and put any version into use (rollback).
+// The models page (admins): retrain the detector or the embedding, watch a run's progress and
+// loss live, cancel it, compare a version's scores with the version in use when it was
+// trained, and put any version into use (rollback).
 
 import { api, listAll } from "../api.js";
 import { h } from "../project/dom.js";
@@ -17,7 +18,11 @@ const LOSS_SERIES = [
   ["classification", "classification"],
   ["bbox_regression", "box regression"],
   ["bbox_ctrness", "centre-ness"],
+  ["spread", "embedding spread"],
 ];
+const KIND_NAMES = { detector: "detector", embedding: "embedding" };
+// The one figure a version is judged by.
+const score = (run) => (run.kind === "embedding" ? run.metrics?.recall_at_1 : run.metrics?.map50);
 
 const notice = $("#page-notice");
 function notify(message, { error = false } = {}) {
@@ -38,20 +43,24 @@ function lossChart(run, label) {
     name,
     points: curve.map((entry) => [entry.epoch, entry[key]]),
   }));
-  return lineChart(series, { label, xLabel: "epoch", xMax: Math.max(run.epochs_total || 1, curve.length) });
+  const xLabel = run.kind === "embedding" ? "step" : "epoch";
+  const xMax = Math.max(run.epochs_total || 1, ...curve.map((entry) => entry.epoch));
+  return lineChart(series, { label, xLabel, xMax });
 }
 
 function showActive(run) {
   const section = $("#active-run");
   section.hidden = !run;
-  $("#retrain").disabled = Boolean(run);
+  for (const button of $("#retrain-buttons").querySelectorAll("button")) button.disabled = Boolean(run);
   if (!run) return;
+  const unit = run.kind === "embedding" ? "step" : "epoch";
   $("#run-status").textContent =
     run.state === "queued"
-      ? `Version ${run.number} is waiting for the training worker…`
-      : `Training version ${run.number}: epoch ${run.epochs_done} of ${run.epochs_total}` + (run.cancel_requested ? " (stopping after this epoch)" : "");
+      ? `Version ${run.number} (${KIND_NAMES[run.kind]}) is waiting for the training worker…`
+      : `Training version ${run.number} (${KIND_NAMES[run.kind]}): ${unit} ${run.epochs_done} of ${run.epochs_total}` +
+        (run.cancel_requested ? ` (stopping after this ${unit})` : "");
   $("#run-progress").value = run.epochs_total ? run.epochs_done / run.epochs_total : 0;
-  $("#run-loss").replaceChildren(lossChart(run, `Loss of version ${run.number} by epoch`));
+  $("#run-loss").replaceChildren(lossChart(run, `Loss of version ${run.number} by ${unit}`));
   $("#cancel-run").disabled = run.cancel_requested;
   $("#cancel-run").onclick = async () => {
     try {
@@ -66,7 +75,8 @@ function showComparison(run) {
   const section = $("#compare");
   section.hidden = !run;
   if (!run) return;
-  const current = runs.find((other) => other.is_current);
+  if (run.kind === "embedding") return showEmbeddingComparison(run);
+  const current = runs.find((other) => other.is_current && other.kind === run.kind);
   // The run's own evaluation holds the then-current model's scores on the same frames.
   const beside = run.metrics.current || null;
   const labels = Object.keys(run.metrics.per_label || {});
@@ -80,9 +90,22 @@ function showComparison(run) {
   $("#compare-loss").replaceChildren(lossChart(run, `Loss of version ${run.number} by epoch`));
 }
 
+function showEmbeddingComparison(run) {
+  const beside = run.metrics.current || null;
+  const series = [{ name: `version ${run.number}`, values: [run.metrics.recall_at_1] }];
+  if (beside) series.push({ name: beside.run ? `version ${beside.run}, same crops` : "configured model, same crops", values: [beside.recall_at_1] });
+  $("#compare-caption").textContent =
+    `Version ${run.number} (embedding): a validation box's nearest confirmed example has its label ${percent(run.metrics.recall_at_1)} of the time ` +
+    `(${run.metrics.val_crops} boxes against ${run.metrics.train_crops})` +
+    (beside ? `, against ${percent(beside.recall_at_1)} for the embedding in use then.` : ".") +
+    (run.is_pending ? " Its index is being rebuilt; it is used once that is done." : "");
+  $("#compare-chart").replaceChildren(barChart(["nearest-example label right"], series, { label: `Recall at 1, version ${run.number}` }));
+  $("#compare-loss").replaceChildren(lossChart(run, `Loss of version ${run.number} by step`));
+}
+
 function versionRow(run) {
   const actions = [];
-  if (run.state === "succeeded" && !run.is_current) {
+  if (run.state === "succeeded" && !run.is_current && !run.is_pending) {
     actions.push(
       h("button", {
         type: "button",
@@ -100,15 +123,16 @@ function versionRow(run) {
       }),
     );
   }
-  const state = run.is_current ? "in use" : run.state;
+  const state = run.is_current ? "in use" : run.is_pending ? "indexing" : run.state;
   const row = h(
     "tr",
     { className: run.id === (selectedId ?? runs.find((r) => r.state === "succeeded")?.id) ? "selected" : "", "data-run": run.number },
     h("td", {}, `v${run.number}`),
+    h("td", {}, KIND_NAMES[run.kind] || run.kind),
     h("td", { className: `state ${run.is_current ? "current" : run.state}` }, state),
     h("td", {}, run.trigger === "periodic" ? "schedule" : run.requested_by || "—"),
     h("td", {}, run.train_frames || run.val_frames ? `${run.train_frames} / ${run.val_frames}` : "—"),
-    h("td", {}, percent(run.metrics?.map50)),
+    h("td", { title: run.kind === "embedding" ? "recall@1" : "mAP@0.5" }, percent(score(run))),
     h("td", { className: "decision" }, run.error || run.decision || ""),
     h("td", {}, ...actions),
   );
@@ -132,7 +156,7 @@ function render() {
   const selected = succeeded.find((run) => run.id === selectedId) || succeeded[0] || null;
   showComparison(selected);
   $("#version-rows").replaceChildren(
-    ...(runs.length ? runs.map(versionRow) : [h("tr", {}, h("td", { colSpan: 7, className: "hint" }, "No version yet: press Retrain once some frames are complete."))]),
+    ...(runs.length ? runs.map(versionRow) : [h("tr", {}, h("td", { colSpan: 8, className: "hint" }, "No version yet: press Retrain once some frames are complete."))]),
   );
 }
 
@@ -140,7 +164,7 @@ async function refresh() {
   clearTimeout(timer);
   runs = (await listAll(runsPath)).sort((a, b) => b.number - a.number); // newest first
   render();
-  if (runs.some((run) => ACTIVE.has(run.state))) timer = setTimeout(() => refresh().catch(() => {}), POLL_MS);
+  if (runs.some((run) => ACTIVE.has(run.state) || run.is_pending)) timer = setTimeout(() => refresh().catch(() => {}), POLL_MS);
 }
 
 async function loadSettings() {
@@ -163,22 +187,24 @@ async function loadSettings() {
   };
 }
 
-$("#retrain").onclick = async () => {
-  try {
-    const run = await api(runsPath, { method: "POST" });
-    notify(`Version ${run.number} is ${run.state === "queued" ? "queued" : "already training"}.`);
-    await refresh();
-  } catch (error) {
-    notify(`Training could not start: ${error.message}`, { error: true });
-  }
-};
+for (const button of $("#retrain-buttons").querySelectorAll("button")) {
+  button.onclick = async () => {
+    try {
+      const run = await api(runsPath, { method: "POST", body: { kind: button.dataset.kind } });
+      notify(`Version ${run.number} (${KIND_NAMES[run.kind]}) is ${run.state === "queued" ? "queued" : "already training"}.`);
+      await refresh();
+    } catch (error) {
+      notify(`Training could not start: ${error.message}`, { error: true });
+    }
+  };
+}
 
 try {
   const project = await api(`${orgPath}/projects/${projectId}`);
   $("#project-link").textContent = project.name;
   document.title = `Models · ${project.name} · Labeller`;
   await Promise.all([refresh(), loadSettings()]);
-  $("#retrain").hidden = false;
+  $("#retrain-buttons").hidden = false;
 } catch (error) {
   notify(
     error.status === 403 ? "Only the organisation's admins manage models." : `The models could not be loaded: ${error.message}`,
