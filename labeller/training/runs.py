@@ -258,9 +258,12 @@ def _claim(run_id: int) -> TrainingRun | None:
     return run
 
 
-def _finish(run_id: int, state: str, **fields) -> None:
-    TrainingRun.objects.filter(pk=run_id, state=RunState.RUNNING).update(
-        state=state, finished_at=timezone.now(), updated_at=timezone.now(), **fields
+def _finish(run_id: int, state: str, **fields) -> bool:
+    """End a running run; False when it had already ended (beat failed it meanwhile)."""
+    return bool(
+        TrainingRun.objects.filter(pk=run_id, state=RunState.RUNNING).update(
+            state=state, finished_at=timezone.now(), updated_at=timezone.now(), **fields
+        )
     )
 
 
@@ -357,9 +360,9 @@ def _train_detector(run: TrainingRun) -> None:
         "fine_tuned_from": parent.number if parent is not None else None, "frozen": result.frozen,
     }
     with transaction.atomic():
-        _finish(run.pk, RunState.SUCCEEDED, metrics=metrics, artifact=name, decision=decision.reason,
-                hyperparameters=hyperparameters)
-        if decision.promote:
+        finished = _finish(run.pk, RunState.SUCCEEDED, metrics=metrics, artifact=name, decision=decision.reason,
+                           hyperparameters=hyperparameters)
+        if finished and decision.promote:
             _promote(TrainingRun.objects.get(pk=run.pk))
 
 
@@ -420,9 +423,9 @@ def _train_embedding(run: TrainingRun) -> None:
         "fine_tuned_from": run.parent.number if run.parent is not None else None,
     }
     with transaction.atomic():
-        _finish(run.pk, RunState.SUCCEEDED, metrics=metrics, artifact=name, decision=decision.reason,
-                hyperparameters=hyperparameters)
-        if decision.promote:
+        finished = _finish(run.pk, RunState.SUCCEEDED, metrics=metrics, artifact=name, decision=decision.reason,
+                           hyperparameters=hyperparameters)
+        if finished and decision.promote:
             _promote(TrainingRun.objects.get(pk=run.pk))
 
 

@@ -335,3 +335,19 @@ def test_beat_alternates_detector_and_embedding_runs(tenant):
     labelled_frames(tenant.project, 2, seed=2)
     second = TrainingRun.objects.get(pk=runs.training_runs_start_due()[0])
     assert (first.kind, second.kind) == ("detector", "embedding")
+
+
+def test_a_run_beat_failed_meanwhile_is_not_promoted_when_its_worker_finishes(tenant, monkeypatch):
+    labelled_frames(tenant.project, 12)
+    train = ml.train_detector
+
+    def slow_worker(*args, **kwargs):
+        result = train(*args, **kwargs)
+        # The heartbeat stalled long enough for beat to give up on the run.
+        runs.training_runs_fail_stalled(now=timezone.now() + runs.STALLED_AFTER + timedelta(seconds=1))
+        return result
+
+    monkeypatch.setattr(ml, "train_detector", slow_worker)
+    run = trained(tenant)
+    assert run.state == RunState.FAILED and "no heartbeat" in run.error
+    assert not ProjectLearning.objects.filter(project=tenant.project, current_run__isnull=False).exists()
