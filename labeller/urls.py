@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from labeller.core.health import healthz
+from labeller.core.metrics import metrics
 
 # Swagger UI comes from drf-spectacular-sidecar's static files and its start-up script from a
 # second request to the same view (the split view), so scripts stay 'self' only. Its page
@@ -15,6 +16,7 @@ api_docs = csp_update({"style-src": [UNSAFE_INLINE], "img-src": ["data:"]})(
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),  # 404 unless LABELLER_METRICS=1
     path("admin/", admin.site.urls),
     path("api/v1/", include("labeller.api.urls", namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

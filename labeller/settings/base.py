@@ -72,6 +72,17 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# Prometheus metrics at /metrics (labeller.core.metrics): off unless LABELLER_METRICS=1; then
+# answered only to `Authorization: Bearer <LABELLER_METRICS_TOKEN>` or to a direct (unproxied)
+# request from LABELLER_METRICS_ALLOWED_IPS (comma-separated, empty by default).
+METRICS_ENABLED = env_bool("LABELLER_METRICS", False)
+METRICS_TOKEN = os.environ.get("LABELLER_METRICS_TOKEN", "")
+METRICS_ALLOWED_IPS = [ip for ip in os.environ.get("LABELLER_METRICS_ALLOWED_IPS", "").split(",") if ip]
+if METRICS_ENABLED:
+    # django-prometheus times requests between these two; axes stays last, as it requires.
+    MIDDLEWARE = ["django_prometheus.middleware.PrometheusBeforeMiddleware", *MIDDLEWARE[:-1],
+                  "django_prometheus.middleware.PrometheusAfterMiddleware", MIDDLEWARE[-1]]
+
 ROOT_URLCONF = "labeller.urls"
 WSGI_APPLICATION = "labeller.wsgi.application"
 
