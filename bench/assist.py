@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/assist.py [--datasets counter,night,bccd] [--time-scale 0.1]
                                      [--max-frames N] [--bccd-images N] [--quick]
+                                     [--variants plain,retraining] [--retrain-time-scale 0.5]
 
 A simulated annotator labels through the real HTTP API of a real app: ``scripts/run`` is
 started as a subprocess in its own process group (temporary ``LABELLER_DATA_DIR``, a free
@@ -26,8 +27,15 @@ Datasets: two generated 40 s, 640x360, 25 fps videos of looks the demo seed does
 and the first ``--bccd-images`` images of BCCD's test split (real microscope images, VOC
 boxes) uploaded as stills.
 
+Two variants, in one app: ``plain`` turns the projects' periodic retraining off (the index,
+propagation and the calibrated show policy only); ``retraining`` keeps a new project's
+setting, so the detector and the embedding retrain as the annotator works. Training takes
+real seconds while the simulated person's are scaled, so the retraining variant pauses
+``--retrain-time-scale`` (0.5) per charged second, and runs on the videos only.
+
 Headline: ``human_ratio_after_10pct`` = assisted seconds / manual seconds (10 s per box)
-over the frames after the first 10 % labelled. Progress goes to stderr, then ONE JSON line.
+over the frames after the first 10 % labelled, on the worst generated video, plain; with
+retraining: ``human_ratio_after_10pct_retraining``. Progress goes to stderr, then ONE JSON line.
 """
 
 from __future__ import annotations
@@ -539,16 +547,18 @@ def training_runs(admin: Api, project_id: int) -> list[dict]:
     ]
 
 
-def run_dataset(admin: Api, annotator_api: Api, dataset: Dataset, args, *, retrain_every: int = 0
-                ) -> tuple[dict, list[FrameRecord]]:
-    """Label ``dataset`` in a new project; with ``retrain_every`` > 0 the project retrains its
-    detector (the periodic trigger) each time that many more boxes were confirmed."""
+def run_dataset(admin: Api, annotator_api: Api, dataset: Dataset, args, *, retrain_every: int | None = 0,
+                time_scale: float) -> tuple[dict, list[FrameRecord]]:
+    """Label ``dataset`` in a new project. ``retrain_every``: 0 turns the periodic retraining
+    off, N > 0 retrains each time N more boxes were confirmed, None keeps a new project's
+    default."""
     log(f"{dataset.name}: project, {len(dataset.classes)} labels, upload")
     project_id, label_ids = create_project(admin, dataset)
-    learning = {"retrain_every_boxes": retrain_every} | ({"queue_order": args.queue_order} if args.queue_order else {})
+    learning = {} if retrain_every is None else {"retrain_every_boxes": retrain_every}
+    learning |= {"queue_order": args.queue_order} if args.queue_order else {}
     learning = admin.expect("PATCH", f"projects/{project_id}/learning", learning)
-    facts: dict = {"classes": len(dataset.classes), "retrain_every_boxes": retrain_every,
-                   "queue_order": learning["queue_order"]}
+    facts: dict = {"classes": len(dataset.classes), "retrain_every_boxes": learning["retrain_every_boxes"],
+                   "queue_order": learning["queue_order"], "time_scale": time_scale}
     started = time.monotonic()
     if dataset.video is not None:
         video = admin.upload(f"projects/{project_id}/videos/",
@@ -570,7 +580,7 @@ def run_dataset(admin: Api, annotator_api: Api, dataset: Dataset, args, *, retra
     log(f"{dataset.name}: {len(frame_ids)} frames, {covered} with proposals after {facts['initial_proposals_s']:.0f} s;"
         " labelling")
     started = time.monotonic()
-    annotator = Annotator(annotator_api, project_id, label_ids, dataset, args.time_scale)
+    annotator = Annotator(annotator_api, project_id, label_ids, dataset, time_scale)
     records = annotator.run(args.max_frames)
     facts |= {"labelling_s": time.monotonic() - started, "server_errors": annotator.server_errors}
     model = annotator_api.expect("GET", f"projects/{project_id}/stats/me")["model"]
@@ -587,7 +597,7 @@ def run_dataset(admin: Api, annotator_api: Api, dataset: Dataset, args, *, retra
         "decisions": {source: curve["decisions"] for source, curve in policy["sources"].items()},
         "curves": {source: curve["curve"] for source, curve in policy["sources"].items()},
     }
-    if retrain_every:
+    if learning["retrain_every_boxes"]:
         facts["training_runs"] = training_runs(admin, project_id)
     figures = summarize(records) | facts
     log(f"{dataset.name}: human_ratio_after_10pct {figures['human_ratio_after_10pct']}, "
@@ -605,8 +615,15 @@ def main() -> None:
     parser.add_argument("--video-seconds", type=float, default=None, help="default 40")
     parser.add_argument("--quick", action="store_true", help="defaults to 12 s videos, 8 images, 12 frames each")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (app data and logs)")
-    parser.add_argument("--retrain-every", type=int, default=40,
-                        help="the retraining variant: retrain after this many new confirmed boxes (default 40)")
+    parser.add_argument("--retrain-every", type=int, default=None,
+                        help="the retraining variant: retrain after this many new confirmed boxes "
+                             "(default: a new project's setting)")
+    parser.add_argument("--retrain-time-scale", type=float, default=0.5,
+                        help="the retraining variant's pause per charged second: training runs while people "
+                             "work, and at 0.1 a whole video is labelled before a run ends (default 0.5)")
+    parser.add_argument("--retrain-datasets", default="counter,night",
+                        help="datasets of the retraining variant (default the videos: ten BCCD images are "
+                             "too few frames to train on)")
     parser.add_argument("--queue-order", choices=["uncertain_first", "sequential"], default=None,
                         help="the projects' queue order (default: a new project's)")
     parser.add_argument("--variants", default="plain,retraining",
@@ -642,12 +659,16 @@ def main() -> None:
         annotator = Api(app.url, api_token(app.url, "annotator", DEMO_LOGINS["annotator"]))
         admin.org = annotator.org = admin.expect("GET", "/api/v1/me")["organizations"][0]["slug"]
         demo_settle_s = wait_demo_settled(admin)
+        retrain_names = {name.strip() for name in args.retrain_datasets.split(",")}
         for variant in variants:
-            retrain_every = args.retrain_every if variant == "retraining" else 0
+            retraining = variant == "retraining"
             for dataset in datasets:
+                if retraining and dataset.name not in retrain_names:
+                    continue
                 log(f"--- {variant}: {dataset.name}")
                 figures[variant][dataset.name], records[variant][dataset.name] = run_dataset(
-                    admin, annotator, dataset, args, retrain_every=retrain_every)
+                    admin, annotator, dataset, args, retrain_every=args.retrain_every if retraining else 0,
+                    time_scale=args.retrain_time_scale if retraining else args.time_scale)
     finally:
         app.stop()
         if args.keep:
@@ -656,8 +677,8 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
     headline = variants[0]
     worst = {variant: worst_of(figures[variant]) for variant in variants}
-    generated = {variant: [figures[variant][n]["human_ratio_after_10pct"] for n in names if n in VIDEO_LOOKS]
-                 for variant in variants}
+    generated = {variant: [figures[variant][n]["human_ratio_after_10pct"] for n in names
+                           if n in VIDEO_LOOKS and n in figures[variant]] for variant in variants}
     result = {
         "bench": "assist",
         "time_scale": args.time_scale,
@@ -669,7 +690,7 @@ def main() -> None:
         "overall": overall_of(records[headline]),
         "worst": worst[headline],
         "retraining": None if "retraining" not in variants or headline == "retraining" else {
-            "retrain_every_boxes": args.retrain_every,
+            "time_scale": args.retrain_time_scale,
             "datasets": figures["retraining"],
             "overall": overall_of(records["retraining"]),
             "worst": worst["retraining"],

@@ -298,7 +298,7 @@ def train_detector(frames, *, label_ids: Sequence[int], parent_path: str | None,
     from proposals.training.detector import DetectorTrainingOptions
     from proposals.training.detector import train_detector as train
 
-    options = DetectorTrainingOptions(epochs=epochs, seed=seed)
+    options = DetectorTrainingOptions(epochs=epochs, seed=seed, learning_rate=settings.LABELLER["DETECTOR_LEARNING_RATE"])
     return train(frames, detector_config(parent_path), options, label_ids=label_ids, fallback_to_random=True, log=log), options
 
 

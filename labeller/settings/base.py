@@ -225,7 +225,12 @@ LABELLER = {
     "DETECTOR_BACKBONE": os.environ.get("LABELLER_DETECTOR_BACKBONE", "tiny"),
     "DETECTOR_WEIGHTS": os.environ.get("LABELLER_DETECTOR_WEIGHTS", "none"),
     "DETECTOR_MAX_SIDE": env_int("LABELLER_DETECTOR_MAX_SIDE", 320),
-    "TRAINING_EPOCHS": env_int("LABELLER_TRAINING_EPOCHS", 12),
+    # A detector run lasts max(TRAINING_EPOCHS, TRAINING_MIN_IMAGES / training frames) epochs:
+    # a project with few complete frames needs many passes over them (bench/learning.py).
+    "TRAINING_EPOCHS": env_int("LABELLER_TRAINING_EPOCHS", 8),
+    "TRAINING_MIN_IMAGES": env_int("LABELLER_TRAINING_MIN_IMAGES", 1500),
+    "TRAINING_MAX_EPOCHS": env_int("LABELLER_TRAINING_MAX_EPOCHS", 80),
+    "DETECTOR_LEARNING_RATE": float(os.environ.get("LABELLER_DETECTOR_LEARNING_RATE", "4e-3")),
     # Steps of an embedding run (batch-hard triplets, P labels x 4 crops each).
     "EMBEDDING_STEPS": env_int("LABELLER_EMBEDDING_STEPS", 120),
     # A run needs this many complete frames with boxes (a fifth of them validate it).

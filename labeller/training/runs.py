@@ -15,6 +15,7 @@ A worker that dies mid-run stops its heartbeat; beat fails such runs within minu
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 import threading
 from collections import Counter
@@ -170,6 +171,15 @@ def _training_frames(project_id: int, frame_ids: list[int]):
 # --- starting, cancelling --------------------------------------------------------------------
 
 
+def detector_epochs(train_frames: int) -> int:
+    """Epochs of a detector run: enough passes that it sees TRAINING_MIN_IMAGES images (few
+    complete frames need many passes; from random init a dozen epochs over twenty frames
+    learn nothing), at least TRAINING_EPOCHS, at most TRAINING_MAX_EPOCHS."""
+    config = settings.LABELLER
+    wanted = math.ceil(config["TRAINING_MIN_IMAGES"] / max(train_frames, 1))
+    return int(min(config["TRAINING_MAX_EPOCHS"], max(config["TRAINING_EPOCHS"], wanted)))
+
+
 def training_run_start(
     *, project: Project, user=None, trigger: str = RunTrigger.MANUAL, kind: str = RunKind.DETECTOR
 ) -> tuple[TrainingRun, bool]:
@@ -183,8 +193,8 @@ def training_run_start(
         _require_enough_crops(project.pk)
         parent, total = learning.current_embedding_run, settings.LABELLER["EMBEDDING_STEPS"]
     else:
-        _require_enough_frames(project.pk)
-        parent, total = learning.current_run, settings.LABELLER["TRAINING_EPOCHS"]
+        train, _ = _require_enough_frames(project.pk)
+        parent, total = learning.current_run, detector_epochs(len(train))
     try:
         with transaction.atomic():
             number = (TrainingRun.objects.filter(project=project).aggregate(top=Max("number"))["top"] or 0) + 1
@@ -306,7 +316,7 @@ def _save_artifact(run: TrainingRun, save) -> str:
 
 
 def _train_detector(run: TrainingRun) -> None:
-    from proposals.training.evaluation import ModelScore, promotion_decision, validation_key
+    from proposals.training.evaluation import ModelScore, PromotionDecision, promotion_decision, validation_key
 
     project_id = run.project_id
     train_ids, val_ids = _require_enough_frames(project_id)
@@ -343,6 +353,9 @@ def _train_detector(run: TrainingRun) -> None:
     decision = promotion_decision(
         ModelScore(candidate.map50, key), ModelScore(current_scores.map50, key) if current_scores is not None else None
     )
+    if current_scores is None and decision.promote and not candidate.map50 > 0:
+        # Without a detector nothing is detected: a first one must find something to be better.
+        decision = PromotionDecision(False, "it finds nothing on the validation frames yet (mAP@0.5 0)")
     metrics = {
         **_scores_as_dict(candidate, names),
         "validation_key": key,

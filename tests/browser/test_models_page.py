@@ -30,7 +30,6 @@ def models_path(project) -> str:
 
 @pytest.fixture
 def training_worker(tmp_path, settings, live_server):
-    settings.LABELLER = {**settings.LABELLER, "TRAINING_EPOCHS": 4}
     log = tmp_path / "worker.log"
     env = {**worker_env(tmp_path, "filesystem://", settings), "LABELLER_DETECTOR_MAX_SIDE": "96", "OMP_NUM_THREADS": "1"}
     with publishing_to("filesystem://", filesystem_broker_options(tmp_path)), running_worker(env, log, queues="training,bulk"):
@@ -91,7 +90,6 @@ def test_an_annotator_is_told_the_models_are_for_admins(page, project):
 
 
 def test_annotators_are_told_what_the_model_learned_once_a_version_is_promoted(page, project, settings):
-    settings.LABELLER = {**settings.LABELLER, "TRAINING_EPOCHS": 2}
     workspace = f"/o/{project.organization.slug}/p/{project.pk}/label/"
     log_in(page, "ann", workspace)
     notice = page.locator(".model-notice")
