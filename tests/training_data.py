@@ -21,12 +21,18 @@ def _jpeg(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def labelled_frames(project, count: int, *, seed: int = 0, complete: bool = True):
-    """``count`` frames, each with one or two shapes and their confirmed boxes; returns them."""
+def labelled_frames(project, count: int, *, seed: int = 0, complete: bool = True, validation: int = 2):
+    """``count`` frames, each with one or two shapes and their confirmed boxes; returns them.
+
+    Which frames validate a run is a hash of their ids, which differ between databases and
+    runs: complete frames are added beyond ``count`` until ``validation`` of the project's
+    complete frames are validation frames, so a run can always be judged."""
     labels = {name: Label.objects.get_or_create(project=project, name=name)[0] for name in SHAPES}
     rng = random.Random(seed)
     frames = []
-    for index in range(count):
+    index = 0
+    while index < count or (complete and _validation_frames(project) < validation):
+        index += 1
         image = Image.new("RGB", (WIDTH, HEIGHT), (235, 230, 215))
         draw = ImageDraw.Draw(image)
         boxes = []
@@ -39,7 +45,7 @@ def labelled_frames(project, count: int, *, seed: int = 0, complete: bool = True
             (draw.ellipse if name.endswith("soup") else draw.rectangle)(box, fill=SHAPES[name])
             boxes.append((box, labels[name]))
         frame = FrameFactory(
-            project=project, index=index, width=WIDTH, height=HEIGHT,
+            project=project, index=index - 1, width=WIDTH, height=HEIGHT,
             status=FrameStatus.COMPLETE if complete else FrameStatus.NEW,
             image=ContentFile(_jpeg(image), name="frame.jpg"),
         )
@@ -50,3 +56,9 @@ def labelled_frames(project, count: int, *, seed: int = 0, complete: bool = True
         )
         frames.append(frame)
     return frames
+
+
+def _validation_frames(project) -> int:
+    from labeller.training.runs import training_split
+
+    return len(training_split(project_id=project.pk)[1])

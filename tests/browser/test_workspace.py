@@ -4,6 +4,7 @@ import pytest
 
 from labeller.annotations.models import Annotation, AnnotationEvent, AnnotationSource, AnnotationStatus
 from labeller.media.models import Frame, FrameStatus
+from labeller.media.selectors import SKIP_PENALTY
 from tests.browser.workspace import (
     click_image,
     drag_box,
@@ -139,8 +140,8 @@ def test_annotator_labels_a_frame_from_the_keyboard(page, labelling_project, sho
 
 def test_skipping_a_frame_gives_it_back_and_opens_another(page, labelling_project, shots):
     first, second = labelling_project.frames[:2]
-    # The queue puts keyframes before everything else, whatever their priority: a skipped
-    # keyframe sinks below the other keyframes, so give it one.
+    # A skip sinks a frame below every frame not skipped, keyframes included; give the next
+    # one the same rank as a keyframe so the queue's choice is plain.
     Frame.objects.filter(pk=second.pk).update(is_keyframe=True)
     log_in(page, "ann", labelling_project.workspace_path)
     open_next_frame(page, expected_boxes=0)
@@ -153,7 +154,7 @@ def test_skipping_a_frame_gives_it_back_and_opens_another(page, labelling_projec
     shots(page, "workspace-skipped", keep=True)
 
     first.refresh_from_db(), second.refresh_from_db()
-    assert (first.status, first.assigned_to, first.priority) == (FrameStatus.NEW, None, -1)
+    assert (first.status, first.assigned_to, first.priority) == (FrameStatus.NEW, None, -SKIP_PENALTY)
     assert (second.status, second.assigned_to) == (FrameStatus.IN_PROGRESS, labelling_project.annotator)
     assert page.get_by_role("button", name="Frame 0, new, keyframe").is_visible()  # the filmstrip shows it free again
 
