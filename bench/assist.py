@@ -28,8 +28,9 @@ and the first ``--bccd-images`` images of BCCD's test split (real microscope ima
 boxes) uploaded as stills.
 
 Two variants, in one app: ``plain`` turns the projects' periodic retraining off (the index,
-propagation and the calibrated show policy only); ``retraining`` keeps a new project's
-setting, so the detector and the embedding retrain as the annotator works. Training takes
+propagation and the calibrated show policy only, as a new project is); ``retraining`` sets
+``--retrain-every`` (50 confirmed boxes), so the detector and the embedding retrain as the
+annotator works. Training takes
 real seconds while the simulated person's are scaled, so the retraining variant pauses
 ``--retrain-time-scale`` (0.5) per charged second, and runs on the videos only.
 
@@ -615,9 +616,9 @@ def main() -> None:
     parser.add_argument("--video-seconds", type=float, default=None, help="default 40")
     parser.add_argument("--quick", action="store_true", help="defaults to 12 s videos, 8 images, 12 frames each")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (app data and logs)")
-    parser.add_argument("--retrain-every", type=int, default=None,
-                        help="the retraining variant: retrain after this many new confirmed boxes "
-                             "(default: a new project's setting)")
+    parser.add_argument("--retrain-every", type=int, default=50,
+                        help="the retraining variant: retrain after this many new confirmed boxes (default 50, "
+                             "about ten frames; a new project does not retrain by itself)")
     parser.add_argument("--retrain-time-scale", type=float, default=0.5,
                         help="the retraining variant's pause per charged second: training runs while people "
                              "work, and at 0.1 a whole video is labelled before a run ends (default 0.5)")

@@ -212,8 +212,9 @@ class ProjectLearning(models.Model):
     pending_embedding_run = models.ForeignKey(
         TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # About ten frames of boxes: people see the model learn within minutes of starting.
-    retrain_every_boxes = models.PositiveIntegerField(default=50)
+    # Off for a new project: measured by bench/assist.py on the generated videos, retraining as
+    # people label does not yet save them time (see the README); admins turn it on here.
+    retrain_every_boxes = models.PositiveIntegerField(default=0)
     queue_order = models.CharField(max_length=20, choices=QueueOrder.choices, default=QueueOrder.UNCERTAIN_FIRST)
     # The latest promotion, as annotators are told it ("the model learned ...").
     notice = models.CharField(max_length=500, blank=True, default="")
