@@ -35,7 +35,10 @@ def test_closing_the_terminal_stops_everything_scripts_run_started(tmp_path):
     env |= {"LABELLER_DATA_DIR": str(tmp_path / "data"), "LABELLER_PORT": str(port)}
     log = (tmp_path / "run.log").open("wb")
     # Its own session, as under a terminal: the HUP goes to scripts/run, never to pytest.
-    run = subprocess.Popen(["scripts/run"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # A terminal's process takes SIGHUP by default; restore that even when pytest itself runs
+    # under nohup (a shell ignores a signal ignored on entry and cannot trap it).
+    run = subprocess.Popen(["scripts/run"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 240
         while True:

@@ -36,14 +36,14 @@ def state(run) -> str:
 
 def test_a_run_trains_in_the_training_worker_and_is_promoted(tenant, tmp_path, settings):
     labelled_frames(tenant.project, 12)
-    env, options = training_worker(tmp_path, settings, epochs=10)
+    env, options = training_worker(tmp_path, settings, epochs=20)
     log = tmp_path / "worker.log"
     with publishing_to("filesystem://", options), running_worker(env, log, queues="training"):
         run = start(tenant)
         wait_for(lambda: state(run) not in (RunState.QUEUED, RunState.RUNNING), timeout=180, log=log, what="the run")
     run.refresh_from_db()
     assert run.state == RunState.SUCCEEDED, run.error
-    assert len(run.loss_curve) == 10 and run.metrics["val_frames"] == len(run.val_frame_ids) > 0
+    assert len(run.loss_curve) == 20 and run.metrics["val_frames"] == len(run.val_frame_ids) > 0
     assert ProjectLearning.objects.get(project=tenant.project).current_run_id == run.pk
 
 
