@@ -4,9 +4,10 @@ import threading
 from unittest import mock
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from labeller.annotations.models import Label
+from tests.concurrency import in_parallel
 from tests.conftest import api_path, client_for
 from tests.factories import LabelFactory
 
@@ -23,28 +24,17 @@ def test_concurrent_edits_giving_one_hotkey_to_two_labels_give_it_to_one(tenant)
     labels = [LabelFactory(project=tenant.project, name=name) for name in ("rbc", "wbc")]
     # Both requests pass the service's duplicate check before either writes.
     barrier = threading.Barrier(2, timeout=20)
-    outcomes = [None, None]
 
     def full_clean(self, *args, **kwargs):
         barrier.wait()
         return _full_clean(self, *args, **kwargs)
 
-    def patch(position, label):
-        try:
-            url = api_path(tenant, f"labels/{label.pk}")
-            outcomes[position] = client_for(tenant.admin).patch(url, {"version": 1, "hotkey": "c"}, format="json")
-        except Exception as error:  # a 500 surfaces here in the test client
-            outcomes[position] = error
-        finally:
-            connection.close()
+    def patch(label):
+        url = api_path(tenant, f"labels/{label.pk}")
+        return lambda: client_for(tenant.admin).patch(url, {"version": 1, "hotkey": "c"}, format="json")
 
     with mock.patch.object(Label, "full_clean", full_clean):
-        threads = [threading.Thread(target=patch, args=(n, label)) for n, label in enumerate(labels)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    connections.close_all()
+        outcomes = in_parallel([patch(label) for label in labels])
 
     assert sorted(getattr(o, "status_code", repr(o)) for o in outcomes) == [200, 400], outcomes
     loser = next(o for o in outcomes if o.status_code == 400)

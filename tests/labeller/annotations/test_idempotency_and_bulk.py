@@ -1,17 +1,16 @@
 """A retried create with the same Idempotency-Key creates nothing twice; the bulk route saves
 many boxes of one frame in one request, reporting each box's outcome."""
 
-import threading
 import time
 import uuid
 from unittest import mock
 
 import pytest
-from django.db import connection, connections
 
 from labeller.annotations import services
 from labeller.annotations.models import Annotation, AnnotationEvent, IdempotencyKey
 from labeller.media.models import FrameStatus
+from tests.concurrency import in_parallel
 from tests.conftest import api_path, client_for
 from tests.factories import AnnotationFactory, FrameFactory, LabelFactory
 
@@ -111,30 +110,17 @@ def test_two_concurrent_retries_with_one_key_create_one_box(tenant, frame, label
     is in flight. The unique key makes the second wait and replay the first's answer."""
     body = {"box": [10, 10, 50, 50], "label_id": label.pk}
     key = str(uuid.uuid4())
-    barrier = threading.Barrier(2, timeout=20)
-    answers = [None, None]
     real_create = services.annotation_create
 
     def slow_create(**kwargs):
         time.sleep(0.3)
         return real_create(**kwargs)
 
-    def post(position):
-        try:
-            barrier.wait()
-            answers[position] = create(client_for(tenant.annotator), tenant, frame, body, key)
-        except Exception as error:  # noqa: BLE001 - a 500 surfaces here in the test client
-            answers[position] = error
-        finally:
-            connection.close()
+    def post():
+        return create(client_for(tenant.annotator), tenant, frame, body, key)
 
     with mock.patch.object(services, "annotation_create", slow_create):
-        threads = [threading.Thread(target=post, args=(n,)) for n in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    connections.close_all()
+        answers = in_parallel([post, post], start_together=True)
 
     assert [getattr(a, "status_code", a) for a in answers] == [201, 201], answers
     assert answers[0].json() == answers[1].json()

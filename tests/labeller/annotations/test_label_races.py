@@ -4,9 +4,10 @@ import threading
 from unittest import mock
 
 import pytest
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, connection, transaction
 
 from labeller.annotations.models import Label
+from tests.concurrency import in_parallel
 from tests.conftest import api_path, client_for
 from tests.factories import LabelFactory
 
@@ -89,7 +90,6 @@ def race(tenant, bodies: list[dict]) -> list:
     request has then checked for duplicates and none has written yet.
     """
     barrier = threading.Barrier(len(bodies), timeout=20)
-    outcomes = [None] * len(bodies)
     waited = threading.local()
 
     def full_clean(self, *args, **kwargs):
@@ -98,22 +98,11 @@ def race(tenant, bodies: list[dict]) -> list:
             barrier.wait()
         return _full_clean(self, *args, **kwargs)
 
-    def post(position, body):
-        try:
-            outcomes[position] = client_for(tenant.admin).post(labels_url(tenant), body, format="json")
-        except Exception as error:  # noqa: BLE001 - a 500 surfaces here in the test client
-            outcomes[position] = error
-        finally:
-            connection.close()
+    def post(body):
+        return lambda: client_for(tenant.admin).post(labels_url(tenant), body, format="json")
 
     with mock.patch.object(Label, "full_clean", full_clean):
-        threads = [threading.Thread(target=post, args=(n, body)) for n, body in enumerate(bodies)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    connections.close_all()
-    return outcomes
+        return in_parallel([post(body) for body in bodies])
 
 
 def postgres_only(test):

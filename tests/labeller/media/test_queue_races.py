@@ -10,10 +10,11 @@ import time
 from unittest import mock
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from labeller.media import services
 from labeller.media.models import Frame, FrameStatus
+from tests.concurrency import in_parallel
 from tests.conftest import api_path
 from tests.factories import FrameFactory
 
@@ -28,7 +29,6 @@ def claim_in_parallel(tenant, roles: list[str]) -> tuple[list, int]:
     prepare_open = services.frame_proposals_prepare_open
     lock = threading.Lock()
     inside = {"now": 0, "most": 0}
-    start = threading.Barrier(len(roles), timeout=20)
 
     def held_before_commit(*, frame):
         with lock:
@@ -41,24 +41,11 @@ def claim_in_parallel(tenant, roles: list[str]) -> tuple[list, int]:
             inside["now"] -= 1
         return prepare_open(frame=frame)
 
-    answers = [None] * len(roles)
-
-    def claim(position, role):
-        try:
-            start.wait()
-            answers[position] = tenant.client(role).post(api_path(tenant, f"projects/{tenant.project.pk}/queue/next"))
-        except Exception as error:  # noqa: BLE001 - a 500 surfaces here in the test client
-            answers[position] = error
-        finally:
-            connection.close()
+    def claim(role):
+        return lambda: tenant.client(role).post(api_path(tenant, f"projects/{tenant.project.pk}/queue/next"))
 
     with mock.patch.object(services, "frame_proposals_prepare_open", held_before_commit):
-        threads = [threading.Thread(target=claim, args=(n, role)) for n, role in enumerate(roles)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    connections.close_all()
+        answers = in_parallel([claim(role) for role in roles], start_together=True)
     return answers, inside["most"]
 
 

@@ -2,13 +2,11 @@
 promoted only when not worse, used by the proposals, and started, cancelled, promoted and
 rolled back by admins only."""
 
-import threading
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from django.core.files.storage import default_storage
-from django.db import connection
 from django.utils import timezone
 
 from labeller import ml
@@ -18,6 +16,7 @@ from labeller.training import proposing, runs, services
 from labeller.training.clock import learning_clock_read
 from labeller.training.models import FrameProposals, ProjectLearning, ProposalOutcome, RunState, RunTrigger, TrainingRun
 from labeller.training.proposing import proposals_refresh
+from tests.concurrency import in_parallel
 from tests.conftest import api_path
 from tests.training_data import labelled_frames
 
@@ -137,22 +136,11 @@ def test_a_second_retrain_while_one_is_queued_returns_that_run(tenant):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_retrain_clicks_start_one_run(tenant):
     labelled_frames(tenant.project, 12)
-    barrier = threading.Barrier(4)
-    answers = []
-
-    def click():
-        try:
-            barrier.wait()
-            answers.append(start(tenant).status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=click) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(answers).count(202) == 1 and len(answers) == 4 and set(answers) <= {200, 202}
+    answers = [
+        getattr(answer, "status_code", answer)
+        for answer in in_parallel([lambda: start(tenant)] * 4, start_together=True)
+    ]
+    assert sorted(answers, key=str).count(202) == 1 and len(answers) == 4 and set(answers) <= {200, 202}
     assert TrainingRun.objects.count() == 1
 
 
