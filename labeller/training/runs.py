@@ -100,12 +100,17 @@ def _complete_frame_ids(project_id: int) -> list[int]:
     return list(frames.order_by("-id").values_list("pk", flat=True)[:MAX_TRAINING_FRAMES])
 
 
-def training_split(*, project_id: int) -> tuple[list[int], list[int]]:
-    """The project's complete frames as (train ids, validation ids), ascending."""
+def _split(project_id: int, frame_ids) -> tuple[list[int], list[int]]:
+    """``frame_ids`` as (train ids, validation ids), ascending, under the project's split."""
     train, validation = [], []
-    for frame_id in sorted(_complete_frame_ids(project_id)):
+    for frame_id in sorted(frame_ids):
         (validation if frame_split(project_id=project_id, frame_id=frame_id) == "validation" else train).append(frame_id)
     return train, validation
+
+
+def training_split(*, project_id: int) -> tuple[list[int], list[int]]:
+    """The project's complete frames as (train ids, validation ids), ascending."""
+    return _split(project_id, _complete_frame_ids(project_id))
 
 
 def _confirmed(project_id: int):
@@ -128,13 +133,8 @@ def _require_enough_frames(project_id: int) -> tuple[list[int], list[int]]:
 def embedding_split(*, project_id: int) -> tuple[list[int], list[int]]:
     """Frames with confirmed boxes, complete or not (a crop's label needs no complete frame),
     as (train ids, validation ids) under the project's split."""
-    frame_ids = sorted(
-        _confirmed(project_id).order_by("-frame_id").values_list("frame_id", flat=True).distinct()[:MAX_EMBEDDING_FRAMES]
-    )
-    train, validation = [], []
-    for frame_id in frame_ids:
-        (validation if frame_split(project_id=project_id, frame_id=frame_id) == "validation" else train).append(frame_id)
-    return train, validation
+    frame_ids = _confirmed(project_id).order_by("-frame_id").values_list("frame_id", flat=True).distinct()
+    return _split(project_id, frame_ids[:MAX_EMBEDDING_FRAMES])
 
 
 def _require_enough_crops(project_id: int) -> tuple[list[int], list[int]]:
@@ -268,6 +268,17 @@ def _claim(run_id: int) -> TrainingRun | None:
     return run
 
 
+def _record_progress(run_id: int, entry: dict) -> None:
+    """Append ``entry`` (its "epoch": epochs or steps done) to the run's loss curve and beat;
+    raises RunCancelled when an admin asked the run to stop."""
+    current = TrainingRun.objects.get(pk=run_id)
+    TrainingRun.objects.filter(pk=run_id).update(
+        loss_curve=[*current.loss_curve, entry], epochs_done=entry["epoch"], heartbeat_at=timezone.now()
+    )
+    if current.cancel_requested:
+        raise RunCancelled
+
+
 def _finish(run_id: int, state: str, **fields) -> bool:
     """End a running run; False when it had already ended (beat failed it meanwhile)."""
     return bool(
@@ -330,13 +341,8 @@ def _train_detector(run: TrainingRun) -> None:
     TrainingRun.objects.filter(pk=run.pk).update(train_frame_ids=train_ids, val_frame_ids=val_ids, label_ids=label_ids)
 
     def after_epoch(stats) -> None:
-        entry = {"epoch": stats.epoch + 1, "seconds": round(stats.seconds, 2), **{k: round(v, 5) for k, v in stats.losses.items()}}
-        current = TrainingRun.objects.get(pk=run.pk)
-        TrainingRun.objects.filter(pk=run.pk).update(
-            loss_curve=[*current.loss_curve, entry], epochs_done=stats.epoch + 1, heartbeat_at=timezone.now()
-        )
-        if current.cancel_requested:
-            raise RunCancelled
+        losses = {name: round(value, 5) for name, value in stats.losses.items()}
+        _record_progress(run.pk, {"epoch": stats.epoch + 1, "seconds": round(stats.seconds, 2), **losses})
 
     result, options = ml.train_detector(
         train_frames, label_ids=label_ids, parent_path=parent_path,
@@ -399,13 +405,7 @@ def _train_embedding(run: TrainingRun) -> None:
     def after_step(step: int, loss: float, spread: float) -> None:
         if (step + 1) % every and step + 1 != run.epochs_total:
             return
-        current = TrainingRun.objects.get(pk=run.pk)
-        entry = {"epoch": step + 1, "total": round(loss, 5), "spread": round(spread, 5)}
-        TrainingRun.objects.filter(pk=run.pk).update(
-            loss_curve=[*current.loss_curve, entry], epochs_done=step + 1, heartbeat_at=timezone.now()
-        )
-        if current.cancel_requested:
-            raise RunCancelled
+        _record_progress(run.pk, {"epoch": step + 1, "total": round(loss, 5), "spread": round(spread, 5)})
 
     weights = project_feature_weights(project_id)
     result, options = ml.train_embedding(train_crops, weights=weights, steps=run.epochs_total, seed=SEED, log=after_step)
