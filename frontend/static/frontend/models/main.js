@@ -35,7 +35,8 @@ let runs = [];
 let selectedId = null; // the version a person clicked; otherwise the newest trained one is shown
 let timer = 0;
 
-const percent = (value) => (value === null || value === undefined ? "—" : value.toFixed(2));
+// A score in [0, 1] as people read it on the page: two decimals, a dash when there is none.
+const score2 = (value) => (value === null || value === undefined ? "—" : value.toFixed(2));
 
 function lossChart(run, label) {
   const curve = run.loss_curve || [];
@@ -83,8 +84,8 @@ function showComparison(run) {
   const series = [{ name: `version ${run.number}`, values: labels.map((label) => run.metrics.per_label[label]) }];
   if (beside) series.push({ name: `version ${beside.run}, same frames`, values: labels.map((label) => (beside.per_label || {})[label] ?? null) });
   $("#compare-caption").textContent =
-    `Version ${run.number}: mAP@0.5 ${percent(run.metrics.map50)} on ${run.metrics.val_frames} validation frames` +
-    (beside ? `, against ${percent(beside.map50)} for version ${beside.run} on the same frames.` : ".") +
+    `Version ${run.number}: mAP@0.5 ${score2(run.metrics.map50)} on ${run.metrics.val_frames} validation frames` +
+    (beside ? `, against ${score2(beside.map50)} for version ${beside.run} on the same frames.` : ".") +
     (current && current.id !== run.id ? ` Version ${current.number} is in use.` : "");
   $("#compare-chart").replaceChildren(barChart(labels, series, { label: `AP at IoU 0.5 per label, version ${run.number}` }));
   $("#compare-loss").replaceChildren(lossChart(run, `Loss of version ${run.number} by epoch`));
@@ -95,9 +96,9 @@ function showEmbeddingComparison(run) {
   const series = [{ name: `version ${run.number}`, values: [run.metrics.recall_at_1] }];
   if (beside) series.push({ name: beside.run ? `version ${beside.run}, same crops` : "configured model, same crops", values: [beside.recall_at_1] });
   $("#compare-caption").textContent =
-    `Version ${run.number} (embedding): a validation box's nearest confirmed example has its label ${percent(run.metrics.recall_at_1)} of the time ` +
+    `Version ${run.number} (embedding): a validation box's nearest confirmed example has its label ${score2(run.metrics.recall_at_1)} of the time ` +
     `(${run.metrics.val_crops} boxes against ${run.metrics.train_crops})` +
-    (beside ? `, against ${percent(beside.recall_at_1)} for the embedding in use then.` : ".") +
+    (beside ? `, against ${score2(beside.recall_at_1)} for the embedding in use then.` : ".") +
     (run.is_pending ? " Its index is being rebuilt; it is used once that is done." : "");
   $("#compare-chart").replaceChildren(barChart(["nearest-example label right"], series, { label: `Recall at 1, version ${run.number}` }));
   $("#compare-loss").replaceChildren(lossChart(run, `Loss of version ${run.number} by step`));
@@ -132,7 +133,7 @@ function versionRow(run) {
     h("td", { className: `state ${run.is_current ? "current" : run.state}` }, state),
     h("td", {}, run.trigger === "periodic" ? "schedule" : run.requested_by || "—"),
     h("td", {}, run.train_frames || run.val_frames ? `${run.train_frames} / ${run.val_frames}` : "—"),
-    h("td", { title: run.kind === "embedding" ? "recall@1" : "mAP@0.5" }, percent(score(run))),
+    h("td", { title: run.kind === "embedding" ? "recall@1" : "mAP@0.5" }, score2(score(run))),
     h("td", { className: "decision" }, run.error || run.decision || ""),
     h("td", {}, ...actions),
   );
