@@ -98,6 +98,11 @@ class ProposalOutcome(models.Model):
     # The proposal's annotation while it is shown (no foreign key: people delete proposals).
     annotation_id = models.BigIntegerField(null=True, blank=True)
     source = models.CharField(max_length=16)
+    # Whether the frame's shot already had confirmed boxes when the proposal was made. The
+    # same source is far more often right on the first frame of a shot (nothing is followed
+    # there, so its boxes are the only ones) than beside followed boxes (where what is left is
+    # mostly background), so each context is calibrated on its own.
+    shot_labelled = models.BooleanField(default=False)
     score = models.FloatField()
     label_id = models.BigIntegerField(null=True, blank=True)
     box = models.JSONField()

@@ -129,8 +129,8 @@ class ShowPolicy:
     def cold(self) -> bool:
         return self.decisions < WARM_AFTER_DECISIONS
 
-    def probability(self, source: str, scores) -> np.ndarray:
-        calibration = self.calibrations.get(source)
+    def probability(self, source: str, shot_labelled: bool, scores) -> np.ndarray:
+        calibration = self.calibrations.get(calibration_stratum(source, shot_labelled))
         if calibration is None:
             calibration = fit_calibration([], [], prior=SOURCE_PRIOR.get(source, DEFAULT_PRIOR))
         return calibration.probability(scores)
@@ -144,6 +144,12 @@ class ShowPolicy:
             "box_loose": round(self.box_loose, 4),
             "sources": {source: c.as_dict() for source, c in sorted(self.calibrations.items())},
         }
+
+
+def calibration_stratum(source: str, shot_labelled: bool) -> str:
+    """The name of the history a proposal is calibrated on: its source, and whether its
+    frame's shot already had confirmed boxes (see ``ProposalOutcome.shot_labelled``)."""
+    return f"{source}/labelled-shot" if shot_labelled else source
 
 
 def _smoothed_share(hits: int, total: int, prior: float, strength: float = 5.0) -> float:
@@ -160,12 +166,16 @@ def show_policy(*, project_id: int) -> ShowPolicy:
         if cached is not None and cached[0] == key:
             return cached[1]
     calibrations = {}
-    for source in decided.values_list("source", flat=True).distinct():
+    for source, shot_labelled in decided.values_list("source", "shot_labelled").distinct():
         rows = list(
-            decided.filter(source=source).order_by("-decided_at", "-id").values_list("score", "useful")[:CALIBRATION_HISTORY]
+            decided.filter(source=source, shot_labelled=shot_labelled)
+            .order_by("-decided_at", "-id")
+            .values_list("score", "useful")[:CALIBRATION_HISTORY]
         )
         scores, useful = zip(*rows) if rows else ((), ())
-        calibrations[source] = fit_calibration(scores, useful, prior=SOURCE_PRIOR.get(source, DEFAULT_PRIOR))
+        calibrations[calibration_stratum(source, shot_labelled)] = fit_calibration(
+            scores, useful, prior=SOURCE_PRIOR.get(source, DEFAULT_PRIOR)
+        )
     kept = list(decided.filter(useful=True).order_by("-decided_at", "-id").values_list("label_right", "box_right")[:CALIBRATION_HISTORY])
     label_wrong = _smoothed_share(sum(1 for label_right, _ in kept if label_right is False), len(kept), 0.3)
     box_loose = _smoothed_share(sum(1 for _, box_right in kept if box_right is False), len(kept), 0.2)
@@ -183,7 +193,7 @@ def show_policy(*, project_id: int) -> ShowPolicy:
     return policy
 
 
-def _choose_shown(proposals: list, policy: ShowPolicy) -> tuple[list[int], np.ndarray]:
+def _choose_shown(proposals: list, policy: ShowPolicy, *, shot_labelled: bool) -> tuple[list[int], np.ndarray]:
     """Indices of ``proposals`` to show (best first) and every proposal's P(useful).
 
     Without history the chances are only priors, so a cold project shows the few proposals
@@ -193,7 +203,7 @@ def _choose_shown(proposals: list, policy: ShowPolicy) -> tuple[list[int], np.nd
     probabilities = np.zeros(len(proposals))
     for source in {p.source for p in proposals}:
         members = [i for i, p in enumerate(proposals) if p.source == source]
-        probabilities[members] = policy.probability(source, scores[members])
+        probabilities[members] = policy.probability(source, shot_labelled, scores[members])
     if policy.cold:
         return np.argsort(-scores, kind="stable")[:COLD_START_SHOWN].tolist(), probabilities
     shown = select_shown(probabilities, policy.break_even, ranking=scores, limit=PROPOSALS_SHOWN_MAX)
@@ -389,22 +399,26 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
     kept = Annotation.objects.filter(frame=frame).exclude(status=AnnotationStatus.PROPOSED, source__in=MODEL_SOURCES)
     avoid = np.array(list(kept.values_list("x1", "y1", "x2", "y2")), dtype=np.float32).reshape(-1, 4)
     rgb = read_frame_rgb(frame)
+    neighbours = _neighbours(frame)
     proposals = [
         p for p in ml.propose(
-            rgb, neighbours=_neighbours(frame), stored=stored, avoid_boxes=avoid,
+            rgb, neighbours=neighbours, stored=stored, avoid_boxes=avoid,
             candidates=frame_candidates_cached(frame, rgb, weights), exemplars=_exemplars(frame),
             detector=_project_detector(frame.project_id), weights=weights, top_k=PROPOSALS_GENERATED,
         )
         if p.box[2] > p.box[0] and p.box[3] > p.box[1]
     ]
-    shown, probabilities = _choose_shown(proposals, show_policy(project_id=frame.project_id))
+    shot_labelled = bool(neighbours)
+    shown, probabilities = _choose_shown(proposals, show_policy(project_id=frame.project_id), shot_labelled=shot_labelled)
     uncertainty = frame_uncertainty(proposals, probabilities)
     model_version = f"{state.feature_key}@{state.version}"
     with transaction.atomic():
         locked = Frame.objects.select_for_update().get(pk=frame.pk)
         if locked.status == FrameStatus.COMPLETE:
             return 0
-        count = _store_proposals(locked, proposals, shown, model_version, held=locked.assigned_to_id is not None)
+        count = _store_proposals(
+            locked, proposals, shown, model_version, held=locked.assigned_to_id is not None, shot_labelled=shot_labelled
+        )
         FrameProposals.objects.update_or_create(
             frame_id=locked.pk,
             defaults={
@@ -419,7 +433,9 @@ def _open_proposals(frame_id: int):
     return Annotation.objects.filter(frame_id=frame_id, status=AnnotationStatus.PROPOSED, source__in=MODEL_SOURCES)
 
 
-def _store_proposals(frame: Frame, proposals: list, shown: list[int], model_version: str, *, held: bool) -> int:
+def _store_proposals(
+    frame: Frame, proposals: list, shown: list[int], model_version: str, *, held: bool, shot_labelled: bool
+) -> int:
     """Write the new proposals; the caller holds the frame's row lock."""
     # Human work may have landed while the proposals were computed: never duplicate it.
     human = Annotation.objects.filter(frame_id=frame.pk).exclude(status=AnnotationStatus.PROPOSED, source__in=MODEL_SOURCES)
@@ -469,7 +485,7 @@ def _store_proposals(frame: Frame, proposals: list, shown: list[int], model_vers
         outcomes.append(
             ProposalOutcome(
                 project_id=frame.project_id, frame_id=frame.pk, annotation_id=annotation.pk if annotation else None,
-                source=proposal.source, score=proposal.score,
+                source=proposal.source, shot_labelled=shot_labelled, score=proposal.score,
                 label_id=proposal.suggestions[0].label_id if proposal.suggestions else None,
                 box=[float(v) for v in proposal.box], shown=annotation is not None,
             )

@@ -27,8 +27,8 @@ def label(tenant):
     return LabelFactory(project=tenant.project, name="food.dish.dessert")
 
 
-def store(frame, proposals, shown, *, held=False):
-    return proposing._store_proposals(frame, proposals, shown, "test@1", held=held)
+def store(frame, proposals, shown, *, held=False, shot_labelled=False):
+    return proposing._store_proposals(frame, proposals, shown, "test@1", held=held, shot_labelled=shot_labelled)
 
 
 def proposal(box, score, label=None, source="candidate"):
@@ -61,10 +61,10 @@ def test_completing_a_frame_decides_every_proposal_shown_or_hidden(tenant, frame
     assert decided[(400, 200)].useful is False
 
 
-def decide(tenant, frame, scores_useful, source="candidate"):
+def decide(tenant, frame, scores_useful, source="candidate", shot_labelled=False):
     ProposalOutcome.objects.bulk_create(
         ProposalOutcome(
-            project=tenant.project, frame=frame, source=source, score=float(score), box=[0, 0, 1, 1],
+            project=tenant.project, frame=frame, source=source, shot_labelled=shot_labelled, score=float(score), box=[0, 0, 1, 1],
             shown=False, useful=bool(useful), label_right=True, box_right=True, decided_at=frame.created_at,
         )
         for score, useful in scores_useful
@@ -74,16 +74,32 @@ def decide(tenant, frame, scores_useful, source="candidate"):
 def test_a_cold_project_shows_a_few_guesses_and_a_learned_one_every_likely_object(tenant, frame, label):
     candidates = [proposal((i * 20.0, 0, i * 20.0 + 15, 15), 0.5 + i / 100, label) for i in range(20)]
     cold = proposing.show_policy(project_id=tenant.project.pk)
-    assert cold.cold and len(proposing._choose_shown(candidates, cold)[0]) == proposing.COLD_START_SHOWN
+    assert cold.cold and len(proposing._choose_shown(candidates, cold, shot_labelled=False)[0]) == proposing.COLD_START_SHOWN
 
     # The history says high-scoring candidates are kept and low-scoring ones are not.
     decide(tenant, frame, [(s, s > 0.45) for s in np.linspace(0.0, 0.9, 200)])
     learned = proposing.show_policy(project_id=tenant.project.pk)
     assert not learned.cold
-    shown, chance = proposing._choose_shown(candidates, learned)
+    shown, chance = proposing._choose_shown(candidates, learned, shot_labelled=False)
     assert len(shown) == len(candidates) and (chance > learned.break_even).all()
     low = [proposal((0, 0, 10, 10), 0.2, label)]
-    assert proposing._choose_shown(low, learned)[0] == []
+    assert proposing._choose_shown(low, learned, shot_labelled=False)[0] == []
+
+
+def test_a_source_is_calibrated_apart_on_the_first_frame_of_a_shot_and_beside_followed_boxes(tenant, frame, label):
+    # Where nothing is followed, the pixels' candidates are the objects; beside followed
+    # boxes, what is left of them is background. One pooled curve would hide the first kind.
+    decide(tenant, frame, [(s, s > 0.6) for s in np.linspace(0.0, 0.9, 100)], shot_labelled=False)
+    decide(tenant, frame, [(s, False) for s in np.linspace(0.0, 0.9, 300)], shot_labelled=True)
+    policy = proposing.show_policy(project_id=tenant.project.pk)
+    likely = [proposal((i * 20.0, 0, i * 20.0 + 15, 15), 0.85, label) for i in range(5)]
+
+    assert proposing._choose_shown(likely, policy, shot_labelled=False)[0] == [0, 1, 2, 3, 4]
+    assert proposing._choose_shown(likely, policy, shot_labelled=True)[0] == []
+    assert set(policy.as_dict()["sources"]) == {"candidate", "candidate/labelled-shot"}
+
+    store(frame, likely, [0], shot_labelled=True)
+    assert set(ProposalOutcome.objects.filter(frame=frame, decided_at__isnull=True).values_list("shot_labelled", flat=True)) == {True}
 
 
 def test_the_policy_and_the_number_shown_are_visible_to_admins_only(tenant, frame, label):

@@ -17,6 +17,14 @@ const SOURCE_NAMES = {
   motion: "Moving against the background",
 };
 
+// A calibration's key is its source, with "/labelled-shot" for proposals made on frames
+// whose shot already had confirmed boxes (calibrated apart from a shot's first frame).
+function stratumName(key) {
+  const [source, context] = key.split("/");
+  const name = SOURCE_NAMES[source] || source;
+  return context === "labelled-shot" ? `${name}, beside followed boxes` : name;
+}
+
 function svg(tag, attributes = {}, ...children) {
   const element = document.createElementNS(SVG, tag);
   for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
@@ -67,8 +75,8 @@ export async function showPolicy({ element, orgPath, projectId }) {
             h(
               "figure",
               {},
-              chart(calibration.curve, policy.break_even, `${SOURCE_NAMES[source] || source}: chance of being kept by score`),
-              h("figcaption", {}, `${SOURCE_NAMES[source] || source} · ${calibration.decisions} decided`),
+              chart(calibration.curve, policy.break_even, `${stratumName(source)}: chance of being kept by score`),
+              h("figcaption", {}, `${stratumName(source)} · ${calibration.decisions} decided`),
             ),
           ),
         )
