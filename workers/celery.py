@@ -17,6 +17,8 @@ import os
 
 from celery import Celery, signals
 
+import labeller.core.task_metrics  # noqa: F401  (task latency per queue, from Celery's signals)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labeller.settings.dev")
 
 INTERACTIVE = "interactive"

@@ -9,8 +9,10 @@ Two sources go out in one answer:
   (a few grouped queries, each bounded by a time window or a row limit), so that every web
   process answers the same and nothing has to be kept in step with the writes.
 
-Queue depth and task latency are not here: the filesystem broker of the development setup
-has no cheap honest count, and Redis's is better read by a redis exporter.
+- the Celery queues' depth, read from the broker at scrape time (``labeller.core.queue_depth``):
+  a broker that cannot be read gives no depth and ``labeller_celery_queue_depth_error`` 1.
+- the task latencies per queue, which the workers record (``labeller.core.task_metrics``) and
+  which arrive here through the multiprocess folder (``process_registry``).
 
 Access: a request with ``Authorization: Bearer <LABELLER_METRICS_TOKEN>``, or a direct one
 (no X-Forwarded-For or Forwarded header, so not relayed by a reverse proxy on the same host)
@@ -21,11 +23,12 @@ with metrics off the route answers 404.
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.http import Http404, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -33,7 +36,9 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from labeller.media.models import Video
+from labeller.annotations.models import Label
+from labeller.core.queue_depth import broker_transport, queue_depths
+from labeller.media.models import Frame, Video
 from labeller.training.models import ProjectIndex, ProposalOutcome, TrainingRun
 
 # How far back the proposal figures look, and how many projects' indexes are reported (the
@@ -41,6 +46,13 @@ from labeller.training.models import ProjectIndex, ProposalOutcome, TrainingRun
 OUTCOME_WINDOW = timedelta(days=7)
 MAX_PROJECT_INDEXES = 500
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+# Per-label acceptance: the labels (by name, across projects) with the most decided proposals.
+MAX_LABELS = 20
+# Ingest throughput: frames created in this trailing window (the created_at index serves it);
+# the metric's name says 5m.
+INGEST_WINDOW = timedelta(minutes=5)
+
+logger = logging.getLogger(__name__)
 
 
 def _bool_label(value: bool | None) -> str:
@@ -56,8 +68,11 @@ class LabellerCollector:
     def collect(self):
         yield self._training_runs()
         yield self._ingest_videos()
+        yield self._frames_ingested()
+        yield from self._queue_depths()
         yield from self._project_indexes()
         yield from self._proposal_outcomes()
+        yield from self._label_acceptance()
         yield self._proposal_scores()
 
     def _training_runs(self):
@@ -73,6 +88,37 @@ class LabellerCollector:
         for row in Video.objects.values("stage").annotate(n=Count("id")).order_by():
             family.add_metric([row["stage"]], row["n"])
         return family
+
+    def _frames_ingested(self):
+        family = GaugeMetricFamily(
+            "labeller_frames_ingested_last_5m",
+            "Frames ingested in the last 5 minutes, by kind (video frames, still images); / 300 for a rate.",
+            labels=["kind"])
+        counts = Frame.objects.filter(created_at__gte=timezone.now() - INGEST_WINDOW).aggregate(
+            n_video=Count("id", filter=Q(video__isnull=False)), n_image=Count("id", filter=Q(video__isnull=True)))
+        for kind in ("video", "image"):
+            family.add_metric([kind], counts[f"n_{kind}"])
+        return family
+
+    def _queue_depths(self):
+        depth = GaugeMetricFamily("labeller_celery_queue_depth", "Tasks waiting in each Celery queue (not yet taken).",
+                                  labels=["queue"])
+        error = GaugeMetricFamily("labeller_celery_queue_depth_error",
+                                  "1 when the broker could not be read at this scrape (no depths then), else 0.",
+                                  labels=["transport"])
+        url = settings.CELERY_BROKER_URL
+        # One queue per visibility timeout: interactive, bulk, training.
+        queues = sorted({*settings.TASK_VISIBILITY_TIMEOUTS, settings.CELERY_TASK_DEFAULT_QUEUE})
+        try:
+            depths = queue_depths(url, dict(settings.CELERY_BROKER_TRANSPORT_OPTIONS or {}), queues)
+        except Exception as exc:  # a broker that is down, slow or unsupported must not fail the scrape
+            logger.warning("queue depth: could not read the %s broker: %s", broker_transport(url), type(exc).__name__)
+            error.add_metric([broker_transport(url)], 1)
+        else:
+            for queue, waiting in depths.items():
+                depth.add_metric([queue], waiting)
+            error.add_metric([broker_transport(url)], 0)
+        return depth, error
 
     def _project_indexes(self):
         size = GaugeMetricFamily("labeller_project_index_size", "Rows in the project's current embedding index.",
@@ -111,6 +157,34 @@ class LabellerCollector:
             acceptance.add_metric([source], useful / total)
         return decided, acceptance
 
+    def _label_acceptance(self):
+        """Shown and decided proposals, and the useful share of the shown, by label name (summed
+        over projects), for the MAX_LABELS names with the most decided proposals."""
+        decided = GaugeMetricFamily(
+            "labeller_proposal_label_decided",
+            f"Proposals decided in the last {OUTCOME_WINDOW.days} days, by label name (the {MAX_LABELS} busiest).",
+            labels=["label"])
+        shown = GaugeMetricFamily(
+            "labeller_proposal_label_shown",
+            f"Shown proposals decided in the last {OUTCOME_WINDOW.days} days, by label name.", labels=["label"])
+        acceptance = GaugeMetricFamily(
+            "labeller_proposal_label_acceptance_ratio",
+            f"Useful share of the shown proposals decided in the last {OUTCOME_WINDOW.days} days, by label name.",
+            labels=["label"])
+        name = Subquery(Label.objects.filter(pk=OuterRef("label_id")).values("name")[:1])
+        rows = (ProposalOutcome.objects.filter(decided_at__gte=timezone.now() - OUTCOME_WINDOW)
+                .annotate(label_name=name).values("label_name")
+                .annotate(n=Count("id"), n_shown=Count("id", filter=Q(shown=True)),
+                          n_useful=Count("id", filter=Q(shown=True, useful=True)))
+                .order_by("-n", "label_name")[:MAX_LABELS])
+        for row in rows:
+            label = row["label_name"] or "(none)"  # no label, or a label deleted since
+            decided.add_metric([label], row["n"])
+            shown.add_metric([label], row["n_shown"])
+            if row["n_shown"]:
+                acceptance.add_metric([label], row["n_useful"] / row["n_shown"])
+        return decided, shown, acceptance
+
     def _proposal_scores(self):
         family = HistogramMetricFamily(
             "labeller_proposal_score",
@@ -146,7 +220,12 @@ def request_may_read_metrics(request) -> bool:
 
 
 def process_registry():
-    """django-prometheus's metrics: this process's, or all workers' in multiprocess mode."""
+    """Metrics the processes record themselves: django-prometheus's and the Celery tasks'.
+
+    Without PROMETHEUS_MULTIPROC_DIR, this process's alone (so no task latencies: they are in
+    the workers). With it, the sum over every process that writes there: gunicorn's workers
+    and the Celery workers, whose files ``labeller.core.metric_files`` names by host and pid.
+    """
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return REGISTRY
     from prometheus_client import multiprocess

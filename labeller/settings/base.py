@@ -82,6 +82,11 @@ if METRICS_ENABLED:
     # django-prometheus times requests between these two; axes stays last, as it requires.
     MIDDLEWARE = ["django_prometheus.middleware.PrometheusBeforeMiddleware", *MIDDLEWARE[:-1],
                   "django_prometheus.middleware.PrometheusAfterMiddleware", MIDDLEWARE[-1]]
+# With PROMETHEUS_MULTIPROC_DIR (scripts/run and compose.yaml set it) the web server's and the
+# Celery workers' metrics meet there; this must precede the process's first metric.
+from labeller.core.metric_files import use_shared_metric_files  # noqa: E402
+
+use_shared_metric_files()
 
 ROOT_URLCONF = "labeller.urls"
 WSGI_APPLICATION = "labeller.wsgi.application"

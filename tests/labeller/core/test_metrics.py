@@ -1,13 +1,22 @@
 """/metrics: off by default, not public when on, and the app's own figures from the database."""
 
+import os
+
 import pytest
+import redis
+from celery import signals
 from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from labeller.core import metrics, task_metrics
+from labeller.core.tasks import publish
 from labeller.media.models import IngestStage
 from labeller.training.models import ProjectIndex, ProposalOutcome, RunKind, RunState, TrainingRun
-from tests.factories import FrameFactory, ProjectFactory, VideoFactory
+from tests.celery_worker import filesystem_broker_options, publishing_to
+from tests.factories import FrameFactory, LabelFactory, ProjectFactory, VideoFactory
+from workers.celery import app
+from workers.maintenance import check_exports
 
 TOKEN = "test-metrics-token"
 REQUEST_METRICS = ("django_http_requests_latency_seconds_by_view_method", "django_http_responses_total_by_status")
@@ -117,3 +126,147 @@ def test_app_metrics_count_runs_videos_indexes_and_proposal_outcomes(metrics_on)
     buckets = {s.labels["le"]: s.value for s in families["labeller_proposal_score"].samples
                if s.name.endswith("_bucket")}
     assert buckets["0.2"] == 1 and buckets["0.6"] == 2 and buckets["0.9"] == 3 and buckets["+Inf"] == 4
+
+
+# --- the model's health per label, ingest throughput -----------------------------------------
+
+
+@pytest.mark.django_db
+def test_app_metrics_give_acceptance_per_label_name_and_frames_ingested_by_kind(metrics_on):
+    project, other = ProjectFactory(), ProjectFactory()
+    frame = FrameFactory(project=project)  # a still image
+    FrameFactory(project=project, video=VideoFactory(project=project))  # a video frame
+    car, person = LabelFactory(project=project, name="car"), LabelFactory(project=project, name="person")
+    other_car = LabelFactory(project=other, name="car")  # the same name in another project adds up
+    now = timezone.now()
+    for label, shown, useful in ((car, True, True), (car, True, False), (other_car, True, True), (car, False, True),
+                                 (person, True, False), (None, True, True), (person, True, None)):
+        ProposalOutcome.objects.create(
+            project=label.project if label else project, frame=frame, source="knn", score=0.5, box=[0, 0, 1, 1],
+            label_id=label.id if label else None, shown=shown, useful=useful,
+            decided_at=now if useful is not None else None)
+
+    families = scrape()
+
+    def by_label(name):
+        return {s.labels["label"]: s.value for s in families[name].samples}
+
+    assert by_label("labeller_proposal_label_decided") == {"car": 4, "person": 1, "(none)": 1}
+    assert by_label("labeller_proposal_label_shown") == {"car": 3, "person": 1, "(none)": 1}
+    acceptance = by_label("labeller_proposal_label_acceptance_ratio")
+    assert acceptance == {"car": pytest.approx(2 / 3), "person": 0.0, "(none)": 1.0}
+    assert {s.labels["kind"]: s.value for s in families["labeller_frames_ingested_last_5m"].samples} == {
+        "video": 1, "image": 1}
+
+
+@pytest.mark.django_db
+def test_acceptance_per_label_reports_only_the_busiest_labels(metrics_on, monkeypatch):
+    monkeypatch.setattr(metrics, "MAX_LABELS", 2)
+    project = ProjectFactory()
+    frame = FrameFactory(project=project)
+    for n, name in enumerate(("a", "b", "c"), start=1):
+        label = LabelFactory(project=project, name=name)
+        for _ in range(n):
+            ProposalOutcome.objects.create(project=project, frame=frame, source="knn", score=0.5, box=[0, 0, 1, 1],
+                                           label_id=label.id, shown=True, useful=True, decided_at=timezone.now())
+
+    families = scrape()
+
+    assert {s.labels["label"] for s in families["labeller_proposal_label_decided"].samples} == {"b", "c"}
+
+
+# --- queue depth, read from the broker -------------------------------------------------------
+
+
+def depths(families):
+    return {s.labels["queue"]: s.value for s in families["labeller_celery_queue_depth"].samples}
+
+
+def depth_error(families):
+    return {s.labels["transport"]: s.value for s in families["labeller_celery_queue_depth_error"].samples}
+
+
+@pytest.mark.django_db
+def test_queue_depth_counts_the_message_files_of_the_filesystem_broker(metrics_on, tmp_path):
+    options = filesystem_broker_options(tmp_path)
+    metrics_on.CELERY_BROKER_URL, metrics_on.CELERY_BROKER_TRANSPORT_OPTIONS = "filesystem://", options
+    with publishing_to("filesystem://", options):
+        for queue in ("bulk", "bulk", "interactive"):
+            assert publish("workers.maintenance.check_exports", queue=queue)
+
+    families = scrape()
+
+    assert depths(families) == {"bulk": 2, "interactive": 1, "training": 0}
+    assert depth_error(families) == {"filesystem": 0}
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_queue_depth_reads_the_lists_of_the_real_redis_broker(metrics_on):
+    url = os.environ.get("LABELLER_TEST_REDIS_URL")
+    if not url:
+        pytest.fail("LABELLER_TEST_REDIS_URL is not set: scripts/test sets it when Redis answers on 127.0.0.1:6379")
+    redis.Redis.from_url(url).flushdb()
+    metrics_on.CELERY_BROKER_URL, metrics_on.CELERY_BROKER_TRANSPORT_OPTIONS = url, {"visibility_timeout": 60}
+    with publishing_to(url, {"visibility_timeout": 60}):
+        for queue in ("bulk", "bulk", "training"):
+            assert publish("workers.maintenance.check_exports", queue=queue)
+        # A prioritised message waits in the queue's list for its priority step.
+        app.send_task("workers.maintenance.check_exports", queue="bulk", priority=9)
+
+    families = scrape()
+
+    assert depths(families) == {"bulk": 3, "interactive": 0, "training": 1}
+    assert depth_error(families) == {"redis": 0}
+    assert redis.Redis.from_url(url).llen("bulk") == 2, "the messages are still there: counting consumed nothing"
+
+
+@pytest.mark.django_db
+def test_a_broker_that_cannot_be_read_gives_no_depth_and_an_error_not_a_failed_scrape(metrics_on):
+    metrics_on.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    metrics_on.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60}
+
+    families = scrape()
+
+    assert depths(families) == {}
+    assert depth_error(families) == {"redis": 1}
+    assert "labeller_proposal_score" in families, "the rest of the scrape is still there"
+
+
+# --- task latency per queue ------------------------------------------------------------------
+
+
+def task_samples(families, family, task):
+    return {(s.name, s.labels["queue"]): s.value for s in families[family].samples
+            if s.labels.get("task") == task and not s.name.endswith(("_bucket", "_created"))}
+
+
+@pytest.mark.django_db
+def test_a_published_task_records_its_wait_and_run_time_by_queue(metrics_on):
+    """The publish stamps the message; the run (here in this process) observes wait and run."""
+    name = "workers.maintenance.check_exports"
+    sent = []
+
+    def keep_headers(headers=None, **kwargs):
+        sent.append(dict(headers))
+
+    signals.after_task_publish.connect(keep_headers)
+    try:
+        assert publish(name, queue="interactive")  # the test settings' memory:// broker
+    finally:
+        signals.after_task_publish.disconnect(keep_headers)
+    assert sent[0][task_metrics.QUEUE_HEADER] == "interactive" and sent[0][task_metrics.SENT_AT_HEADER] > 0
+    before = scrape()
+
+    check_exports.apply(headers=sent[0])
+
+    after = scrape()
+    for family, sample in (("labeller_task_queue_wait_seconds", "labeller_task_queue_wait_seconds_count"),
+                           ("labeller_task_run_seconds", "labeller_task_run_seconds_count")):
+        counts_before = task_samples(before, family, name) if family in before else {}
+        counts = task_samples(after, family, name)
+        assert counts[(sample, "interactive")] == counts_before.get((sample, "interactive"), 0) + 1
+        assert counts[(sample.replace("_count", "_sum"), "interactive")] >= 0
+    finished = {s.labels["state"]: s.value for s in after["labeller_tasks_finished"].samples
+                if s.labels["task"] == name and s.name.endswith("_total")}
+    assert finished["SUCCESS"] >= 1
