@@ -430,7 +430,10 @@ def test_grafana_dashboard_is_provisioned_and_shows_the_app_metrics():
     exprs = " ".join(t["expr"] for path in (ROOT / source).glob("*.json")
                      for panel in json.loads(path.read_text())["panels"] for t in panel.get("targets", []))
     for metric in ("django_http_requests_latency_seconds_by_view_method", "django_http_responses_total_by_status",
-                   "labeller_training_runs", "labeller_proposal_outcomes_decided"):
+                   "labeller_training_runs", "labeller_proposal_outcomes_decided", "labeller_celery_queue_depth",
+                   "labeller_task_queue_wait_seconds", "labeller_task_run_seconds", "labeller_frames_ingested_last_5m",
+                   "labeller_proposal_label_acceptance_ratio", "labeller_proposal_score",
+                   "labeller_project_index_version"):
         assert metric in exprs, f"the dashboard shows no {metric}"
 
 
