@@ -38,10 +38,11 @@ app.conf.task_routes = {
     "workers.training.check_training_runs": {"queue": INTERACTIVE},
     "workers.training.*": {"queue": BULK},
     "workers.exports.*": {"queue": BULK},
+    "workers.imports.*": {"queue": BULK},
     "workers.maintenance.delete_abandoned_uploads": {"queue": BULK},
     "workers.maintenance.*": {"queue": INTERACTIVE},
 }
-app.conf.imports = ("workers.maintenance", "workers.ingest", "workers.proposals", "workers.training", "workers.exports")
+app.conf.imports = ("workers.maintenance", "workers.ingest", "workers.proposals", "workers.training", "workers.exports", "workers.imports")
 
 
 @signals.celeryd_init.connect

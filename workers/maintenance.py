@@ -108,3 +108,23 @@ def check_ingest_runs(now: str | None = None) -> dict:
     if recovered.restarted or recovered.failed:
         logger.warning("ingest runs with a silent worker: restarted %s, failed %s", recovered.restarted, recovered.failed)
     return {"restarted": recovered.restarted, "failed": recovered.failed}
+
+
+# A running import beats about once a second while it stores images; the final write of a
+# large dataset (thousands of boxes) is one transaction with no beat, so leave it minutes.
+IMPORT_SILENT_S = 300
+# A queued import not started after this may have lost its message (broker down at commit).
+IMPORT_QUEUED_OVERDUE_S = 600
+
+
+@shared_task(name="workers.maintenance.check_imports", acks_late=True)
+def check_imports() -> dict:
+    """Requeue (once) or fail imports whose worker went silent; re-send lost ones."""
+    from labeller.annotations.import_jobs import imports_overdue, imports_recover_stalled
+
+    requeued, failed = imports_recover_stalled(silent_for=timedelta(seconds=IMPORT_SILENT_S))
+    if requeued or failed:
+        logger.warning("imports with a silent worker: requeued %s, failed %s", requeued, failed)
+    overdue = imports_overdue(waited=timedelta(seconds=IMPORT_QUEUED_OVERDUE_S))
+    sent = _resend("workers.imports.run_import", requeued + overdue, "imports")
+    return {"requeued": requeued, "failed": failed, "sent": sent}

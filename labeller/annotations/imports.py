@@ -4,7 +4,9 @@ The importers package parses (no Django); this module finds the dataset inside a
 uploaded zip, maps its categories into the taxonomy, stores each image as a still
 frame and writes each box as a confirmed annotation with its history, in one
 transaction. A malformed dataset imports nothing; a bad record is reported and the
-rest imported.
+rest imported. An image the project already has (same name, same content) is skipped
+with its boxes, so importing a dataset twice adds nothing. It runs in a bulk worker
+(``labeller.annotations.import_jobs``); only ``dataset_archive_check`` runs in the request.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import logging
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
@@ -27,6 +31,7 @@ from labeller.annotations.importers import (
     ImportedImage,
     RecordError,
     UnsafeArchiveError,
+    check_zip,
     parse_coco,
     parse_voc_dir,
     parse_yolo_dir,
@@ -44,10 +49,15 @@ from labeller.annotations.models import (
 from labeller.annotations.services import annotation_snapshot, label_create
 from labeller.core.errors import DomainError
 from labeller.media.images import (
+    Progress,
+    file_sha256,
     frame_files_deleted_on_error,
-    frame_image_encode,
+    frames_drop_known,
     image_probe,
+    known_still_keys,
+    project_lock,
     still_frame_store,
+    still_image_prepare,
     zip_limits,
 )
 from labeller.media.models import Frame
@@ -79,10 +89,28 @@ class ImportReport:
     labels_created: int
     errors: tuple[RecordError, ...]
     warnings: tuple[RecordError, ...]
+    skipped: int = 0  # images the project already had (same name and content), with their boxes
+
+
+def dataset_archive_check(*, archive: Path | IO[bytes], archive_name: str) -> None:
+    """Refuse, cheaply (the central directory only), a zip that is unsafe or not a zip at all."""
+    try:
+        check_zip(archive, **asdict(zip_limits()))
+    except UnsafeArchiveError as error:
+        raise DomainError(f"{archive_name}: {error}", code="unsafe_archive") from error
+    except DatasetFormatError as error:
+        raise DomainError(f"{archive_name}: {error}", code="invalid_dataset") from error
 
 
 def dataset_import_archive(
-    *, project: Project, actor, archive: Path, archive_name: str, dataset_format: DatasetFormat
+    *,
+    project: Project,
+    actor,
+    archive: Path,
+    archive_name: str,
+    dataset_format: DatasetFormat,
+    progress: Progress | None = None,
+    before_commit: Callable[[ImportReport], None] | None = None,
 ) -> ImportReport:
     """Unpack an uploaded zip safely, find the dataset in it and import it.
 
@@ -98,10 +126,19 @@ def dataset_import_archive(
             raise DomainError(f"{archive_name}: {error}", code="unsafe_archive") from error
         except DatasetFormatError as error:
             raise DomainError(f"{archive_name}: {error}", code="invalid_dataset") from error
-        return dataset_import(project=project, actor=actor, dataset=dataset)
+        return dataset_import(
+            project=project, actor=actor, dataset=dataset, progress=progress, before_commit=before_commit
+        )
 
 
-def dataset_import(*, project: Project, actor, dataset: ImportedDataset) -> ImportReport:
+def dataset_import(
+    *,
+    project: Project,
+    actor,
+    dataset: ImportedDataset,
+    progress: Progress | None = None,
+    before_commit: Callable[[ImportReport], None] | None = None,
+) -> ImportReport:
     """Write a parsed dataset into ``project``; every image needs its ``path``.
 
     Boxes become confirmed annotations with source "import" and author ``actor``,
@@ -112,26 +149,48 @@ def dataset_import(*, project: Project, actor, dataset: ImportedDataset) -> Impo
     started = time.perf_counter()
     errors, warnings = list(dataset.errors), list(dataset.warnings)
     accepted = _checked_images(dataset.images, errors, warnings)
+    keyed = [(image, upright, file_sha256(image.path)) for image, upright in accepted]
+    known = known_still_keys(project, [(image.file_name[:255], sha256) for image, _, sha256 in keyed])
+    todo = []
+    for image, upright, sha256 in keyed:
+        key = (image.file_name[:255], sha256)
+        if key not in known:
+            known.add(key)
+            todo.append((image, upright, sha256))
+    skipped = len(keyed) - len(todo)
     with frame_files_deleted_on_error() as frames:
-        for image, upright in accepted:
-            encoded = frame_image_encode(image.path, quality=project.jpeg_quality, upright=upright)
-            still_frame_store(frames, project=project, original_name=image.file_name, image=encoded)
+        image_of: dict[int, ImportedImage] = {}
+        for number, (image, upright, sha256) in enumerate(todo, start=1):
+            prepared = still_image_prepare(image.path, quality=project.jpeg_quality, upright=upright)
+            still_frame_store(frames, project=project, original_name=image.file_name, image=prepared, sha256=sha256)
+            image_of[id(frames[-1])] = image
+            if progress is not None:
+                progress(number, len(todo))
         with transaction.atomic():
+            project_lock(project)
+            skipped += frames_drop_known(frames, project)  # written by another import meanwhile
             labels_before = Label.objects.filter(project=project).count()
             labels = _labels_for(project, dataset.categories, errors)
             Frame.objects.bulk_create(frames, batch_size=BULK_BATCH)
             boxes = _annotations_create(
-                project=project, actor=actor, images=[image for image, _ in accepted], frames=frames, labels=labels
+                project=project,
+                actor=actor,
+                images=[image_of[id(frame)] for frame in frames],
+                frames=frames,
+                labels=labels,
             )
             labels_created = Label.objects.filter(project=project).count() - labels_before
             if boxes:
                 # Once for the whole import, where annotation_create would ask once per box.
                 learning_after_annotation_change(project_id=project.pk)
+            report = ImportReport(len(frames), boxes, labels_created, tuple(errors), tuple(warnings), skipped)
+            if before_commit is not None:
+                before_commit(report)
     logger.info(
-        "%s imported %d images, %d boxes into project %s in %.1fs (%d errors)",
-        actor, len(frames), boxes, project.pk, time.perf_counter() - started, len(errors),
+        "%s imported %d images, %d boxes into project %s in %.1fs (%d errors, %d already there)",
+        actor, len(frames), boxes, project.pk, time.perf_counter() - started, len(errors), skipped,
     )
-    return ImportReport(len(frames), boxes, labels_created, tuple(errors), tuple(warnings))
+    return report
 
 
 def _checked_images(

@@ -166,3 +166,61 @@ class IdempotencyKey(TimestampedModel):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "key"], name="unique_idempotency_key_per_user")]
+
+
+class ImportKind(models.TextChoices):
+    IMAGES = "images", "Images from a zip"
+    DATASET = "dataset", "Labelled dataset"
+
+
+class ImportState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ImportJob(TimestampedModel):
+    """One zip of images or labelled dataset being imported by a bulk worker, and how far it got.
+
+    The row is the job's record (an outbox): the request stores the archive and writes the row,
+    a worker claims it (``queued`` -> ``running``, a new ``token``), beats ``heartbeat_at`` while it
+    works and writes the frames, boxes and ``done`` in one transaction that only the token's
+    holder can commit. Beat re-sends a queued job whose message was lost and requeues (once),
+    then fails, a running one whose worker went silent (see ``labeller.annotations.import_jobs``).
+    """
+
+    ORGANIZATION_PATH = "project__organization"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    kind = models.CharField(max_length=16, choices=ImportKind.choices)
+    format = models.CharField(max_length=8, blank=True, default="")  # a DatasetFormat for datasets
+    archive_name = models.CharField(max_length=255)  # as the uploader named it; shown, never used as a path
+    archive = models.CharField(max_length=500, blank=True, default="")  # storage name until finished
+    archive_bytes = models.BigIntegerField(default=0)
+
+    state = models.CharField(max_length=16, choices=ImportState.choices, default=ImportState.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    error_code = models.CharField(max_length=32, blank=True, default="")
+    images_total = models.PositiveIntegerField(default=0)
+    images_done = models.PositiveIntegerField(default=0)
+    frames_created = models.PositiveIntegerField(default=0)
+    frames_skipped = models.PositiveIntegerField(default=0)  # already in the project (same name and content)
+    boxes_created = models.PositiveIntegerField(default=0)
+    labels_created = models.PositiveIntegerField(default=0)
+    # Records not imported and things adjusted on purpose: [{"record", "message"}, ...].
+    errors = models.JSONField(default=list, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+
+    token = models.UUIDField(null=True, blank=True)
+    recoveries = models.PositiveSmallIntegerField(default=0)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["state", "heartbeat_at"], name="import_state_heartbeat_idx")]

@@ -11,6 +11,7 @@ from labeller.annotations.models import (
     AnnotationAction,
     AnnotationEvent,
     AnnotationStatus,
+    ImportJob,
     Label,
     LabelEvent,
 )
@@ -247,3 +248,7 @@ def project_progress(*, organization: Organization, project: Project, days: int 
         labels=labels,
         proposals=[ProposalDay(d, accepted.get(d, 0), rejected.get(d, 0)) for d in _days(since, today)],
     )
+
+
+def import_job_get(*, organization: Organization, import_id: int) -> ImportJob:
+    return scoped_get(ImportJob, organization, pk=import_id)

@@ -69,6 +69,7 @@ tenant_routes = [
     # -- images and dataset imports --
     path("projects/<int:project_id>/images/", image_apis.ImageUploadApi.as_view(), name="image-upload"),
     path("projects/<int:project_id>/imports/", import_apis.DatasetImportApi.as_view(), name="dataset-import"),
+    path("imports/<int:pk>", import_apis.ImportJobDetailApi.as_view(), name="import-detail"),
     # -- end images and dataset imports --
     path("projects/<int:project_id>/exports/", export_apis.ExportListApi.as_view(), name="export-list"),
     path("exports/<int:pk>", export_apis.ExportDetailApi.as_view(), name="export-detail"),

@@ -11,7 +11,7 @@ from labeller.media import ingest, selectors, services, uploads
 from labeller.media.models import Upload
 from labeller.media.uploaded import local_upload_path
 from labeller.tenants.access import scoped_get
-from labeller.media.files import serve_stored_file
+from labeller.media.files import serve_stored_file, stored_image_type
 from labeller.media.filters import FrameFilter
 from labeller.media.serializers import FrameDetailSerializer, FrameSerializer, ShotSerializer, VideoSerializer
 from labeller.projects.selectors import project_get
@@ -158,9 +158,10 @@ class FrameDetailApi(OrganizationAPIView):
 
 
 class FrameImageApi(OrganizationAPIView):
-    @extend_schema(responses={(200, "image/jpeg"): bytes})
+    @extend_schema(responses={(200, "image/jpeg"): bytes, (200, "image/png"): bytes})
     def get(self, request, org, pk):
-        return serve_stored_file(selectors.frame_get(organization=self.organization, frame_id=pk).image, content_type="image/jpeg")
+        image = selectors.frame_get(organization=self.organization, frame_id=pk).image
+        return serve_stored_file(image, content_type=stored_image_type(image.name))
 
 
 class FrameThumbnailApi(OrganizationAPIView):

@@ -125,7 +125,13 @@ def _signed_url(storage, name: str, *, content_type: str, disposition: str) -> s
     return storage.url(name)
 
 
+def stored_image_type(name: str) -> str:
+    """A frame image's content type from its stored name, whose suffix the server chose from
+    the probed format (``.png`` for PNGs kept as uploaded, ``.jpg`` for everything else)."""
+    return PNG if name.lower().endswith(".png") else JPEG
+
+
 def read_frame_rgb(frame) -> np.ndarray:
-    """The frame's stored JPEG decoded as uint8 [H, W, 3] RGB."""
+    """The frame's stored image (JPEG or PNG) decoded as uint8 [H, W, 3] RGB."""
     with frame.image.open("rb") as handle, Image.open(handle) as image:
         return np.array(image.convert("RGB"))

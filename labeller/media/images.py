@@ -1,15 +1,19 @@
-"""Still images as frames: single files, several at once, or a zip.
+"""Still images as frames: single files, several at once, or a zip (in a bulk worker).
 
-Every file's content is checked with Pillow before anything is written, so a refused
-upload leaves no row and no file. Each image is stored re-encoded as a JPEG with the
-project's quality, upright (EXIF orientation applied), which also drops metadata such
-as GPS positions, plus a thumbnail. Encoding and storing happen outside the database
-transaction (which on SQLite holds the write lock); the files are deleted again if the
-rows cannot be written.
+Every file's content is checked with Pillow (a full decode) before anything is written,
+so a refused upload leaves no row and no file. A JPEG or PNG that needs no change (no
+EXIF rotation, no transparency, a mode browsers and the models read alike) is stored
+byte for byte as it came; any other image is re-encoded as a JPEG with the project's
+quality, upright (EXIF orientation applied), which also drops its metadata. Either way a
+thumbnail is made. Each still keeps the SHA-256 of its file: with its name it keys
+imports, so the same files imported again add nothing (they are counted as skipped).
+Encoding and storing happen outside the database transaction (which on SQLite holds the
+write lock); the files are deleted again if the rows cannot be written.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import shutil
@@ -17,17 +21,19 @@ import tempfile
 import uuid
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
 from PIL import Image, ImageOps
 
-from labeller.annotations.importers import DatasetFormatError, UnsafeArchiveError, iter_zip_images
+from labeller.annotations.importers import DatasetFormatError, UnsafeArchiveError, check_zip, iter_zip_images
+from labeller.annotations.importers.types import is_image_name
 from labeller.core.errors import DomainError
 from labeller.media.models import Frame
 from labeller.media.scan import make_thumbnail
@@ -49,14 +55,48 @@ class ZipLimits:
     max_ratio: float
 
 
+# Formats kept as uploaded, the stored suffix of each, and the modes kept (others, such as
+# CMYK JPEGs or 16-bit PNGs, are re-encoded so that every reader sees the same RGB pixels).
+KEPT_FORMATS = {"JPEG": ".jpg", "PNG": ".png"}
+KEPT_MODES = {"JPEG": frozenset({"RGB", "L"}), "PNG": frozenset({"RGB", "L", "P"})}
+EXIF_ORIENTATION = 0x0112
+HASH_BUFFER = 1024 * 1024
+
+# progress(done, total): called after each image is stored.
+Progress = Callable[[int, int], None]
+
+
 @dataclass(frozen=True)
 class FrameImage:
-    """A frame's bytes as stored: ``jpeg`` is ``width`` x ``height`` pixels."""
+    """A frame's bytes as stored: ``data`` is ``width`` x ``height`` pixels, in the format
+    ``suffix`` names (``.jpg`` or ``.png``)."""
 
-    jpeg: bytes
+    data: bytes
     thumbnail: bytes
     width: int
     height: int
+    suffix: str = ".jpg"
+
+
+@dataclass(frozen=True)
+class StillSource:
+    """An image file to add: the name the uploader gave, where it is, and its content's SHA-256."""
+
+    name: str
+    path: Path
+    sha256: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.name[:255], self.sha256
+
+
+@dataclass(frozen=True)
+class StillsResult:
+    """The frames written (saved rows), and how many images were already in the project."""
+
+    created: list[Frame]
+    skipped: int
 
 
 def zip_limits() -> ZipLimits:
@@ -76,6 +116,42 @@ def image_probe(path: Path) -> ImageProbe:
         max_pixels=limits["MAX_IMAGE_PIXELS"],
         max_bytes=limits["MAX_IMAGE_BYTES"],
     )
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(HASH_BUFFER), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def still_image_prepare(path: Path, *, quality: int, upright: bool = True) -> FrameImage:
+    """The frame's image and thumbnail for a probed file: its own bytes when they can be
+    kept (see ``KEPT_FORMATS``), else re-encoded by ``frame_image_encode``."""
+    with Image.open(path) as opened:
+        keep = _keepable(opened)
+        width, height, image_format = opened.width, opened.height, opened.format
+    if keep:
+        return FrameImage(path.read_bytes(), make_thumbnail(path), width, height, KEPT_FORMATS[image_format])
+    return frame_image_encode(path, quality=quality, upright=upright)
+
+
+def _keepable(image: Image.Image) -> bool:
+    """Whether browsers, Pillow and OpenCV all see the stored pixels as the frame's pixels.
+
+    An EXIF rotation would be applied by a browser and not by the models (and the frame is
+    sized upright or, for some datasets, unrotated); transparency would be drawn on white
+    by one and black by another; an animation has more than one picture.
+    """
+    if image.format not in KEPT_FORMATS or image.mode not in KEPT_MODES[image.format]:
+        return False
+    if "transparency" in image.info or getattr(image, "is_animated", False):
+        return False
+    # Pillow's PNG getexif() decodes the whole image to look for a late eXIf chunk.
+    if image.format == "PNG" and "exif" not in image.info:
+        return True
+    return image.getexif().get(EXIF_ORIENTATION, 1) == 1
 
 
 def frame_image_encode(path: Path, *, quality: int, upright: bool = True) -> FrameImage:
@@ -102,7 +178,9 @@ def _flattened(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def still_frame_store(frames: list[Frame], *, project: Project, original_name: str, image: FrameImage) -> None:
+def still_frame_store(
+    frames: list[Frame], *, project: Project, original_name: str, image: FrameImage, sha256: str = ""
+) -> None:
     """Append an unsaved still-image frame to ``frames`` and write its files to storage.
 
     ``frames`` comes from ``frame_files_deleted_on_error``; the frame joins it before
@@ -116,9 +194,44 @@ def still_frame_store(frames: list[Frame], *, project: Project, original_name: s
         width=image.width,
         height=image.height,
         is_keyframe=True,
+        content_sha256=sha256,
     )
     frames.append(frame)
-    frame_store_images(frame=frame, jpeg=image.jpeg, thumbnail_jpeg=image.thumbnail, name=uuid.uuid4().hex)
+    frame_store_images(
+        frame=frame, image=image.data, thumbnail_jpeg=image.thumbnail, name=uuid.uuid4().hex, suffix=image.suffix
+    )
+
+
+def known_still_keys(project: Project, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which ``(original name, sha256)`` keys already name a still image of ``project``."""
+    wanted = set(keys)
+    hashes = sorted({sha256 for _, sha256 in wanted if sha256})
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(hashes), 500):  # bounded IN lists (SQLite's variable limit)
+        chunk = hashes[start : start + 500]
+        found |= set(
+            Frame.objects.filter(project=project, video=None, content_sha256__in=chunk).values_list(
+                "original_name", "content_sha256"
+            )
+        )
+    return found & wanted
+
+
+def frames_drop_known(frames: list[Frame], project: Project) -> int:
+    """Take out of ``frames`` (in place) those another import wrote meanwhile, deleting their
+    files; how many. Caller holds the project's row lock, so no other import writes now."""
+    late = known_still_keys(project, [(frame.original_name, frame.content_sha256) for frame in frames])
+    if not late:
+        return 0
+    dropped = [frame for frame in frames if (frame.original_name, frame.content_sha256) in late]
+    frames[:] = [frame for frame in frames if (frame.original_name, frame.content_sha256) not in late]
+    _delete_files(dropped)
+    return len(dropped)
+
+
+def project_lock(project: Project) -> None:
+    """Lock the project's row until the transaction ends: imports into one project write one at a time."""
+    Project.objects.select_for_update().filter(pk=project.pk).values_list("pk").first()
 
 
 @contextmanager
@@ -132,39 +245,102 @@ def frame_files_deleted_on_error() -> Iterator[list[Frame]]:
     try:
         yield frames
     except BaseException:
-        for frame in frames:
-            for field_file in (frame.image, frame.thumbnail):
-                if field_file.name:
-                    field_file.storage.delete(field_file.name)
+        _delete_files(frames)
         raise
 
 
-def frames_create_from_images(*, project: Project, actor, files: Sequence[tuple[str, Path]]) -> list[Frame]:
+def _delete_files(frames: list[Frame]) -> None:
+    for frame in frames:
+        for field_file in (frame.image, frame.thumbnail):
+            if field_file.name:
+                field_file.storage.delete(field_file.name)
+
+
+def frames_create_from_images(*, project: Project, actor, files: Sequence[tuple[str, Path]]) -> StillsResult:
     """Add still images to ``project``: ``files`` are ``(name the uploader gave, local path)``.
 
-    Raises DomainError naming every refused file before anything is written.
+    Raises DomainError naming every refused file before anything is written. Images already
+    in the project (same name, same content) are skipped.
     """
     if not files:
         raise DomainError("No images were sent.", code="no_images")
     _refuse_bad_images(files)
+    return stills_write(
+        project=project, actor=actor, sources=[StillSource(name, path, file_sha256(path)) for name, path in files]
+    )
+
+
+def stills_write(
+    *,
+    project: Project,
+    actor,
+    sources: Sequence[StillSource],
+    progress: Progress | None = None,
+    before_commit: Callable[[StillsResult], None] | None = None,
+) -> StillsResult:
+    """Store probed images as still frames, skipping those the project already has.
+
+    ``before_commit(result)`` runs inside the transaction that writes the rows (a job marks
+    itself done there, so rows and status commit together); if it raises, nothing is kept.
+    """
+    known = known_still_keys(project, [source.key for source in sources])
+    todo: list[StillSource] = []
+    for source in sources:
+        if source.key not in known:
+            known.add(source.key)  # twice in one upload: once
+            todo.append(source)
+    skipped = len(sources) - len(todo)
     with frame_files_deleted_on_error() as frames:
-        for name, path in files:
-            encoded = frame_image_encode(path, quality=project.jpeg_quality)
-            still_frame_store(frames, project=project, original_name=name, image=encoded)
+        for number, source in enumerate(todo, start=1):
+            prepared = still_image_prepare(source.path, quality=project.jpeg_quality)
+            still_frame_store(frames, project=project, original_name=source.name, image=prepared, sha256=source.sha256)
+            if progress is not None:
+                progress(number, len(todo))
         with transaction.atomic():
+            project_lock(project)
+            skipped += frames_drop_known(frames, project)
             Frame.objects.bulk_create(frames)
-            learning_after_stills(project_id=project.pk)
-    logger.info("%s added %d images to project %s", actor, len(frames), project.pk)
-    return frames
+            if frames:
+                learning_after_stills(project_id=project.pk)
+            result = StillsResult(list(frames), skipped)
+            if before_commit is not None:
+                before_commit(result)
+    logger.info("%s added %d images to project %s (%d already there)", actor, len(frames), project.pk, skipped)
+    return result
 
 
-def frames_create_from_zip(*, project: Project, actor, archive: Path, archive_name: str) -> list[Frame]:
-    """Add every image of a zip (other files are skipped); an unsafe archive is refused whole."""
+def zip_images_check(*, archive: Path | IO[bytes], archive_name: str) -> None:
+    """Refuse, cheaply (the central directory only), a zip that is unsafe, unreadable or holds no images."""
+    try:
+        names = check_zip(archive, **asdict(zip_limits()))
+    except UnsafeArchiveError as error:
+        raise DomainError(f"{archive_name}: {error}", code="unsafe_archive") from error
+    except DatasetFormatError as error:
+        raise DomainError(f"{archive_name}: {error}", code="bad_archive") from error
+    if not any(is_image_name(name) for name in names):
+        raise DomainError(f"{archive_name}: the archive holds no images.", code="no_images")
+
+
+def frames_create_from_zip(
+    *,
+    project: Project,
+    actor,
+    archive: Path,
+    archive_name: str,
+    progress: Progress | None = None,
+    before_commit: Callable[[StillsResult], None] | None = None,
+) -> StillsResult:
+    """Add every image of a zip (other files are skipped); an unsafe archive or any bad image
+    refuses the whole zip (DomainError naming each bad file) and nothing is written."""
     with tempfile.TemporaryDirectory(prefix="labeller-images-") as workdir:
         files = _unpack_images(archive, archive_name, Path(workdir))
         if not files:
             raise DomainError(f"{archive_name}: the archive holds no images.", code="no_images")
-        return frames_create_from_images(project=project, actor=actor, files=files)
+        _refuse_bad_images(files)
+        sources = [StillSource(name, path, file_sha256(path)) for name, path in files]
+        return stills_write(
+            project=project, actor=actor, sources=sources, progress=progress, before_commit=before_commit
+        )
 
 
 def _unpack_images(archive: Path, archive_name: str, workdir: Path) -> list[tuple[str, Path]]:

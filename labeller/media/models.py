@@ -108,10 +108,16 @@ class Frame(VersionedModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     completed_at = models.DateTimeField(null=True, blank=True)
+    # SHA-256 of a still image's file as it was uploaded (blank for video frames and older
+    # stills): with ``original_name`` it keys imports, so importing the same files twice adds nothing.
+    content_sha256 = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["project", "status", "is_keyframe", "priority"], name="frame_queue_idx")]
+        indexes = [
+            models.Index(fields=["project", "status", "is_keyframe", "priority"], name="frame_queue_idx"),
+            models.Index(fields=["project", "content_sha256"], name="frame_content_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["video", "index"], condition=models.Q(video__isnull=False), name="unique_video_frame"

@@ -47,9 +47,10 @@ def frame_assign_next(*, organization: Organization, project: Project, user) -> 
     return frame
 
 
-def frame_store_images(*, frame: Frame, jpeg: bytes, thumbnail_jpeg: bytes, name: str) -> None:
-    """Write the frame's JPEG and thumbnail to storage (the caller saves the row)."""
-    frame.image.save(f"{name}.jpg", ContentFile(jpeg), save=False)
+def frame_store_images(*, frame: Frame, image: bytes, thumbnail_jpeg: bytes, name: str, suffix: str = ".jpg") -> None:
+    """Write the frame's image (a JPEG, or a PNG kept as uploaded: ``suffix`` says which, from
+    the probe) and its JPEG thumbnail to storage (the caller saves the row)."""
+    frame.image.save(f"{name}{suffix}", ContentFile(image), save=False)
     frame.thumbnail.save(f"{name}.thumb.jpg", ContentFile(thumbnail_jpeg), save=False)
 
 

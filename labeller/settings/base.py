@@ -370,6 +370,7 @@ CELERY_BEAT_SCHEDULE = {
     "release-expired-assignments": {"task": "workers.maintenance.release_expired_assignments", "schedule": 300.0},
     "delete-abandoned-uploads": {"task": "workers.maintenance.delete_abandoned_uploads", "schedule": 3600.0},
     "check-exports": {"task": "workers.maintenance.check_exports", "schedule": 60.0},
+    "check-imports": {"task": "workers.maintenance.check_imports", "schedule": 60.0},
     "check-ingest-runs": {"task": "workers.maintenance.check_ingest_runs", "schedule": 60.0},
     "check-training-runs": {"task": "workers.training.check_training_runs", "schedule": 30.0},
 }

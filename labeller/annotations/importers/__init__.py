@@ -5,7 +5,7 @@ Parsers turn COCO, Pascal VOC and YOLO datasets into frozen records
 ``iter_zip_images`` reads uploaded image archives safely.
 """
 
-from .archive import UnsafeArchiveError, iter_zip_images
+from .archive import UnsafeArchiveError, check_zip, iter_zip_images
 from .coco import export_coco, parse_coco
 from .types import (
     DatasetFormatError,
@@ -31,6 +31,7 @@ __all__ = [
     "ImportedImage",
     "RecordError",
     "UnsafeArchiveError",
+    "check_zip",
     "export_coco",
     "iter_zip_images",
     "parse_coco",

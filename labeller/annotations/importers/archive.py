@@ -20,7 +20,7 @@ from typing import IO
 
 from .types import DatasetFormatError, RecordError, is_image_name, safe_relative_path
 
-__all__ = ["UnsafeArchiveError", "extract_zip", "iter_zip_images"]
+__all__ = ["UnsafeArchiveError", "check_zip", "extract_zip", "iter_zip_images"]
 
 _SUPPORTED_COMPRESSION = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
 _ENCRYPTED_FLAG = 0x1
@@ -94,6 +94,23 @@ def extract_zip(
                 raise DatasetFormatError(f"{name!r} is both a file and a folder in the archive") from error
             written.append(target)
     return written
+
+
+def check_zip(
+    zip_source: Path | str | IO[bytes],
+    *,
+    max_files: int,
+    max_total_bytes: int,
+    max_ratio: float,
+) -> list[str]:
+    """The file members' names, after the checks of ``iter_zip_images`` (raising the same errors).
+
+    Reads only the central directory, never a member's data: cheap enough to refuse an
+    unsafe or unreadable archive while its uploader waits. Damaged member data is found
+    later, when the members are read.
+    """
+    with _open_zip(zip_source) as archive:
+        return [name for name, _ in _checked_members(archive.infolist(), max_files, max_total_bytes, max_ratio)]
 
 
 def _open_zip(zip_source: Path | str | IO[bytes]) -> zipfile.ZipFile:

@@ -14,6 +14,7 @@ from django.db.models import F, ForeignKey
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
+from labeller.annotations.models import ImportJob, ImportKind
 from labeller.api.base import OrganizationAPIView
 from labeller.exports.models import DatasetExport, ExportState
 from labeller.media.models import Upload
@@ -148,9 +149,14 @@ def victim_objects(victim):
     export = DatasetExport.objects.create(
         project=victim.project, state=ExportState.DONE, file=export_file, content_type="application/json"
     )
+    archive = store_file(victim.project, "imports/x.zip", b"PK")
+    import_job = ImportJob.objects.create(
+        project=victim.project, kind=ImportKind.IMAGES, archive_name="x.zip", archive=archive
+    )
     artifact = store_file(victim.project, "models/x.pt")
     run = TrainingRun.objects.create(project=victim.project, number=1, state=RunState.SUCCEEDED, artifact=artifact)
     return {
+        "import": import_job.pk,
         "training_run": run.pk,
         "export": export.pk,
         "embedding_report": report.pk,

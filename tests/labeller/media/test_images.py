@@ -15,9 +15,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 from PIL import Image
 
+from labeller.annotations.models import ImportJob
 from labeller.media.models import Frame
 from tests.conftest import api_path, client_for, make_tenant
 from tests.factories import jpeg_bytes
+from tests.import_jobs import run_import
 from tests.pipeline import stored_files
 
 pytestmark = pytest.mark.django_db
@@ -135,14 +137,19 @@ def test_an_exif_rotated_photo_is_stored_upright_without_its_metadata(tenant):
     assert image.getpixel((10, 5))[0] > 200 and image.getpixel((10, 55))[2] > 200
 
 
-def test_the_projects_jpeg_quality_is_used(tenant):
+def test_a_jpeg_is_kept_as_it_came_and_other_formats_use_the_projects_jpeg_quality(tenant):
     source = noisy_jpeg(200, 200, quality=95)
+    bitmap = io.BytesIO()
+    Image.open(io.BytesIO(source)).save(bitmap, format="BMP")
     tenant.project.jpeg_quality = 30
     tenant.project.save()
 
-    frame = Frame.objects.get(pk=upload(tenant, files=image_file("a.jpg", source)).json()[0]["id"])
+    frames = upload(tenant, files=[image_file("a.jpg", source), image_file("b.bmp", bitmap.getvalue())]).json()
+    kept, encoded = (Frame.objects.get(pk=frame["id"]) for frame in frames)
 
-    assert frame.image.size < len(source) / 2
+    with kept.image.open("rb") as handle:
+        assert handle.read() == source
+    assert stored_image(encoded).format == "JPEG" and encoded.image.size < len(source) / 2
 
 
 def test_transparent_areas_become_white(tenant):
@@ -165,8 +172,12 @@ def test_a_zip_of_images_becomes_frames_and_other_files_are_skipped(tenant):
 
     response = upload(tenant, archive=image_file("shoot.zip", archive))
 
-    assert response.status_code == 201, response.content
-    created = [(frame["original_name"], frame["width"]) for frame in response.json()]
+    assert response.status_code == 202, response.content
+    assert (response.json()["kind"], response.json()["state"]) == ("images", "queued")
+    assert not Frame.objects.exists()  # the bulk worker adds them
+    status = run_import(tenant.client("admin"), response.json())
+    assert (status["state"], status["frames_created"], status["frames_skipped"]) == ("done", 2, 0)
+    created = list(Frame.objects.order_by("id").values_list("original_name", "width"))
     assert created == [("shoot/day1/a.jpg", 64), ("shoot/b.JPG", 32)]
 
 
@@ -263,32 +274,49 @@ def test_a_zip_with_too_many_entries_is_refused(tenant):
     assert response.status_code == 400 and "at most 3" in response.json()["detail"]
 
 
-def test_a_bad_image_inside_a_zip_is_named_by_its_path(tenant):
+def test_a_bad_image_inside_a_zip_fails_the_import_naming_it_by_its_path(tenant):
+    files_before = stored_files()
     archive = zip_of(("ok.jpg", jpeg_bytes()), ("sub/cut.jpg", truncated_jpeg()))
 
     response = upload(tenant, archive=image_file("a.zip", archive))
 
-    assert response.status_code == 400
-    assert response.json()["detail"].startswith("sub/cut.jpg: ")
+    assert response.status_code == 202
+    status = run_import(tenant.client("admin"), response.json())
+    assert (status["state"], status["error_code"]) == ("failed", "corrupt")
+    assert status["error"].startswith("sub/cut.jpg: ")
     assert not Frame.objects.exists()
+    assert stored_files() == files_before  # the stored zip went with the failure
 
 
 @pytest.mark.parametrize(
     "archive,code,detail",
     [
         pytest.param(b"PK but not really a zip", "bad_archive", "not a readable zip", id="not-a-zip"),
-        pytest.param(
-            damaged_zip("photo.jpg", noisy_jpeg(64, 64)), "bad_archive", "'photo.jpg' is damaged", id="bad-crc"
-        ),
         pytest.param(zip_of(("readme.txt", b"hello")), "no_images", "holds no images", id="no-images"),
     ],
 )
-def test_an_unreadable_zip_is_refused(tenant, archive, code, detail):
+def test_an_unreadable_zip_is_refused_at_once(tenant, archive, code, detail):
+    files_before = stored_files()
+
     response = upload(tenant, archive=image_file("a.zip", archive))
 
     assert response.status_code == 400
     assert response.json()["code"] == code and detail in response.json()["detail"]
+    assert not Frame.objects.exists() and not ImportJob.objects.exists()
+    assert stored_files() == files_before
+
+
+def test_a_zip_whose_data_is_damaged_fails_the_import_and_writes_nothing(tenant):
+    files_before = stored_files()
+
+    response = upload(tenant, archive=image_file("a.zip", damaged_zip("photo.jpg", noisy_jpeg(64, 64))))
+
+    assert response.status_code == 202  # the central directory is sound: only reading the data tells
+    status = run_import(tenant.client("admin"), response.json())
+    assert (status["state"], status["error_code"]) == ("failed", "bad_archive")
+    assert "'photo.jpg' is damaged" in status["error"]
     assert not Frame.objects.exists()
+    assert stored_files() == files_before
 
 
 def test_files_already_written_are_deleted_when_the_rows_cannot_be(tenant, monkeypatch):
