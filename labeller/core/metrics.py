@@ -226,12 +226,14 @@ def process_registry():
     the workers). With it, the sum over every process that writes there: gunicorn's workers
     and the Celery workers, whose files ``labeller.core.metric_files`` names by host and pid.
     """
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
         return REGISTRY
     from prometheus_client import multiprocess
 
+    os.makedirs(folder, exist_ok=True)  # a scrape before any process wrote there is empty, not a 500
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
+    multiprocess.MultiProcessCollector(registry, path=folder)
     return registry
 
 
