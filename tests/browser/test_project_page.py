@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from labeller.annotations.models import Label
+from labeller.annotations.import_jobs import import_run
+from labeller.annotations.models import ImportJob, Label
 from labeller.media.models import Frame, Upload, UploadStatus, Video
 from tests.browser.conftest import admin_and_annotator_organization, scene_jpeg
 from tests.browser.workspace import log_in
@@ -172,6 +173,9 @@ def test_images_and_a_dataset_are_added(page, project, shots):
     archive = {"name": "street.zip", "mimeType": "application/zip", "buffer": yolo_zip()}
     page.get_by_label("The dataset as a zip").set_input_files(archive)
     page.get_by_role("button", name="Import").click()
+    # A bulk worker imports it; meanwhile the page follows the import's status.
+    page.get_by_text("Waiting for a worker…").wait_for()
+    import_run(import_id=ImportJob.objects.get().pk)
     page.get_by_text("Imported 2 images and 2 boxes; 2 new labels.").wait_for()
     assert "b.txt:2 unknown class id 7" in page.locator("#dataset-import details").inner_text()
     # The labels the dataset brought are in the taxonomy at once.

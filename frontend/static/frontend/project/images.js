@@ -1,5 +1,6 @@
 // Still images (several files, or one zip) and labelled datasets (COCO, VOC, YOLO zips).
-// Both are one multipart request; the server checks every file before it keeps any.
+// Several files are added in the request. A zip is imported by a bulk worker: the request
+// answers 202 with the import, whose status (imports/<id>) is polled until done or failed.
 
 import { api } from "../api.js";
 import { h } from "./dom.js";
@@ -22,9 +23,14 @@ export function bindImageUpload({ form, orgPath, projectId }) {
     if (zips.length) body.append("archive", zips[0]);
     else for (const file of files) body.append("files", file);
     submit(form, result, `Sending ${files.length === 1 ? files[0].name : `${files.length} files`}…`, async () => {
-      const frames = await api(`${orgPath}/projects/${projectId}/images/`, { method: "POST", body });
+      const answer = await api(`${orgPath}/projects/${projectId}/images/`, { method: "POST", body });
       input.value = "";
-      showResult(result, `Added ${frames.length} image${frames.length === 1 ? "" : "s"} to the project.`);
+      if (Array.isArray(answer)) {
+        showResult(result, `Added ${answer.length} image${answer.length === 1 ? "" : "s"} to the project.`);
+        return;
+      }
+      const job = await followImport(orgPath, answer, result);
+      showResult(result, `Added ${plural(job.frames_created, "image")} to the project${skippedText(job)}.`);
     });
   });
 }
@@ -35,13 +41,37 @@ export function bindDatasetImport({ form, orgPath, projectId, onImported }) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const body = new FormData(form); // "format" and "archive", as the API names them
-    submit(form, result, "Importing…", async () => {
-      const report = await api(`${orgPath}/projects/${projectId}/imports/`, { method: "POST", body });
+    submit(form, result, "Sending…", async () => {
+      const queued = await api(`${orgPath}/projects/${projectId}/imports/`, { method: "POST", body });
       form.querySelector("input[type=file]").value = "";
-      showReport(result, report);
-      onImported(report);
+      const job = await followImport(orgPath, queued, result);
+      showReport(result, job);
+      onImported(job);
     });
   });
+}
+
+const POLL_MS = 1000;
+
+/** Poll an import's status, showing its progress, until it is done; a failed one throws its reason. */
+async function followImport(orgPath, job, result) {
+  while (job.state === "queued" || job.state === "running") {
+    const where = job.state === "queued" ? "Waiting for a worker…" : `Importing… ${job.progress}%`;
+    const counted = job.images_total ? ` (${job.images_done} of ${job.images_total} images)` : "";
+    result.replaceChildren(h("p", {}, where + counted), h("progress", { max: 100, value: job.progress }));
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    job = await api(`${orgPath}/imports/${job.id}`);
+  }
+  if (job.state === "failed") throw new Error(job.error || "The import failed.");
+  return job;
+}
+
+function plural(count, word) {
+  return `${count} ${word}${count === 1 ? "" : "s"}`;
+}
+
+function skippedText(job) {
+  return job.frames_skipped ? `; ${plural(job.frames_skipped, "image")} already there, skipped` : "";
 }
 
 async function submit(form, result, pendingText, work) {
@@ -61,11 +91,11 @@ function showResult(result, message, { error = false } = {}) {
   result.replaceChildren(h("p", { className: error ? "error" : "" }, message));
 }
 
-function showReport(result, report) {
+function showReport(result, job) {
   const summary =
-    `Imported ${report.images} image${report.images === 1 ? "" : "s"} and ${report.boxes} box${report.boxes === 1 ? "" : "es"}; ` +
-    `${report.labels_created} new label${report.labels_created === 1 ? "" : "s"}.`;
-  const problems = [problemList("Not imported", report.errors, "error"), problemList("Warnings", report.warnings, "warning")];
+    `Imported ${plural(job.frames_created, "image")} and ${job.boxes_created} box${job.boxes_created === 1 ? "" : "es"}; ` +
+    `${plural(job.labels_created, "new label")}${skippedText(job)}.`;
+  const problems = [problemList("Not imported", job.errors, "error"), problemList("Warnings", job.warnings, "warning")];
   result.replaceChildren(h("p", {}, summary), ...problems.filter(Boolean));
 }
 
