@@ -36,6 +36,7 @@ KIND_OF_SEGMENT = {
     "embedding-reports": "embedding_report",
     "exports": "export",
     "frames": "frame",
+    "imports": "import",
     "invitations": "invitation",
     "labels": "label",
     "members": "member",
