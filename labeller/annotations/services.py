@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Iterable
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from labeller.annotations.models import (
@@ -189,6 +189,30 @@ def _validate_label(frame: Frame, label: Label | None) -> None:
         raise field_error("label_id", f"The label {label.name!r} belongs to another project.")
     if label.deprecated:
         raise field_error("label_id", f"The label {label.name!r} is deprecated; pick another.")
+    if label.pk not in labels_locked_for_use([label.pk]):
+        raise DomainError(
+            f"The label {label.name!r} was merged or deleted meanwhile; pick another.", code="label_gone", http_status=409
+        )
+
+
+def labels_locked_for_use(label_ids: Iterable[int]) -> set[int]:
+    """Hold the labels a box write is about to use until it commits, and say which still exist.
+
+    A label merged (or deleted) at the same moment is otherwise gone by the time the box's
+    foreign key is checked, at commit, and the request fails there with no clean answer. On
+    PostgreSQL the lock is FOR KEY SHARE: it waits for a merge holding the label, yet boxes
+    that use one label still go in side by side. Locks are taken in id order, as
+    ``label_merge`` takes its two, so a write using several labels never deadlocks with it.
+    """
+    ids = sorted(set(label_ids))
+    if not ids:
+        return set()
+    if connection.vendor != "postgresql":  # SQLite runs one writer at a time: nothing to race
+        return set(Label.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    table = connection.ops.quote_name(Label._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE", [ids])
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _lock_open_frame(frame_id: int) -> Frame:
@@ -429,6 +453,7 @@ def annotation_bulk_apply(
     them all and they read as 424. A complete frame refuses the whole request (409).
     """
     _lock_open_frame(frame.pk)
+    labels_locked_for_use(change.label.pk for change in changes if isinstance(change.label, Label))
     outcomes: list[BoxOutcome] = []
     for change in changes:
         try:

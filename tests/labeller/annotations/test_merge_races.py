@@ -1,0 +1,92 @@
+"""A box drawn with a label at the moment an admin merges that label away: never a 500.
+
+Either the merge goes first and the box is refused with a clear 409 (pick another label),
+or the box goes first and the merge carries it to the surviving label.
+"""
+
+import threading
+import time
+from unittest import mock
+
+import pytest
+from django.db import connection
+
+from labeller.annotations import services, taxonomy
+from labeller.annotations.models import Annotation, Label
+from tests.concurrency import in_parallel
+from tests.conftest import api_path, client_for
+from tests.factories import FrameFactory, LabelFactory
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="needs concurrent writers (PostgreSQL)"),
+]
+
+_validate_box = services._validate_box
+_moved_annotation_events = taxonomy._moved_annotation_events
+_record = services._record
+
+
+@pytest.fixture
+def labels(tenant):
+    return LabelFactory(project=tenant.project, name="animal.cat"), LabelFactory(project=tenant.project, name="animal.kitty")
+
+
+def draw(tenant, frame, label):
+    url = api_path(tenant, f"frames/{frame.pk}/annotations/")
+    return lambda: client_for(tenant.annotator).post(url, {"box": [10, 10, 60, 60], "label_id": label.pk}, format="json")
+
+
+def merge(tenant, source, target):
+    url = api_path(tenant, f"labels/{source.pk}/merge")
+    return lambda: client_for(tenant.admin).post(url, {"version": source.version, "into_id": target.pk}, format="json")
+
+
+def test_a_box_drawn_while_its_label_is_merged_away_gets_a_409(tenant, labels):
+    cat, kitty = labels
+    frame = FrameFactory(project=tenant.project, width=640, height=360)
+    # The merge holds both labels when the box's request reaches its label check.
+    barrier = threading.Barrier(2, timeout=20)
+
+    def merge_holding_the_labels(source, target, actor):
+        barrier.wait()
+        return _moved_annotation_events(source, target, actor)
+
+    def box_checked_after_the_merge_locked(frame, box):
+        barrier.wait()
+        return _validate_box(frame, box)
+
+    with mock.patch.object(taxonomy, "_moved_annotation_events", merge_holding_the_labels), mock.patch.object(
+        services, "_validate_box", box_checked_after_the_merge_locked
+    ):
+        merged, drawn = in_parallel([merge(tenant, kitty, cat), draw(tenant, frame, kitty)])
+
+    assert getattr(merged, "status_code", merged) == 200, merged
+    assert getattr(drawn, "status_code", drawn) == 409, getattr(drawn, "content", drawn)
+    assert drawn.json()["code"] == "label_gone" and "merged or deleted" in drawn.json()["detail"]
+    assert not Label.objects.filter(pk=kitty.pk).exists() and not Annotation.objects.filter(frame=frame).exists()
+
+
+def test_a_box_drawn_just_before_the_merge_is_carried_to_the_surviving_label(tenant, labels):
+    cat, kitty = labels
+    frame = FrameFactory(project=tenant.project, width=640, height=360)
+    barrier = threading.Barrier(2, timeout=20)
+
+    def record_then_linger(annotation, **kwargs):
+        result = _record(annotation, **kwargs)
+        barrier.wait()
+        time.sleep(0.5)  # an ordering aid, not a timing claim: the merge starts before this commits
+        return result
+
+    def merge_once_the_box_is_written():
+        barrier.wait()
+        return merge(tenant, kitty, cat)()
+
+    with mock.patch.object(services, "_record", record_then_linger):
+        drawn, merged = in_parallel([draw(tenant, frame, kitty), merge_once_the_box_is_written])
+
+    assert getattr(drawn, "status_code", drawn) == 201, getattr(drawn, "content", drawn)
+    assert getattr(merged, "status_code", merged) == 200, merged
+    assert merged.json()["moved_annotations"] == 1
+    assert list(Annotation.objects.filter(frame=frame).values_list("label_id", flat=True)) == [cat.pk]
