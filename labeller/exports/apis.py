@@ -2,6 +2,7 @@ from django.core.files.storage import default_storage
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
 
 from labeller.api.base import OrganizationAPIView
 from labeller.exports import selectors, services
@@ -33,7 +34,7 @@ class ExportListApi(OrganizationAPIView):
 
 
 class ExportDetailApi(OrganizationAPIView):
-    """One export's state and progress; ``download_url`` once done."""
+    """One export's state and progress, ``download_url`` once done; admins delete old ones."""
 
     read_role = Role.ADMIN
     write_role = Role.ADMIN
@@ -41,6 +42,11 @@ class ExportDetailApi(OrganizationAPIView):
     @extend_schema(responses=DatasetExportSerializer)
     def get(self, request, org, pk):
         return self.respond(selectors.export_get(organization=self.organization, export_id=pk), DatasetExportSerializer)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, org, pk):
+        services.export_delete(export=selectors.export_get(organization=self.organization, export_id=pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ExportFileApi(OrganizationAPIView):

@@ -29,7 +29,7 @@ from labeller.exports.models import DatasetExport, ExportFormat, ExportState
 from labeller.exports.writing import WrittenExport, export_file_write, export_split_salt
 from labeller.media.files import safe_download_name
 from labeller.media.models import Shot, Video
-from labeller.media.storage import project_storage_prefix
+from labeller.media.storage import project_storage_prefix, storage_delete_files
 from labeller.projects.models import Project
 
 logger = logging.getLogger(__name__)
@@ -165,6 +165,15 @@ def _store(export: DatasetExport, written: WrittenExport) -> str:
     with written.path.open("rb") as handle:
         name = f"{prefix}exports/{export.pk}/export-{export.pk}{written.suffix}"
         return default_storage.save(name, _LocalFile(handle))
+
+
+def export_delete(*, export: DatasetExport) -> None:
+    """Delete the export and, once the row is gone, its file. A worker still writing it
+    notices at its next heartbeat (the row is gone) and stops, keeping no file."""
+    prefix = project_storage_prefix(organization_id=export.project.organization_id, project_id=export.project_id)
+    folder = f"{prefix}exports/{export.pk}/"
+    export.delete()
+    transaction.on_commit(lambda: storage_delete_files(default_storage, trees=[folder]))
 
 
 def _finish_failed(export_id: int, message: str) -> None:

@@ -6,6 +6,7 @@ import io
 
 import pytest
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
@@ -99,6 +100,12 @@ def test_an_admin_exports_coco_and_the_download_loads_in_pycocotools(
     assert len(truth.getImgIds()) == 3 and len(truth.getAnnIds()) == 9
     assert {c["supercategory"] for c in truth.loadCats(truth.getCatIds())} >= {"food.dish", "food"}
     assert evaluation.stats[1] == pytest.approx(1.0)
+
+    # An old export is deleted from the same list, its file with it.
+    stored = DatasetExport.objects.get().file
+    done.get_by_role("button", name=f"Delete export {DatasetExport.objects.get().pk}").click()
+    page.get_by_text("No exports yet.").wait_for()
+    assert not DatasetExport.objects.exists() and not default_storage.exists(stored)
 
 
 def test_an_annotator_sees_no_export_section(page, labelled_project):

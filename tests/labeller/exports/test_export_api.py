@@ -5,7 +5,9 @@ import json
 from unittest import mock
 
 import pytest
+from django.core.files.storage import default_storage
 
+from labeller.exports import services
 from labeller.exports.models import DatasetExport, ExportState
 from labeller.exports.services import export_run
 from tests.conftest import api_path
@@ -59,6 +61,35 @@ def test_a_finished_export_is_downloaded_as_an_attachment(labelled):
     assert [item["id"] for item in listed] == [export_id]
 
 
+def test_an_admin_deletes_an_export_and_its_file_goes_after_commit(labelled, django_capture_on_commit_callbacks):
+    admin = labelled.client("admin")
+    export_id = start(admin, labelled).json()["id"]
+    export_run(export_id=export_id)
+    stored = DatasetExport.objects.get(pk=export_id).file
+    assert default_storage.exists(stored)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert admin.delete(api_path(labelled, f"exports/{export_id}")).status_code == 204
+    assert not DatasetExport.objects.filter(pk=export_id).exists() and not default_storage.exists(stored)
+    assert admin.get(api_path(labelled, f"exports/{export_id}")).status_code == 404
+
+
+def test_a_worker_writing_a_deleted_export_stops_and_keeps_no_file(labelled, monkeypatch):
+    admin = labelled.client("admin")
+    export_id = start(admin, labelled).json()["id"]
+    written = []
+
+    def write_then_lose_the_row(*, export, workdir, report_progress):
+        DatasetExport.objects.filter(pk=export.pk).delete()  # an admin deletes it meanwhile
+        report_progress(50)
+        written.append(export.pk)
+
+    monkeypatch.setattr(services, "export_file_write", write_then_lose_the_row)
+    export_run(export_id=export_id)
+    assert written == []  # its heartbeat found the row gone and stopped before storing anything
+    assert not DatasetExport.objects.exists()
+
+
 def test_no_file_before_the_export_is_done(labelled):
     admin = labelled.client("admin")
     export_id = start(admin, labelled).json()["id"]
@@ -87,7 +118,8 @@ def test_members_who_are_not_admins_get_403_and_change_nothing(labelled, role):
         client.get(api_path(labelled, f"projects/{labelled.project.pk}/exports/")),
         client.get(api_path(labelled, f"exports/{done_id}")),
         client.get(api_path(labelled, f"exports/{done_id}/file")),
+        client.delete(api_path(labelled, f"exports/{done_id}")),
     ]
-    assert [answer.status_code for answer in answers] == [403, 403, 403, 403]
+    assert [answer.status_code for answer in answers] == [403, 403, 403, 403, 403]
     assert list(DatasetExport.objects.order_by("pk").values()) == before
     assert DatasetExport.objects.get(pk=done_id).state == ExportState.DONE

@@ -83,6 +83,7 @@ export class ExportPanel {
   /** Add or update the row of one export; keep polling while it is queued or running. */
   show(item, { first = false } = {}) {
     const row = render(item);
+    row.append(h("button", { type: "button", className: "danger", "aria-label": `Delete export ${item.id}`, onclick: () => this.remove(item.id, row) }, "Delete"));
     const existing = this.list.querySelector(`[data-export-id="${item.id}"]`);
     if (existing) existing.replaceWith(row);
     else if (first) this.list.prepend(row);
@@ -90,10 +91,24 @@ export class ExportPanel {
     if ((item.state === "queued" || item.state === "running") && !this.polling.has(item.id)) this.poll(item.id);
   }
 
+  /** Delete an export (its file too); a worker still writing it stops at its next heartbeat. */
+  async remove(id, row) {
+    try {
+      await api(`${this.orgPath}/exports/${id}`, { method: "DELETE" });
+      clearTimeout(this.polling.get(id));
+      this.polling.delete(id);
+      row.remove();
+      this.showEmpty();
+    } catch (error) {
+      this.result.replaceChildren(h("p", { className: "error" }, error.message));
+    }
+  }
+
   poll(id) {
     const tick = async () => {
       try {
         const item = await api(`${this.orgPath}/exports/${id}`);
+        if (!this.polling.has(id)) return; // deleted meanwhile
         this.polling.delete(id);
         this.show(item);
       } catch (error) {
