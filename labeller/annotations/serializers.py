@@ -140,9 +140,26 @@ class LabelMergeSerializer(VersionSerializer):
     into_id = ScopedPrimaryKeyField(model=Label, help_text="The label that takes over every box.")
 
 
+class MovedLabelSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name_before = serializers.CharField()
+    name = serializers.CharField()
+
+
+class MergedLabelSerializer(serializers.Serializer):
+    name_before = serializers.CharField()
+    into_id = serializers.IntegerField()
+    into = serializers.CharField()
+    moved_annotations = serializers.IntegerField()
+
+
 class LabelMergeResultSerializer(serializers.Serializer):
     into = LabelSerializer(source="target")
-    moved_annotations = serializers.IntegerField()
+    moved_annotations = serializers.IntegerField(help_text="Boxes that changed label, sub-labels' included.")
+    moved_labels = MovedLabelSerializer(many=True, help_text="Sub-labels that went under the target as they were.")
+    merged_labels = MergedLabelSerializer(
+        many=True, help_text="Sub-labels merged into the target's sub-label of the same name."
+    )
 
 
 class TaxonomyEntrySerializer(serializers.Serializer):

@@ -9,10 +9,10 @@ Every change here is one transaction, is recorded in LabelEvent, and asks for an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -119,9 +119,31 @@ def label_move(*, label: Label, parent: Label | None, expected_version: int, act
 
 
 @dataclass(frozen=True)
+class MovedLabel:
+    """A sub-label of the merged label that went under the target as it was (same id)."""
+
+    id: int
+    name_before: str
+    name: str
+
+
+@dataclass(frozen=True)
+class MergedLabel:
+    """A sub-label of the merged label whose boxes went to the target's sub-label of that name."""
+
+    name_before: str
+    into_id: int
+    into: str
+    moved_annotations: int
+
+
+@dataclass(frozen=True)
 class MergeResult:
     target: Label
+    # Boxes whose label changed: those of the merged label and of the sub-labels merged away.
     moved_annotations: int
+    moved_labels: list[MovedLabel] = field(default_factory=list)
+    merged_labels: list[MergedLabel] = field(default_factory=list)
 
 
 def _moved_annotation_events(source: Label, target: Label, actor) -> int:
@@ -161,18 +183,19 @@ def _moved_annotation_events(source: Label, target: Label, actor) -> int:
     return moved + len(batch)
 
 
-def _rewrite_suggestions(source: Label, target: Label) -> None:
-    """Open proposals that suggest ``source`` suggest ``target`` instead (once, best score kept)."""
-    proposals = Annotation.objects.filter(project_id=source.project_id, status=AnnotationStatus.PROPOSED).exclude(
+def _rewrite_suggestions(project_id: int, into: dict[int, int]) -> None:
+    """Open proposals that suggest a label of ``into``'s keys suggest its value instead (once,
+    best score kept)."""
+    proposals = Annotation.objects.filter(project_id=project_id, status=AnnotationStatus.PROPOSED).exclude(
         suggestions=[]
     )
     changed = []
     for proposal in proposals.only("pk", "suggestions").iterator(chunk_size=EVENT_BATCH):
-        if not any(s.get("label_id") == source.pk for s in proposal.suggestions):
+        if not any(s.get("label_id") in into for s in proposal.suggestions):
             continue
         best: dict[int, dict] = {}
         for suggestion in proposal.suggestions:
-            label_id = target.pk if suggestion.get("label_id") == source.pk else suggestion.get("label_id")
+            label_id = into.get(suggestion.get("label_id"), suggestion.get("label_id"))
             if label_id not in best or suggestion.get("score", 0) > best[label_id].get("score", 0):
                 best[label_id] = {**suggestion, "label_id": label_id}
         proposal.suggestions = sorted(best.values(), key=lambda s: -s.get("score", 0))
@@ -180,30 +203,11 @@ def _rewrite_suggestions(source: Label, target: Label) -> None:
     Annotation.objects.bulk_update(changed, ["suggestions"], batch_size=EVENT_BATCH)
 
 
-@transaction.atomic
-def label_merge(*, source: Label, target: Label, expected_version: int, actor) -> MergeResult:
-    """Move every box of ``source`` onto ``target`` and delete ``source``, in one transaction."""
-    if target.project_id != source.project_id:
-        raise field_error("into_id", f"The label {target.name!r} belongs to another project.")
-    if target.pk == source.pk:
-        raise field_error("into_id", "A label cannot be merged into itself.")
-    locked = {
-        row.pk: row for row in Label.objects.select_for_update().filter(pk__in=[source.pk, target.pk]).order_by("pk")
-    }
-    source, target = locked[source.pk], locked[target.pk]
-    if source.version != expected_version:
-        raise StaleVersionError(current=source, expected_version=expected_version)
-    if target.deprecated:
-        raise field_error("into_id", f"{target.name!r} is deprecated; restore it before merging into it.")
-    if Label.objects.filter(project_id=source.project_id, name__startswith=source.name + ".").exists():
-        raise DomainError(
-            f"{source.name!r} has sub-labels: move or merge them first, so none is merged silently.",
-            code="label_has_children",
-            http_status=409,
-        )
+def _merge_one(source: Label, target: Label, actor) -> int:
+    """Move the boxes of ``source`` onto ``target``, record it and delete ``source`` (caller holds
+    both labels' locks and rewrites the suggestions); returns how many boxes moved."""
     moved = _moved_annotation_events(source, target, actor)
     Annotation.objects.filter(label=source).update(label=target, version=F("version") + 1, updated_at=timezone.now())
-    _rewrite_suggestions(source, target)
     # Outcomes not yet decided compare their label with the box's when the frame is completed.
     ProposalOutcome.objects.filter(project_id=source.project_id, label_id=source.pk, useful__isnull=True).update(
         label_id=target.pk
@@ -216,8 +220,109 @@ def label_merge(*, source: Label, target: Label, expected_version: int, actor) -
         after={"into_id": target.pk, "into": target.name, "annotations": moved},
     )
     source.delete()
+    return moved
+
+
+def _lock_for_merge(source: Label, target: Label) -> dict[int, Label]:
+    """Lock both labels and every sub-label of each, in one statement in id order (as box writes
+    take theirs), so a merge never deadlocks with them or with another reshaping."""
+    project = Q(project_id=source.project_id)
+    rows = (
+        Label.objects.select_for_update()
+        .filter(
+            Q(pk__in=[source.pk, target.pk])
+            | project & Q(name__startswith=source.name + ".")
+            | project & Q(name__startswith=target.name + ".")
+        )
+        .order_by("pk")
+    )
+    locked = {row.pk: row for row in rows}
+    if source.pk not in locked or target.pk not in locked:
+        raise DomainError("A label of this merge was merged or deleted meanwhile.", code="label_gone", http_status=409)
+    if (locked[source.pk].name, locked[target.pk].name) != (source.name, target.name):
+        # The sub-labels were chosen by the names read before locking: they may be others now.
+        raise DomainError(
+            "A label of this merge was renamed meanwhile; reload and merge again.",
+            code="label_changed",
+            http_status=409,
+        )
+    return locked
+
+
+@transaction.atomic
+def label_merge(*, source: Label, target: Label, expected_version: int, actor) -> MergeResult:
+    """Merge ``source`` and its sub-labels into ``target``, in one transaction.
+
+    The boxes of ``source`` go to ``target`` and ``source`` is deleted. Each sub-label
+    ``source.X`` goes under the target as ``target.X``: merged the same way (recursively) into
+    the target's sub-label of that name when there is one, otherwise renamed, keeping its id,
+    colour, hotkey and boxes.
+    """
+    if target.project_id != source.project_id:
+        raise field_error("into_id", f"The label {target.name!r} belongs to another project.")
+    if target.pk == source.pk:
+        raise field_error("into_id", "A label cannot be merged into itself.")
+    locked = _lock_for_merge(source, target)
+    source, target = locked[source.pk], locked[target.pk]
+    if source.version != expected_version:
+        raise StaleVersionError(current=source, expected_version=expected_version)
+    if target.name.startswith(source.name + "."):
+        raise field_error("into_id", f"{source.name!r} cannot be merged into its own sub-label {target.name!r}.")
+    if target.deprecated:
+        raise field_error("into_id", f"{target.name!r} is deprecated; restore it before merging into it.")
+
+    prefix = source.name + "."
+    children = sorted(
+        (row for row in locked.values() if row.name.startswith(prefix)), key=lambda row: (row.depth, row.name)
+    )
+    by_name = {row.name: row for row in locked.values() if not row.name.startswith(prefix) and row.pk != source.pk}
+    plan: list[tuple[Label, str, Label | None]] = []  # (sub-label, its new name, the label it merges into)
+    for child in children:
+        name = target.name + child.name[len(source.name) :]
+        if name == source.name or name.startswith(prefix):
+            # Merging into an ancestor: ``a.b`` into ``a`` would put ``a.b.b`` in the place of ``a.b``.
+            raise field_error("into_id", f"{child.name!r} would become {name!r}, under the label being merged away.")
+        into = by_name.get(name)
+        if into is not None and into.deprecated:
+            raise field_error(
+                "into_id", f"{child.name!r} would merge into {name!r}, which is deprecated; restore it first."
+            )
+        plan.append((child, name, into))
+
+    # Taken now: a deleted label's instance forgets its id.
+    merged_into = {source.pk: target.pk} | {child.pk: into.pk for child, _, into in plan if into is not None}
+    moved_labels: list[MovedLabel] = []
+    merged_labels: list[MergedLabel] = []
+    moved = 0
+    # Parents first: a sub-label's new parent is then in place, renamed or merged into.
+    for child, name, into in plan:
+        if into is None:
+            before = _label_state(child)
+            try:
+                with transaction.atomic():
+                    Label.objects.filter(pk=child.pk).update(
+                        name=name, version=F("version") + 1, updated_at=timezone.now()
+                    )
+            except IntegrityError:  # the name was taken after the locks were taken
+                raise DomainError(
+                    f"The label {name!r} was created meanwhile; reload and merge again.",
+                    code="label_changed",
+                    http_status=409,
+                ) from None
+            child.refresh_from_db()
+            _record(child, actor=actor, action=LabelAction.RENAMED, before=before, after=_label_state(child))
+            moved_labels.append(MovedLabel(id=child.pk, name_before=before["name"], name=name))
+        else:
+            name_before = child.name
+            count = _merge_one(child, into, actor)
+            moved += count
+            merged_labels.append(
+                MergedLabel(name_before=name_before, into_id=into.pk, into=into.name, moved_annotations=count)
+            )
+    moved += _merge_one(source, target, actor)
+    _rewrite_suggestions(source.project_id, merged_into)
     index_sync_soon(project_id=target.project_id)
-    return MergeResult(target=target, moved_annotations=moved)
+    return MergeResult(target=target, moved_annotations=moved, moved_labels=moved_labels, merged_labels=merged_labels)
 
 
 # --- the taxonomy as a file ---------------------------------------------------------------

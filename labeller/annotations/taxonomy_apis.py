@@ -51,7 +51,7 @@ class LabelMergeApi(OrganizationAPIView):
 
     @extend_schema(
         request=LabelMergeSerializer,
-        responses={200: LabelMergeResultSerializer, 409: OpenApiResponse(description="Stale version, or sub-labels.")},
+        responses={200: LabelMergeResultSerializer, 409: OpenApiResponse(description="Stale version, or a label of the merge changed meanwhile.")},
     )
     def post(self, request, org, pk):
         source = selectors.label_get(organization=self.organization, label_id=pk)

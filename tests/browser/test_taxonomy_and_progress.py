@@ -36,7 +36,7 @@ def project(transactional_db):
         frame.save()
     labels = {
         name: LabelFactory(project=project, name=name)
-        for name in ["animal", "animal.cat", "animal.kitty", "animal.dog", "pet"]
+        for name in ["animal", "animal.cat", "animal.kitty", "animal.kitty.tabby", "animal.dog", "pet"]
     }
     for name, count in [("animal.cat", 3), ("animal.kitty", 2), ("animal.dog", 1)]:
         for n in range(count):
@@ -84,11 +84,14 @@ def test_rename_move_and_merge_and_the_boxes_follow(strict_page, project, shots)
     # Merge, after a confirmation: the boxes of one label become the other's.
     editor = open_editor(page, "animal.kitten")
     editor.get_by_label("Merge animal.kitten into").select_option(label="animal.cat")
+    editor.locator(".merge-preview", has_text="moves 1 sub-label under animal.cat").wait_for()
     dialogs = []
     page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
     editor.get_by_role("button", name="Merge").click()
-    page.locator("#label-status", has_text="Merged animal.kitten into animal.cat: 2 boxes moved").wait_for()
+    merged = "Merged animal.kitten into animal.cat: 2 boxes moved; 1 sub-label moved"
+    page.locator("#label-status", has_text=merged).wait_for()
     assert "Every box of animal.kitten becomes animal.cat" in dialogs[0]
+    assert "moves 1 sub-label under animal.cat" in dialogs[0]
     wait_for_count(page, "animal.cat", 5)
     assert bar(page, "animal.kitten").count() == 0
     assert page.locator("#label-table tr[data-label='animal.kitten']").count() == 0
@@ -99,6 +102,7 @@ def test_rename_move_and_merge_and_the_boxes_follow(strict_page, project, shots)
     assert sorted(Label.objects.filter(project=project).values_list("name", flat=True)) == [
         "animal",
         "animal.cat",
+        "animal.cat.tabby",
         "pet",
         "pet.dog",
     ]

@@ -90,3 +90,42 @@ def test_a_box_drawn_just_before_the_merge_is_carried_to_the_surviving_label(ten
     assert getattr(merged, "status_code", merged) == 200, merged
     assert merged.json()["moved_annotations"] == 1
     assert list(Annotation.objects.filter(frame=frame).values_list("label_id", flat=True)) == [cat.pk]
+
+
+def test_boxes_drawn_while_a_subtree_is_merged_follow_a_moved_sub_label_and_409_on_a_merged_one(tenant):
+    soup = LabelFactory(project=tenant.project, name="food.soup")
+    clear = LabelFactory(project=tenant.project, name="food.soup.clear")  # merged into food.broth.clear
+    thick = LabelFactory(project=tenant.project, name="food.soup.thick")  # moved: becomes food.broth.thick
+    broth = LabelFactory(project=tenant.project, name="food.broth")
+    LabelFactory(project=tenant.project, name="food.broth.clear")
+    # Two frames: a box write locks its frame first, and the two must not wait on each other.
+    frames = [FrameFactory(project=tenant.project, width=640, height=360) for _ in range(2)]
+    # The merge holds every label of both subtrees when the boxes' requests reach their label check.
+    barrier = threading.Barrier(3, timeout=20)
+    waited = threading.Event()
+
+    def merge_holding_the_labels(source, target, actor):
+        if not waited.is_set():
+            waited.set()
+            barrier.wait()
+        return _moved_annotation_events(source, target, actor)
+
+    def box_checked_after_the_merge_locked(frame, box):
+        barrier.wait()
+        return _validate_box(frame, box)
+
+    with mock.patch.object(taxonomy, "_moved_annotation_events", merge_holding_the_labels), mock.patch.object(
+        services, "_validate_box", box_checked_after_the_merge_locked
+    ):
+        merged, on_merged, on_moved = in_parallel(
+            [merge(tenant, soup, broth), draw(tenant, frames[0], clear), draw(tenant, frames[1], thick)]
+        )
+
+    assert getattr(merged, "status_code", merged) == 200, merged
+    assert [m["id"] for m in merged.json()["moved_labels"]] == [thick.pk]
+    assert getattr(on_merged, "status_code", on_merged) == 409, getattr(on_merged, "content", on_merged)
+    assert on_merged.json()["code"] == "label_gone"
+    assert getattr(on_moved, "status_code", on_moved) == 201, getattr(on_moved, "content", on_moved)
+    box = Annotation.objects.get(frame=frames[1])
+    assert (box.label_id, box.label.name) == (thick.pk, "food.broth.thick")
+    assert not Annotation.objects.filter(frame=frames[0]).exists()

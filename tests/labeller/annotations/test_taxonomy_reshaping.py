@@ -148,24 +148,147 @@ def test_a_merge_moves_every_box_in_one_transaction_with_history(tenant, index_s
     index_sync_soon.assert_called_once_with(project_id=tenant.project.pk)
 
 
-@pytest.mark.parametrize("case", ["itself", "has-children", "deprecated-target", "other-project"])
-def test_a_merge_that_cannot_be_changes_nothing(tenant, other_tenant, case):
+def test_a_merge_takes_the_whole_subtree_moving_or_merging_each_sub_label(tenant, index_sync_soon):
+    # given food.soup with two sub-labels: "clear" exists under the target too, "thick" does not
+    soup = LabelFactory(project=tenant.project, name="food.soup")
+    clear = LabelFactory(project=tenant.project, name="food.soup.clear", hotkey="q")
+    consomme = LabelFactory(project=tenant.project, name="food.soup.clear.consomme")
+    thick = LabelFactory(project=tenant.project, name="food.soup.thick", color="#aa0000", hotkey="t")
+    broth = LabelFactory(project=tenant.project, name="food.broth")
+    broth_clear = LabelFactory(project=tenant.project, name="food.broth.clear")
+    frame = FrameFactory(project=tenant.project)
+    soup_box = AnnotationFactory(frame=frame, label=soup)
+    clear_boxes = [AnnotationFactory(frame=frame, label=clear) for _ in range(2)]
+    thick_box = AnnotationFactory(frame=frame, label=thick)
+    consomme_box = AnnotationFactory(frame=frame, label=consomme)
+    suggesting = AnnotationFactory(
+        frame=frame,
+        label=None,
+        status=AnnotationStatus.PROPOSED,
+        source=AnnotationSource.MODEL,
+        suggestions=[{"label_id": clear.pk, "score": 0.6}, {"label_id": soup.pk, "score": 0.3}],
+    )
+
+    # when
+    response = post(tenant, f"labels/{soup.pk}/merge", {"version": 1, "into_id": broth.pk})
+
+    # then boxes of merged labels move, moved labels keep their id, colour, hotkey and boxes
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["into"]["name"] == "food.broth" and body["moved_annotations"] == 3
+    assert sorted((m["id"], m["name_before"], m["name"]) for m in body["moved_labels"]) == [
+        (consomme.pk, "food.soup.clear.consomme", "food.broth.clear.consomme"),
+        (thick.pk, "food.soup.thick", "food.broth.thick"),
+    ]
+    assert body["merged_labels"] == [
+        {
+            "name_before": "food.soup.clear",
+            "into_id": broth_clear.pk,
+            "into": "food.broth.clear",
+            "moved_annotations": 2,
+        }
+    ]
+    assert names(tenant) == ["food.broth", "food.broth.clear", "food.broth.clear.consomme", "food.broth.thick"]
+    assert not Label.objects.filter(pk__in=[soup.pk, clear.pk]).exists()
+    thick.refresh_from_db()
+    assert (thick.name, thick.color, thick.hotkey, thick.version) == ("food.broth.thick", "#aa0000", "t", 2)
+    moved_to = {soup_box.pk: broth.pk, **{box.pk: broth_clear.pk for box in clear_boxes}}
+    for pk, label_id in moved_to.items():
+        box = Annotation.objects.get(pk=pk)
+        assert (box.label_id, box.version) == (label_id, 2)
+        event = AnnotationEvent.objects.get(annotation_id=pk, action=AnnotationAction.UPDATED)
+        assert (event.after["label_id"], event.actor) == (label_id, tenant.admin)
+    for box in (thick_box, consomme_box):  # their label moved with them: the boxes are untouched
+        before_version = box.version
+        box.refresh_from_db()
+        assert box.version == before_version and not AnnotationEvent.objects.filter(annotation_id=box.pk).exists()
+    suggesting.refresh_from_db()
+    assert suggesting.suggestions == [{"label_id": broth_clear.pk, "score": 0.6}, {"label_id": broth.pk, "score": 0.3}]
+    events = {(e.label_id, e.action) for e in LabelEvent.objects.all()}
+    assert events == {
+        (soup.pk, LabelAction.MERGED),
+        (clear.pk, LabelAction.MERGED),
+        (thick.pk, LabelAction.RENAMED),
+        (consomme.pk, LabelAction.RENAMED),
+    }
+    assert LabelEvent.objects.get(label_id=clear.pk).after == {
+        "into_id": broth_clear.pk,
+        "into": "food.broth.clear",
+        "annotations": 2,
+    }
+    index_sync_soon.assert_called_once_with(project_id=tenant.project.pk)
+
+
+def test_a_label_merged_into_its_parent_brings_its_sub_labels_up(tenant):
+    LabelFactory(project=tenant.project, name="food")
+    soup = LabelFactory(project=tenant.project, name="food.soup")
+    clear = LabelFactory(project=tenant.project, name="food.soup.clear")
+    food = Label.objects.get(project=tenant.project, name="food")
+
+    response = post(tenant, f"labels/{soup.pk}/merge", {"version": 1, "into_id": food.pk})
+
+    assert response.status_code == 200, response.content
+    assert names(tenant) == ["food", "food.clear"]
+    assert Label.objects.get(name="food.clear").pk == clear.pk
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["itself", "into-own-sub-label", "deprecated-target", "deprecated-target-sub-label", "sub-label-in-own-place"],
+)
+def test_a_merge_that_cannot_be_is_a_400_naming_into_id_and_changes_nothing(tenant, case):
     source = LabelFactory(project=tenant.project, name="animal.cat")
+    LabelFactory(project=tenant.project, name="animal.cat.tabby")
     target = LabelFactory(project=tenant.project, name="animal.dog")
     AnnotationFactory(frame=FrameFactory(project=tenant.project), label=source)
     if case == "itself":
         target = source
-    elif case == "has-children":
-        LabelFactory(project=tenant.project, name="animal.cat.tabby")
+    elif case == "into-own-sub-label":
+        target = Label.objects.get(name="animal.cat.tabby")
     elif case == "deprecated-target":
         Label.objects.filter(pk=target.pk).update(deprecated=True)
-    else:
-        target = LabelFactory(project=other_tenant.project, name="animal.dog")
+    elif case == "deprecated-target-sub-label":
+        LabelFactory(project=tenant.project, name="animal.dog.tabby", deprecated=True)
+    else:  # animal.cat.cat would become animal.cat, the label being merged away
+        LabelFactory(project=tenant.project, name="animal.cat.cat")
+        target = LabelFactory(project=tenant.project, name="animal")
     before = taxonomy_state(tenant)
 
     response = post(tenant, f"labels/{source.pk}/merge", {"version": 1, "into_id": target.pk})
 
-    assert response.status_code in (400, 409), response.content
+    assert response.status_code == 400, response.content
+    assert list(response.json()["errors"]) == ["into_id"]
+    assert taxonomy_state(tenant) == before
+
+
+@pytest.mark.parametrize("where", ["other-organization", "other-project"])
+def test_a_merge_into_a_label_of_another_project_changes_nothing(tenant, other_tenant, where):
+    from tests.factories import ProjectFactory
+
+    source = LabelFactory(project=tenant.project, name="animal.cat")
+    LabelFactory(project=tenant.project, name="animal.cat.tabby")
+    project = other_tenant.project
+    if where == "other-project":
+        project = ProjectFactory(organization=tenant.organization)
+    target = LabelFactory(project=project, name="animal.dog")
+    before = taxonomy_state(tenant)
+    response = post(tenant, f"labels/{source.pk}/merge", {"version": 1, "into_id": target.pk})
+    assert response.status_code == 400, response.content
+    assert "into_id" in str(response.json())
+    assert taxonomy_state(tenant) == before
+
+
+def test_a_stale_merge_is_a_409_with_the_label_as_it_is_and_changes_nothing(tenant):
+    source = LabelFactory(project=tenant.project, name="food.soup", version=3)
+    LabelFactory(project=tenant.project, name="food.soup.clear")
+    target = LabelFactory(project=tenant.project, name="food.broth")
+    AnnotationFactory(frame=FrameFactory(project=tenant.project), label=source)
+    before = taxonomy_state(tenant)
+
+    response = post(tenant, f"labels/{source.pk}/merge", {"version": 2, "into_id": target.pk})
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "stale_version" and response.json()["current"]["version"] == 3
     assert taxonomy_state(tenant) == before
 
 
@@ -246,6 +369,7 @@ def test_a_bad_import_is_a_400_and_changes_nothing(tenant, labels, words):
 @pytest.mark.parametrize("action", ["rename", "move", "merge", "import", "hotkey", "delete"])
 def test_non_admins_get_403_and_change_nothing(tenant, role, action):
     source = LabelFactory(project=tenant.project, name="animal.cat")
+    LabelFactory(project=tenant.project, name="animal.cat.tabby")
     target = LabelFactory(project=tenant.project, name="animal.dog")
     AnnotationFactory(frame=FrameFactory(project=tenant.project), label=source)
     client = tenant.client(role.value)

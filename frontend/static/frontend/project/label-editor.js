@@ -1,5 +1,5 @@
 // One label's editor (admins): rename, move under another parent, colour and hotkey, merge
-// into another label, delete. Each change is one API call; the server refuses what cannot
+// into another label (its sub-labels along), delete. Each change is one API call; the server refuses what cannot
 // be (a taken name, a label in use, a stale version) and its words are shown as they are.
 
 import { api } from "../api.js";
@@ -11,6 +11,20 @@ export function leafOf(label) {
 
 function inSubtree(label, root) {
   return label.id === root.id || label.name.startsWith(`${root.name}.`);
+}
+
+/** What merging ``label`` into ``target`` does to its sub-labels, as the server will do it:
+ * each ``label.X`` goes under the target as ``target.X``, merged into one of that name if
+ * there is one. "" when ``label`` has none. */
+export function subLabelPlan(label, target, labels) {
+  const names = new Set(labels.map((other) => other.name));
+  const children = labels.filter((other) => other.name.startsWith(`${label.name}.`));
+  if (!children.length) return "";
+  const merged = children.filter((child) => names.has(target.name + child.name.slice(label.name.length))).length;
+  const said = [];
+  if (children.length > merged) said.push(`moves ${children.length - merged} sub-label${children.length - merged === 1 ? "" : "s"} under ${target.name}`);
+  if (merged) said.push(`merges ${merged} into ${target.name}'s sub-label${merged === 1 ? "" : "s"} of the same name`);
+  return said.join(" and ");
 }
 
 /** A table row spanning the columns, holding the editor of ``label``. ``done(message, {error})``
@@ -71,14 +85,26 @@ export function labelEditorRow({ label, labels, orgPath, columns, done }) {
   const into = h("select", { "aria-label": `Merge ${label.name} into` }, h("option", { value: "" }, "Merge into…"));
   for (const other of others.filter((other) => !other.deprecated)) into.append(h("option", { value: other.id }, other.name));
   const merge = h("button", { type: "button", className: "danger" }, "Merge");
+  const preview = h("span", { className: "merge-preview", "aria-live": "polite" });
+  const chosen = () => others.find((other) => String(other.id) === into.value);
+  into.addEventListener("change", () => {
+    const target = chosen();
+    preview.textContent = target ? subLabelPlan(label, target, labels) : "";
+  });
   merge.addEventListener("click", async () => {
-    const target = others.find((other) => String(other.id) === into.value);
+    const target = chosen();
     if (!target) return done(`Choose the label that takes over the boxes of ${label.name}.`, { error: true });
-    if (!window.confirm(`Merge ${label.name} into ${target.name}? Every box of ${label.name} becomes ${target.name}, and ${label.name} is removed.`)) return;
+    const plan = subLabelPlan(label, target, labels);
+    if (!window.confirm(`Merge ${label.name} into ${target.name}? Every box of ${label.name} becomes ${target.name}, and ${label.name} is removed.${plan ? ` It ${plan}.` : ""}`)) return;
     merge.disabled = true;
     try {
       const result = await api(`${path}/merge`, { method: "POST", body: { version: label.version, into_id: target.id } });
-      done(`Merged ${label.name} into ${result.into.name}: ${result.moved_annotations} boxes moved.`);
+      const count = (n) => `${n} sub-label${n === 1 ? "" : "s"}`;
+      const subs = [
+        result.moved_labels.length ? `${count(result.moved_labels.length)} moved` : "",
+        result.merged_labels.length ? `${count(result.merged_labels.length)} merged` : "",
+      ].filter(Boolean);
+      done(`Merged ${label.name} into ${result.into.name}: ${result.moved_annotations} boxes moved${subs.length ? `; ${subs.join(", ")}` : ""}.`);
     } catch (error) {
       done(staleOr(error), { error: true });
     }
@@ -94,7 +120,7 @@ export function labelEditorRow({ label, labels, orgPath, columns, done }) {
     }
   });
 
-  const tools = h("div", { className: "label-edit-tools" }, into, merge, remove);
+  const tools = h("div", { className: "label-edit-tools" }, into, merge, remove, preview);
   return h("tr", { className: "label-editor" }, h("td", { colSpan: columns }, form, tools));
 
   function staleOr(error) {
