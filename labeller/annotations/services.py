@@ -202,7 +202,8 @@ def labels_locked_for_use(label_ids: Iterable[int]) -> set[int]:
     foreign key is checked, at commit, and the request fails there with no clean answer. On
     PostgreSQL the lock is FOR KEY SHARE: it waits for a merge holding the label, yet boxes
     that use one label still go in side by side. Locks are taken in id order, as
-    ``label_merge`` takes its two, so a write using several labels never deadlocks with it.
+    ``label_merge`` takes the two subtrees it reshapes, so a write using several labels never
+    deadlocks with it.
     """
     ids = sorted(set(label_ids))
     if not ids:
