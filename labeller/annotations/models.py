@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
-from labeller.core.models import TimestampedModel, VersionedModel
+from labeller.core.models import JobState, TimestampedModel, VersionedModel
 from labeller.media.models import Frame
 from labeller.projects.models import Project
 
@@ -173,11 +173,7 @@ class ImportKind(models.TextChoices):
     DATASET = "dataset", "Labelled dataset"
 
 
-class ImportState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
+ImportState = JobState
 
 
 class ImportJob(TimestampedModel):

@@ -18,3 +18,12 @@ class VersionedModel(TimestampedModel):
 
     class Meta:
         abstract = True
+
+
+class JobState(models.TextChoices):
+    """Where a bulk job's status row stands (exports, imports): the worker moves it on."""
+
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from labeller.core.models import TimestampedModel
+from labeller.core.models import JobState, TimestampedModel
 from labeller.projects.models import Project
 
 
@@ -12,11 +12,7 @@ class ExportFormat(models.TextChoices):
     VOC = "voc", "Pascal VOC XML"
 
 
-class ExportState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
+ExportState = JobState
 
 
 class DatasetExport(TimestampedModel):
