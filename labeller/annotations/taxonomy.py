@@ -69,6 +69,15 @@ def _lock_subtree(label: Label, expected_version: int) -> list[Label]:
     return [locked] + [row for row in subtree if row.pk != label.pk]
 
 
+def _check_name_lengths(names, field: str) -> None:
+    """A subtree renamed under a longer name must still fit the name column: say so as a 400
+    rather than let the database refuse the update (a 500)."""
+    longest = Label._meta.get_field("name").max_length
+    for name in names:
+        if len(name) > longest:
+            raise field_error(field, f"{name[:60]}… would be {len(name)} characters long; a label name has at most {longest}.")
+
+
 def _ensure_ancestors(project_id: int, name: str, color: str) -> None:
     for ancestor in _ancestor_names(name):
         if not Label.objects.filter(project_id=project_id, name=ancestor).exists():
@@ -87,6 +96,7 @@ def label_rename(*, label: Label, name: str, expected_version: int, actor) -> La
     if name.startswith(label.name + "."):
         raise field_error("name", f"{label.name!r} cannot move under itself.")
     renamed = {row.pk: name + row.name[len(label.name) :] for row in subtree}
+    _check_name_lengths(renamed.values(), "name")
     taken = (
         Label.objects.filter(project_id=label.project_id, name__in=renamed.values())
         .exclude(pk__in=renamed.keys())
@@ -288,6 +298,7 @@ def label_merge(*, source: Label, target: Label, expected_version: int, actor) -
                 "into_id", f"{child.name!r} would merge into {name!r}, which is deprecated; restore it first."
             )
         plan.append((child, name, into))
+    _check_name_lengths((name for _, name, _ in plan), "into_id")
 
     # Taken now: a deleted label's instance forgets its id.
     merged_into = {source.pk: target.pk} | {child.pk: into.pk for child, _, into in plan if into is not None}

@@ -100,6 +100,23 @@ def test_a_rename_that_cannot_be_is_a_400_naming_the_field(tenant, new_name, wor
     assert taxonomy_state(tenant) == before
 
 
+@pytest.mark.parametrize("action", ["rename", "merge"])
+def test_a_subtree_whose_names_would_grow_too_long_is_a_400_and_changes_nothing(tenant, action):
+    short = LabelFactory(project=tenant.project, name="a")
+    LabelFactory(project=tenant.project, name="a." + "b" * 150)
+    longer = LabelFactory(project=tenant.project, name="c" * 60)
+    before = taxonomy_state(tenant)
+
+    if action == "rename":
+        response = post(tenant, f"labels/{short.pk}/rename", {"version": 1, "name": "d" * 60})
+    else:
+        response = post(tenant, f"labels/{short.pk}/merge", {"version": 1, "into_id": longer.pk})
+
+    assert response.status_code == 400, response.content
+    assert "at most 200" in str(response.json()) and list(response.json()["errors"]) == ["name" if action == "rename" else "into_id"]
+    assert taxonomy_state(tenant) == before
+
+
 def test_a_stale_rename_is_a_409_with_the_label_as_it_is(tenant):
     label = LabelFactory(project=tenant.project, name="food.dish", version=3)
     response = post(tenant, f"labels/{label.pk}/rename", {"version": 2, "name": "meal"})
