@@ -43,6 +43,23 @@ def merge(tenant, source, target):
     return lambda: client_for(tenant.admin).post(url, {"version": source.version, "into_id": target.pk}, format="json")
 
 
+def merge_waiting_on_a_lock(deadline_s: float = 10.0) -> None:
+    """Return once another connection of this database waits on a lock (the merge, blocked
+    by this transaction's hold on the label); after ``deadline_s`` return anyway and let the
+    test's assertions judge what happened."""
+    give_up = time.monotonic() + deadline_s
+    with connection.cursor() as cursor:
+        while time.monotonic() < give_up:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.02)
+
+
 def test_a_box_drawn_while_its_label_is_merged_away_gets_a_409(tenant, labels):
     cat, kitty = labels
     frame = FrameFactory(project=tenant.project, width=640, height=360)
@@ -73,17 +90,17 @@ def test_a_box_drawn_just_before_the_merge_is_carried_to_the_surviving_label(ten
     frame = FrameFactory(project=tenant.project, width=640, height=360)
     barrier = threading.Barrier(2, timeout=20)
 
-    def record_then_linger(annotation, **kwargs):
+    def record_then_wait_for_the_merge_to_block(annotation, **kwargs):
         result = _record(annotation, **kwargs)
         barrier.wait()
-        time.sleep(0.5)  # an ordering aid, not a timing claim: the merge starts before this commits
+        merge_waiting_on_a_lock()  # so the merge has started, and waits, before the box commits
         return result
 
     def merge_once_the_box_is_written():
         barrier.wait()
         return merge(tenant, kitty, cat)()
 
-    with mock.patch.object(services, "_record", record_then_linger):
+    with mock.patch.object(services, "_record", record_then_wait_for_the_merge_to_block):
         drawn, merged = in_parallel([draw(tenant, frame, kitty), merge_once_the_box_is_written])
 
     assert getattr(drawn, "status_code", drawn) == 201, getattr(drawn, "content", drawn)
