@@ -40,7 +40,11 @@ logger = logging.getLogger(__name__)
 def feature_config(weights: str | None = None) -> FeatureConfig:
     from proposals.features import FeatureConfig
 
-    return FeatureConfig(backbone=settings.LABELLER["FEATURE_BACKBONE"], weights=weights or settings.LABELLER["FEATURE_WEIGHTS"])
+    return FeatureConfig(
+        backbone=settings.LABELLER["FEATURE_BACKBONE"],
+        pooling=settings.LABELLER["FEATURE_POOLING"],
+        weights=weights or settings.LABELLER["FEATURE_WEIGHTS"],
+    )
 
 
 def feature_extractor(weights: str | None = None) -> FeatureExtractor:
@@ -68,7 +72,7 @@ def feature_key(weights: str | None = None) -> str:
     machine agrees on the key wherever its local copy lies."""
     config = feature_config(weights)
     source = Path(config.weights).name if weights else config.weights
-    return f"{config.backbone}/{config.layer}/k{config.pool_kernel}/{config.input_size}/{source}"
+    return f"{config.backbone}/{config.layer}/{config.pooling}{config.pool_kernel}/{config.input_size}/{source}"
 
 
 def embed_images(images: Sequence[np.ndarray], weights: str | None = None) -> np.ndarray:

@@ -1,10 +1,10 @@
 """Crop and image embeddings from a truncated CNN backbone.
 
-An embedding is the activation map of one backbone layer, max-pooled with a
-square kernel (stride = kernel), flattened and L2-normalised, so that the
-inner product of two embeddings is their cosine similarity. AlexNet's
-``features`` block on a 224x224 input gives 256x6x6; a 3x3 pool makes that
-256x2x2 = 1024 dims.
+An embedding is the activation map of one backbone layer, average-pooled (or,
+configurably, max-pooled) with a square kernel (stride = kernel), flattened and
+L2-normalised, so that the inner product of two embeddings is their cosine
+similarity. AlexNet's ``features`` block on a 224x224 input gives 256x6x6; a
+3x3 pool makes that 256x2x2 = 1024 dims.
 
 Crops are resized to the network input with ``torchvision.ops.roi_align``
 directly on the source image tensor, so a batch of boxes needs no per-crop
@@ -42,6 +42,11 @@ class Backbone(StrEnum):
     RESNET34 = "resnet34"
 
 
+class Pooling(StrEnum):
+    AVERAGE = "avg"
+    MAX = "max"
+
+
 class WeightsSource(StrEnum):
     IMAGENET = "imagenet"
     NONE = "none"
@@ -74,6 +79,8 @@ class FeatureConfig:
     ``layer``: for alexnet/squeezenet1_1 ``"features"`` (the whole block) or
     ``"features.<i>"`` (up to and including module ``i``); for resnets one of
     ``"layer1"`` .. ``"layer4"``. Empty means the backbone's default.
+    ``pooling``: ``"avg"`` (the default: every activation of a cell counts, as the
+    embedding index was designed with) or ``"max"``.
     ``weights``: ``"imagenet"``, ``"none"`` (seeded random init) or a path to a
     checkpoint written by :func:`save_checkpoint`.
     """
@@ -81,6 +88,7 @@ class FeatureConfig:
     backbone: str = Backbone.ALEXNET
     layer: str = ""
     pool_kernel: int = 3
+    pooling: str = Pooling.AVERAGE
     weights: str = WeightsSource.IMAGENET
     input_size: int = 224
     batch_size: int = 32
@@ -88,6 +96,7 @@ class FeatureConfig:
     def __post_init__(self) -> None:
         backbone = Backbone(self.backbone)
         object.__setattr__(self, "backbone", backbone)
+        object.__setattr__(self, "pooling", Pooling(self.pooling))
         object.__setattr__(self, "layer", self.layer or DEFAULT_LAYER[backbone])
         _validate_layer(backbone, self.layer)
         if self.pool_kernel < 1 or self.input_size < 16 or self.batch_size < 1:
@@ -193,7 +202,8 @@ class FeatureExtractor:
 
     def _pool(self, activations: torch.Tensor) -> torch.Tensor:
         kernel = self.config.pool_kernel
-        return F.max_pool2d(activations, kernel_size=kernel, stride=kernel)
+        pool = F.avg_pool2d if self.config.pooling == Pooling.AVERAGE else F.max_pool2d
+        return pool(activations, kernel_size=kernel, stride=kernel)
 
     def embed_tensor(self, batch: torch.Tensor) -> torch.Tensor:
         """``batch``: float32 [B, 3, S, S] in 0..255 RGB on ``self.device`` -> float32 [B, dim]

@@ -225,6 +225,7 @@ LABELLER = {
     # "imagenet" (torchvision's weights, downloaded once), "none" (random init) or a checkpoint path.
     "FEATURE_WEIGHTS": os.environ.get("LABELLER_FEATURE_WEIGHTS", "imagenet"),
     "FEATURE_BACKBONE": os.environ.get("LABELLER_FEATURE_BACKBONE", "alexnet"),
+    "FEATURE_POOLING": os.environ.get("LABELLER_FEATURE_POOLING", "avg"),
     # The project's own detector (the learning loop): "tiny" trains from scratch in minutes on
     # a CPU; "resnet18"/"resnet50" with "imagenet" (or "coco" for resnet50) weights on a GPU.
     "DETECTOR_BACKBONE": os.environ.get("LABELLER_DETECTOR_BACKBONE", "tiny"),

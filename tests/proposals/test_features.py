@@ -35,6 +35,19 @@ def test_alexnet_features_k3_at_224_is_1024_dims():
     assert "random" in extractor.weights_description
 
 
+def test_cells_are_average_pooled_by_default_and_max_pooled_on_request():
+    # A trunk whose activation map is known: 1 channel, 6x6, one hot cell per 3x3 block.
+    activations = torch.zeros(1, 1, 6, 6)
+    activations[0, 0, 0, 0] = 9.0
+    average = FeatureExtractor(FeatureConfig(weights="none"), device="cpu")
+    maximum = FeatureExtractor(FeatureConfig(weights="none", pooling="max"), device="cpu")
+    assert FeatureConfig().pooling == "avg"
+    assert average._pool(activations).flatten().tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert maximum._pool(activations).flatten().tolist() == [9.0, 0.0, 0.0, 0.0]
+    with pytest.raises(ValueError):
+        FeatureConfig(pooling="median")
+
+
 def test_resnet_layer_is_configurable():
     extractor = FeatureExtractor(FeatureConfig(backbone="resnet18", layer="layer3", weights="none",
                                                input_size=64), device="cpu")
