@@ -14,7 +14,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.core.files.storage import default_storage
 
@@ -83,7 +83,7 @@ def export_file_write(
         frame_id, video_id, _, index, original_name, width, height, _, image_name = row
         frame = ExportFrame(
             frame_id=frame_id,
-            file_name=frame_file_name(frame_id, video_id, index, original_name, duplicates),
+            file_name=frame_file_name(frame_id, video_id, index, original_name, duplicates, image_name=image_name),
             width=width,
             height=height,
             video_id=video_id,
@@ -97,18 +97,21 @@ def export_file_write(
     return writer.finish()
 
 
-def frame_file_name(frame_id: int, video_id: int | None, index: int, original_name: str, duplicates: set[str]) -> str:
+def frame_file_name(
+    frame_id: int, video_id: int | None, index: int, original_name: str, duplicates: set[str], *, image_name: str = ""
+) -> str:
     """The frame's file name inside the export, unique within it.
 
     A video frame is named by where it came from; a still image keeps the name it was
     uploaded (or imported) under, so an export imported and exported again keeps its
-    names. A still whose name is unsafe, missing or shared gets one from its id.
+    names. A still whose name is unsafe, missing or shared gets one from its id, with the
+    suffix of its stored file ``image_name`` (a PNG kept as it came stays ``.png``).
     """
     if video_id is not None:
         return f"videos/{video_id}/{index:06d}.jpg"
     relative = safe_relative_path(original_name) if original_name else None
     if relative is None or original_name in duplicates:
-        return f"stills/{frame_id}.jpg"
+        return f"stills/{frame_id}{PurePosixPath(image_name).suffix.lower() or '.jpg'}"
     return relative.as_posix()
 
 
