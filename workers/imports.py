@@ -1,10 +1,11 @@
 """Zip image uploads and dataset imports as a Celery task: a thin wrapper over
 labeller.annotations.import_jobs.import_run.
 
-Bad data is recorded on the row by the service. Other errors (the database or storage
-briefly away) give the row back to the queue and retry; after the last retry the row fails
-with the reason. A retry is safe: the import writes its rows and its ``done`` in one
-transaction, and skips images the project already has.
+The service records bad data on the row, and handles any other error with its own run's
+token (a run whose row beat gave to another worker changes nothing): before the last try it
+queues the row again and raises ImportRetry, and the task retries; on the last try it fails
+the row with a plain message and raises the error. A retry is safe: the import writes its
+rows and its ``done`` in one transaction, and skips images the project already has.
 """
 
 import logging
@@ -23,14 +24,7 @@ def run_import(self, import_id: int) -> None:
 
     started = time.monotonic()
     try:
-        import_jobs.import_run(import_id=import_id)
-    except Exception as error:
-        token = import_jobs.import_token(import_id=import_id)
-        if token is None:
-            raise  # not running any more: nothing of ours to retry or fail
-        if self.request.retries >= self.max_retries:
-            import_jobs.import_fail(import_id=import_id, token=token, message=f"The import failed: {error}")
-            raise
-        import_jobs.import_requeue(import_id=import_id, token=token)
-        raise self.retry(exc=error, countdown=2 ** self.request.retries) from error
+        import_jobs.import_run(import_id=import_id, retry_on_error=self.request.retries < self.max_retries)
+    except import_jobs.ImportRetry as retry:
+        raise self.retry(exc=retry.__cause__, countdown=2**self.request.retries) from retry.__cause__
     logger.info("run_import(%s) took %.2fs", import_id, time.monotonic() - started)

@@ -110,8 +110,9 @@ def check_ingest_runs(now: str | None = None) -> dict:
     return {"restarted": recovered.restarted, "failed": recovered.failed}
 
 
-# A running import beats about once a second while it stores images; the final write of a
-# large dataset (thousands of boxes) is one transaction with no beat, so leave it minutes.
+# A running import beats about once a second while it unpacks, decodes, hashes and stores
+# images; the final write of a large dataset (thousands of boxes) is one transaction with no
+# beat, so leave it minutes.
 IMPORT_SILENT_S = 300
 # A queued import not started after this may have lost its message (broker down at commit).
 IMPORT_QUEUED_OVERDUE_S = 600

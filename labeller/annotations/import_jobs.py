@@ -12,7 +12,11 @@ transaction that commits only while the token is still the row's: a job taken fr
 worker (beat requeued or failed it) rolls back whatever it wrote. Files already in the
 project (same name and content) are skipped, so a retried job, or the same dataset
 imported twice, creates nothing twice. Bad data (a damaged zip, a malformed dataset, a
-bad image in an image zip) fails the row with the reason and writes nothing.
+bad image in an image zip) fails the row with the reason and writes nothing. The row beats
+about once a second all along, unpacking, decoding and hashing included. Any other error is
+handled by the run with its own token, never the row's current one (which may be a newer
+run's, after beat requeued the row): queued again for the task to retry, or failed on the
+last try.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import timedelta
@@ -47,10 +51,18 @@ RUN_IMPORT_TASK = "workers.imports.run_import"
 HEARTBEAT_EVERY_S = 1.0
 # Share of the progress bar for reading and storing the images; the write takes the rest.
 STORING_SHARE = 95
+# What an admin reads when an import failed on an unexpected error (the error itself, which
+# may name paths, hosts or SQL, goes to the log).
+UNEXPECTED_FAILURE = "The import failed on an unexpected error. Try again; if it fails again, tell your administrator."
 
 
 class ImportAbandoned(Exception):
     """The row is no longer this run's: beat requeued or failed it, or it was deleted."""
+
+
+class ImportRetry(Exception):
+    """An unexpected error stopped the run and the row is queued again: the task retries.
+    The error is the ``__cause__``."""
 
 
 def import_start(
@@ -94,11 +106,14 @@ def import_start(
     return job
 
 
-def import_run(*, import_id: int) -> None:
+def import_run(*, import_id: int, retry_on_error: bool = False) -> None:
     """Run a queued import to its end; anything not queued is left alone (idempotent).
 
-    Bad data ends the row as failed with its reason. Any other error is raised for the task to
-    retry, after the row has gone back to queued (``import_requeue``) by the task's hand.
+    Bad data ends the row as failed with its reason. Any other error is handled with this
+    run's token, so a run whose row was given to another is never the one to change it: with
+    ``retry_on_error`` the row goes back to the queue and ImportRetry is raised for the task
+    to retry; without (the last try) the row fails with a plain message, and the error is
+    logged and raised again.
     """
     claimed = _claim(import_id)
     if claimed is None:
@@ -107,7 +122,7 @@ def import_run(*, import_id: int) -> None:
     started = time.monotonic()
     beat = _Heartbeat(job.pk, token)
     try:
-        with _local_archive(job.archive) as path:
+        with _local_archive(job.archive, beat.alive) as path:
             if job.kind == ImportKind.IMAGES:
                 result = frames_create_from_zip(
                     project=job.project,
@@ -115,6 +130,7 @@ def import_run(*, import_id: int) -> None:
                     archive=path,
                     archive_name=job.archive_name,
                     progress=beat,
+                    beat=beat.alive,
                     before_commit=lambda stills: _finish_done(job.pk, token, _images_counts(stills)),
                 )
                 summary = f"{len(result.created)} images, {result.skipped} already there"
@@ -126,6 +142,7 @@ def import_run(*, import_id: int) -> None:
                     archive_name=job.archive_name,
                     dataset_format=DatasetFormat(job.format),
                     progress=beat,
+                    beat=beat.alive,
                     before_commit=lambda report: _finish_done(job.pk, token, _dataset_counts(report)),
                 )
                 summary = f"{report.images} images, {report.boxes} boxes, {report.skipped} images already there"
@@ -135,6 +152,16 @@ def import_run(*, import_id: int) -> None:
     except (DomainError, MediaError) as error:
         import_fail(import_id=job.pk, token=token, message=str(error), code=str(getattr(error, "code", "")))
         logger.warning("import %s failed: %s", job.pk, error)
+        return
+    except Exception as error:
+        if not retry_on_error:
+            logger.exception("import %s failed on its last try", job.pk)
+            import_fail(import_id=job.pk, token=token, message=UNEXPECTED_FAILURE, code="unexpected_error")
+            raise
+        if import_requeue(import_id=job.pk, token=token):
+            logger.warning("import %s stopped on %r; queued again to retry", job.pk, error)
+            raise ImportRetry(job.pk) from error
+        logger.warning("import %s stopped on %r after it was taken from this run; left alone", job.pk, error)
         return
     _archive_delete_after_commit(job.archive)
     logger.info("import %s (%s): %s in %.1fs", job.pk, job.kind, summary, time.monotonic() - started)
@@ -159,10 +186,19 @@ def _claim(import_id: int) -> tuple[ImportJob, str] | None:
 
 class _Heartbeat:
     """``progress(done, total)`` for the import: moves the row's progress and heartbeat, at
-    most once a second; raises ImportAbandoned when the row is no longer this run's."""
+    most once a second; raises ImportAbandoned when the row is no longer this run's.
+    ``alive()`` moves the heartbeat alone, for steps with nothing to count."""
 
     def __init__(self, import_id: int, token: str):
         self.import_id, self.token, self.last = import_id, token, 0.0
+
+    def alive(self) -> None:
+        now = time.monotonic()
+        if now - self.last < HEARTBEAT_EVERY_S:
+            return
+        self.last = now
+        if not _running(self.import_id, self.token).update(heartbeat_at=timezone.now()):
+            raise ImportAbandoned(self.import_id)
 
     def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
@@ -229,26 +265,23 @@ def import_requeue(*, import_id: int, token: str) -> bool:
     )
 
 
-def import_token(*, import_id: int) -> str | None:
-    """The token of the run holding the row now (for the task's error handling)."""
-    token = ImportJob.objects.filter(pk=import_id, state=ImportState.RUNNING).values_list("token", flat=True).first()
-    return str(token) if token else None
-
-
 @contextmanager
-def _local_archive(name: str) -> Iterator[Path]:
+def _local_archive(name: str, beat: Callable[[], None]) -> Iterator[Path]:
     """A local path to the stored archive: the file itself on disk storage, a temporary copy
-    from object storage."""
+    from object storage (``beat()`` after each MiB copied)."""
     try:
-        yield Path(default_storage.path(name))
-        return
+        local = Path(default_storage.path(name))
     except NotImplementedError:
-        pass
+        local = None  # object storage
+    if local is not None:
+        yield local
+        return
     import tempfile
 
     with tempfile.NamedTemporaryFile(suffix=".zip") as copy, default_storage.open(name, "rb") as source:
         for chunk in iter(lambda: source.read(1024 * 1024), b""):
             copy.write(chunk)
+            beat()
         copy.flush()
         yield Path(copy.name)
 
@@ -268,13 +301,14 @@ def imports_recover_stalled(*, silent_for: timedelta) -> tuple[list[int], list[i
 
     The first time, the row goes back to the queue (its worker was killed; a run is safe to
     repeat); the caller sends it again. The second time it fails with a reason, so a file that
-    kills its worker cannot loop for ever.
+    kills its worker cannot loop for ever, and its stored archive is deleted (after the
+    commit, as ``import_fail`` does).
     """
     cutoff = timezone.now() - silent_for
     stalled = ImportJob.objects.filter(state=ImportState.RUNNING, heartbeat_at__lt=cutoff)
     requeued, failed = [], []
     minutes = max(1, round(silent_for.total_seconds() / 60))
-    for job_id, recoveries in stalled.values_list("pk", "recoveries"):
+    for job_id, recoveries, archive in stalled.values_list("pk", "recoveries", "archive"):
         still_stalled = ImportJob.objects.filter(pk=job_id, state=ImportState.RUNNING, heartbeat_at__lt=cutoff)
         if recoveries < 1:
             if still_stalled.update(
@@ -289,6 +323,8 @@ def imports_recover_stalled(*, silent_for: timedelta) -> tuple[list[int], list[i
             finished_at=timezone.now(),
         ):
             failed.append(job_id)
+            if archive:
+                _archive_delete_after_commit(archive)
     return requeued, failed
 
 

@@ -5,7 +5,8 @@ uploaded zip, maps its categories into the taxonomy, stores each image as a stil
 frame and writes each box as a confirmed annotation with its history, in one
 transaction. A malformed dataset imports nothing; a bad record is reported and the
 rest imported. An image the project already has (same name, same content) is skipped
-with its boxes, so importing a dataset twice adds nothing. It runs in a bulk worker
+with its boxes, so importing a dataset twice adds nothing; the report warns of each such
+image whose boxes were left out. It runs in a bulk worker
 (``labeller.annotations.import_jobs``); only ``dataset_archive_check`` runs in the request.
 """
 
@@ -49,6 +50,7 @@ from labeller.annotations.models import (
 from labeller.annotations.services import annotation_snapshot, label_create
 from labeller.core.errors import DomainError
 from labeller.media.images import (
+    Beat,
     Progress,
     file_sha256,
     frame_files_deleted_on_error,
@@ -110,24 +112,26 @@ def dataset_import_archive(
     archive_name: str,
     dataset_format: DatasetFormat,
     progress: Progress | None = None,
+    beat: Beat | None = None,
     before_commit: Callable[[ImportReport], None] | None = None,
 ) -> ImportReport:
     """Unpack an uploaded zip safely, find the dataset in it and import it.
 
     An unsafe archive or a dataset its parser refuses raises DomainError naming the
-    problem, and nothing is imported.
+    problem, and nothing is imported. ``beat()`` is called after each file unpacked,
+    decoded and hashed; ``progress`` as each image is stored.
     """
     with tempfile.TemporaryDirectory(prefix="labeller-import-") as workdir:
         root = Path(workdir)
         try:
-            extract_zip(archive, root, **asdict(zip_limits()))
+            extract_zip(archive, root, on_file=beat, **asdict(zip_limits()))
             dataset = TREE_PARSERS[DatasetFormat(dataset_format)](root)
         except UnsafeArchiveError as error:
             raise DomainError(f"{archive_name}: {error}", code="unsafe_archive") from error
         except DatasetFormatError as error:
             raise DomainError(f"{archive_name}: {error}", code="invalid_dataset") from error
         return dataset_import(
-            project=project, actor=actor, dataset=dataset, progress=progress, before_commit=before_commit
+            project=project, actor=actor, dataset=dataset, progress=progress, beat=beat, before_commit=before_commit
         )
 
 
@@ -137,6 +141,7 @@ def dataset_import(
     actor,
     dataset: ImportedDataset,
     progress: Progress | None = None,
+    beat: Beat | None = None,
     before_commit: Callable[[ImportReport], None] | None = None,
 ) -> ImportReport:
     """Write a parsed dataset into ``project``; every image needs its ``path``.
@@ -148,8 +153,12 @@ def dataset_import(
     """
     started = time.perf_counter()
     errors, warnings = list(dataset.errors), list(dataset.warnings)
-    accepted = _checked_images(dataset.images, errors, warnings)
-    keyed = [(image, upright, file_sha256(image.path)) for image, upright in accepted]
+    accepted = _checked_images(dataset.images, errors, warnings, beat)
+    keyed = []
+    for image, upright in accepted:
+        keyed.append((image, upright, file_sha256(image.path)))
+        if beat is not None:
+            beat()
     known = known_still_keys(project, [(image.file_name[:255], sha256) for image, _, sha256 in keyed])
     todo = []
     for image, upright, sha256 in keyed:
@@ -157,6 +166,8 @@ def dataset_import(
         if key not in known:
             known.add(key)
             todo.append((image, upright, sha256))
+        else:
+            _warn_boxes_left_out(image, warnings)
     skipped = len(keyed) - len(todo)
     with frame_files_deleted_on_error() as frames:
         image_of: dict[int, ImportedImage] = {}
@@ -168,7 +179,12 @@ def dataset_import(
                 progress(number, len(todo))
         with transaction.atomic():
             project_lock(project)
+            storing = list(frames)
             skipped += frames_drop_known(frames, project)  # written by another import meanwhile
+            kept = {id(frame) for frame in frames}
+            for frame in storing:
+                if id(frame) not in kept:
+                    _warn_boxes_left_out(image_of[id(frame)], warnings)
             labels_before = Label.objects.filter(project=project).count()
             labels = _labels_for(project, dataset.categories, errors)
             Frame.objects.bulk_create(frames, batch_size=BULK_BATCH)
@@ -193,12 +209,28 @@ def dataset_import(
     return report
 
 
+def _warn_boxes_left_out(image: ImportedImage, warnings: list[RecordError]) -> None:
+    """Skipping an image the project already has skips its boxes too: say so, where it has any."""
+    if image.boxes:
+        count = len(image.boxes)
+        warnings.append(
+            RecordError(
+                image.file_name, f"already in the project; {count} box{'es' if count != 1 else ''} not imported"
+            )
+        )
+
+
 def _checked_images(
-    images: tuple[ImportedImage, ...], errors: list[RecordError], warnings: list[RecordError]
+    images: tuple[ImportedImage, ...],
+    errors: list[RecordError],
+    warnings: list[RecordError],
+    beat: Beat | None = None,
 ) -> list[tuple[ImportedImage, bool]]:
     """The images to import, each with whether to store it upright so that its boxes fit."""
     accepted = []
     for image in images:
+        if beat is not None:
+            beat()
         if image.path is None:
             errors.append(RecordError(image.file_name, "not imported: the image file is missing"))
             continue

@@ -2,9 +2,10 @@
 
 Every file's content is checked with Pillow (a full decode) before anything is written,
 so a refused upload leaves no row and no file. A JPEG or PNG that needs no change (no
-EXIF rotation, no transparency, a mode browsers and the models read alike) is stored
-byte for byte as it came; any other image is re-encoded as a JPEG with the project's
-quality, upright (EXIF orientation applied), which also drops its metadata. Either way a
+metadata, no transparency, a mode browsers and the models read alike) is stored byte for
+byte as it came; any other image is re-encoded as a JPEG with the project's quality,
+upright (EXIF orientation applied), which also drops its metadata: the GPS position, the
+camera or the author of a photo is not handed to annotators or put in exports. Either way a
 thumbnail is made. Each still keeps the SHA-256 of its file: with its name it keys
 imports, so the same files imported again add nothing (they are counted as skipped).
 Encoding and storing happen outside the database transaction (which on SQLite holds the
@@ -59,11 +60,22 @@ class ZipLimits:
 # CMYK JPEGs or 16-bit PNGs, are re-encoded so that every reader sees the same RGB pixels).
 KEPT_FORMATS = {"JPEG": ".jpg", "PNG": ".png"}
 KEPT_MODES = {"JPEG": frozenset({"RGB", "L"}), "PNG": frozenset({"RGB", "L", "P"})}
-EXIF_ORIENTATION = 0x0112
+# What a kept file may hold besides its pixels: how to decode and colour them, nothing about
+# the photo (EXIF with its GPS position, XMP, IPTC, comments, text chunks, timestamps). Lists
+# of what is allowed, so that a kind of metadata nobody thought of is dropped too.
+KEPT_JPEG_SEGMENTS = (("APP0", b"JFIF\0"), ("APP2", b"ICC_PROFILE\0"), ("APP14", b"Adobe"))
+KEPT_PNG_CHUNKS = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT", b"pHYs"})
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+NOT_A_CHUNK = b"????"  # stands for bytes that are no chunk (a damaged file, data after IEND): never kept
+JPEG_END = b"\xff\xd9"
 HASH_BUFFER = 1024 * 1024
 
 # progress(done, total): called after each image is stored.
 Progress = Callable[[int, int], None]
+# beat(): called after each file while a zip is unpacked and its images decoded and hashed,
+# steps with no progress to show that can take minutes; the callee throttles, and may raise
+# to stop the work.
+Beat = Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -130,7 +142,7 @@ def still_image_prepare(path: Path, *, quality: int, upright: bool = True) -> Fr
     """The frame's image and thumbnail for a probed file: its own bytes when they can be
     kept (see ``KEPT_FORMATS``), else re-encoded by ``frame_image_encode``."""
     with Image.open(path) as opened:
-        keep = _keepable(opened)
+        keep = _keepable(opened) and _holds_no_metadata(opened, path)
         width, height, image_format = opened.width, opened.height, opened.format
     if keep:
         return FrameImage(path.read_bytes(), make_thumbnail(path), width, height, KEPT_FORMATS[image_format])
@@ -140,18 +152,54 @@ def still_image_prepare(path: Path, *, quality: int, upright: bool = True) -> Fr
 def _keepable(image: Image.Image) -> bool:
     """Whether browsers, Pillow and OpenCV all see the stored pixels as the frame's pixels.
 
-    An EXIF rotation would be applied by a browser and not by the models (and the frame is
-    sized upright or, for some datasets, unrotated); transparency would be drawn on white
-    by one and black by another; an animation has more than one picture.
+    Transparency would be drawn on white by one and black by another; an animation has more
+    than one picture. (An EXIF rotation, which a browser applies and the models do not, is
+    metadata: such a file is never kept.)
     """
     if image.format not in KEPT_FORMATS or image.mode not in KEPT_MODES[image.format]:
         return False
-    if "transparency" in image.info or getattr(image, "is_animated", False):
-        return False
-    # Pillow's PNG getexif() decodes the whole image to look for a late eXIf chunk.
-    if image.format == "PNG" and "exif" not in image.info:
-        return True
-    return image.getexif().get(EXIF_ORIENTATION, 1) == 1
+    return "transparency" not in image.info and not getattr(image, "is_animated", False)
+
+
+def _holds_no_metadata(image: Image.Image, path: Path) -> bool:
+    """Whether the file holds nothing but its pixels and how to show them (see
+    ``KEPT_JPEG_SEGMENTS`` and ``KEPT_PNG_CHUNKS``), so that it can be served and exported as it came."""
+    if image.format == "JPEG":
+        segments_kept = all(
+            any(marker == kept and data.startswith(prefix) for kept, prefix in KEPT_JPEG_SEGMENTS)
+            for marker, data in image.applist
+        )
+        # Bytes after the end of the picture (a phone's trailer, an appended video) are not pixels.
+        return segments_kept and _ends_with(path, JPEG_END)
+    return _png_chunk_types(path) <= KEPT_PNG_CHUNKS
+
+
+def _ends_with(path: Path, suffix: bytes) -> bool:
+    with path.open("rb") as handle:
+        handle.seek(0, io.SEEK_END)
+        if handle.tell() < len(suffix):
+            return False
+        handle.seek(-len(suffix), io.SEEK_END)
+        return handle.read() == suffix
+
+
+def _png_chunk_types(path: Path) -> set[bytes]:
+    """Every chunk type of a PNG file, read from the chunks' headers (Pillow only sees the
+    chunks before the pixel data until it decodes them). Bytes after IEND count as a chunk
+    that is not kept."""
+    types: set[bytes] = set()
+    with path.open("rb") as handle:
+        if handle.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
+            return {NOT_A_CHUNK}
+        while header := handle.read(8):
+            if len(header) < 8:
+                return types | {NOT_A_CHUNK}
+            length, kind = int.from_bytes(header[:4], "big"), header[4:]
+            types.add(kind)
+            handle.seek(length + 4, io.SEEK_CUR)  # the data and its CRC
+            if kind == b"IEND":
+                return types | ({NOT_A_CHUNK} if handle.read(1) else set())
+    return types | {NOT_A_CHUNK}  # no IEND
 
 
 def frame_image_encode(path: Path, *, quality: int, upright: bool = True) -> FrameImage:
@@ -163,6 +211,8 @@ def frame_image_encode(path: Path, *, quality: int, upright: bool = True) -> Fra
     with Image.open(path) as opened:
         opened.load()
         image = _flattened(ImageOps.exif_transpose(opened) if upright else opened)
+    # Pillow writes the source's comment again unless told otherwise; nothing else is carried.
+    image.info.pop("comment", None)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
     return FrameImage(buffer.getvalue(), make_thumbnail(np.asarray(image)), image.width, image.height)
@@ -230,8 +280,15 @@ def frames_drop_known(frames: list[Frame], project: Project) -> int:
 
 
 def project_lock(project: Project) -> None:
-    """Lock the project's row until the transaction ends: imports into one project write one at a time."""
-    Project.objects.select_for_update().filter(pk=project.pk).values_list("pk").first()
+    """Lock the project's row until the transaction ends: imports into one project write one at a time.
+
+    FOR NO KEY UPDATE, not FOR UPDATE: PostgreSQL checks a foreign key with FOR KEY SHARE on
+    the row it points at, which only FOR UPDATE blocks. So boxes, proposals and events of
+    other writers go on being inserted into the project while an import writes (and a label
+    merge, which holds its labels and inserts events pointing at the project, cannot
+    deadlock with it); only another import, asking for the same lock, waits.
+    """
+    Project.objects.select_for_update(no_key=True).filter(pk=project.pk).values_list("pk").first()
 
 
 @contextmanager
@@ -265,9 +322,7 @@ def frames_create_from_images(*, project: Project, actor, files: Sequence[tuple[
     if not files:
         raise DomainError("No images were sent.", code="no_images")
     _refuse_bad_images(files)
-    return stills_write(
-        project=project, actor=actor, sources=[StillSource(name, path, file_sha256(path)) for name, path in files]
-    )
+    return stills_write(project=project, actor=actor, sources=_sources(files))
 
 
 def stills_write(
@@ -328,22 +383,35 @@ def frames_create_from_zip(
     archive: Path,
     archive_name: str,
     progress: Progress | None = None,
+    beat: Beat | None = None,
     before_commit: Callable[[StillsResult], None] | None = None,
 ) -> StillsResult:
     """Add every image of a zip (other files are skipped); an unsafe archive or any bad image
-    refuses the whole zip (DomainError naming each bad file) and nothing is written."""
+    refuses the whole zip (DomainError naming each bad file) and nothing is written.
+
+    ``beat()`` is called after each file unpacked, decoded and hashed; ``progress`` as each is stored.
+    """
     with tempfile.TemporaryDirectory(prefix="labeller-images-") as workdir:
-        files = _unpack_images(archive, archive_name, Path(workdir))
+        files = _unpack_images(archive, archive_name, Path(workdir), beat)
         if not files:
             raise DomainError(f"{archive_name}: the archive holds no images.", code="no_images")
-        _refuse_bad_images(files)
-        sources = [StillSource(name, path, file_sha256(path)) for name, path in files]
+        _refuse_bad_images(files, beat)
+        sources = _sources(files, beat)
         return stills_write(
             project=project, actor=actor, sources=sources, progress=progress, before_commit=before_commit
         )
 
 
-def _unpack_images(archive: Path, archive_name: str, workdir: Path) -> list[tuple[str, Path]]:
+def _sources(files: Sequence[tuple[str, Path]], beat: Beat | None = None) -> list[StillSource]:
+    sources = []
+    for name, path in files:
+        sources.append(StillSource(name, path, file_sha256(path)))
+        if beat is not None:
+            beat()
+    return sources
+
+
+def _unpack_images(archive: Path, archive_name: str, workdir: Path, beat: Beat | None = None) -> list[tuple[str, Path]]:
     files: list[tuple[str, Path]] = []
     reading = "a member"
     try:
@@ -355,6 +423,8 @@ def _unpack_images(archive: Path, archive_name: str, workdir: Path) -> list[tupl
                 shutil.copyfileobj(stream, copy, COPY_BUFFER)
             files.append((name, path))
             reading = "a member"
+            if beat is not None:
+                beat()
     except UnsafeArchiveError as error:
         raise DomainError(f"{archive_name}: {error}", code="unsafe_archive") from error
     except DatasetFormatError as error:
@@ -364,7 +434,7 @@ def _unpack_images(archive: Path, archive_name: str, workdir: Path) -> list[tupl
     return files
 
 
-def _refuse_bad_images(files: Sequence[tuple[str, Path]]) -> None:
+def _refuse_bad_images(files: Sequence[tuple[str, Path]], beat: Beat | None = None) -> None:
     """One answer naming every bad file, so the uploader can fix them all at once."""
     problems = []
     for name, path in files:
@@ -372,6 +442,8 @@ def _refuse_bad_images(files: Sequence[tuple[str, Path]]) -> None:
             image_probe(path)
         except MediaError as error:
             problems.append({"file": name, "code": str(error.code), "message": error.message})
+        if beat is not None:
+            beat()
     if not problems:
         return
     too_large = all(problem["code"] == MediaErrorCode.TOO_LARGE for problem in problems)

@@ -14,7 +14,7 @@ import shutil
 import stat
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -70,10 +70,12 @@ def extract_zip(
     max_files: int,
     max_total_bytes: int,
     max_ratio: float,
+    on_file: Callable[[], None] | None = None,
 ) -> list[Path]:
     """Write every file of a zip under ``destination`` and return their paths, in archive order.
 
-    For datasets, whose annotation files are not images. The archive passes the
+    For datasets, whose annotation files are not images. ``on_file()`` is called after each
+    file is written (a long unpacking shows it is alive); it may raise to stop. The archive passes the
     same checks as in ``iter_zip_images`` (raising the same errors) before any
     byte is written; ``destination`` should be a fresh, empty folder. Raises
     ``DatasetFormatError`` when a member's data is damaged or a file's name is
@@ -93,6 +95,8 @@ def extract_zip(
             except (FileExistsError, IsADirectoryError, NotADirectoryError) as error:
                 raise DatasetFormatError(f"{name!r} is both a file and a folder in the archive") from error
             written.append(target)
+            if on_file is not None:
+                on_file()
     return written
 
 

@@ -13,9 +13,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from PIL import Image
 
-from labeller.annotations import import_jobs
+from labeller.annotations import import_jobs, imports
 from labeller.annotations.import_jobs import import_run, imports_overdue, imports_recover_stalled
 from labeller.annotations.models import Annotation, ImportJob, ImportState, Label
+from labeller.media import images
 from labeller.media.models import Frame
 from tests.celery_worker import publishing_to
 from tests.conftest import api_path, client_for, make_tenant
@@ -226,6 +227,78 @@ def test_beat_requeues_a_silent_import_once_then_fails_it_with_a_reason(tenant):
     assert imports_recover_stalled(silent_for=timedelta(minutes=5)) == ([], [job["id"]])
     failed = ImportJob.objects.get(pk=job["id"])
     assert failed.state == ImportState.FAILED and "went silent" in failed.error
+
+
+def test_the_archive_of_an_import_beat_fails_is_deleted(tenant, django_capture_on_commit_callbacks):
+    job = post_dataset(tenant, coco_dataset()).json()
+    archive = ImportJob.objects.get(pk=job["id"]).archive
+    long_ago = timezone.now() - timedelta(minutes=10)
+    ImportJob.objects.filter(pk=job["id"]).update(state=ImportState.RUNNING, recoveries=1, heartbeat_at=long_ago)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert imports_recover_stalled(silent_for=timedelta(minutes=5)) == ([], [job["id"]])
+
+    assert archive not in stored_files()
+
+
+@pytest.mark.parametrize(
+    "post, archive, probing",
+    [
+        pytest.param(post_images, zip_of({f"{n}.jpg": jpeg_bytes(16, 16) for n in range(3)}), images, id="images"),
+        pytest.param(post_dataset, coco_dataset(), imports, id="dataset"),
+    ],
+)
+def test_the_row_beats_while_the_images_are_decoded_before_any_is_stored(tenant, monkeypatch, post, archive, probing):
+    # Decoding 20,000 images takes longer than beat waits for a silent worker.
+    monkeypatch.setattr(import_jobs, "HEARTBEAT_EVERY_S", 0)
+    job = post(tenant, archive).json()
+    long_ago = timezone.now() - timedelta(hours=1)
+    beats_seen = []
+    image_probe = probing.image_probe
+
+    def probe_then_fall_silent(path):
+        beats_seen.append(ImportJob.objects.get(pk=job["id"]).heartbeat_at)
+        ImportJob.objects.filter(pk=job["id"]).update(heartbeat_at=long_ago)
+        return image_probe(path)
+
+    monkeypatch.setattr(probing, "image_probe", probe_then_fall_silent)
+    status = run_import(tenant.client("admin"), job)
+
+    assert status["state"] == "done" and len(beats_seen) >= 2
+    assert all(beat > long_ago for beat in beats_seen[1:])  # beaten again before each next image
+
+
+def test_boxes_of_images_already_in_the_project_are_reported_not_lost_silently(tenant):
+    run_import(tenant.client("admin"), post_dataset(tenant, coco_dataset()).json())
+
+    again = run_import(tenant.client("admin"), post_dataset(tenant, coco_dataset()).json())
+
+    assert (again["frames_skipped"], again["boxes_created"]) == (2, 0)
+    assert {(warning["record"], warning["message"]) for warning in again["warnings"]} >= {
+        ("a.jpg", "already in the project; 2 boxes not imported"),
+        ("b.jpg", "already in the project; 1 box not imported"),
+    }
+
+
+def test_boxes_of_an_image_another_import_wrote_meanwhile_are_reported(tenant, monkeypatch):
+    job = post_dataset(tenant, coco_dataset()).json()
+    drop_known = imports.frames_drop_known
+
+    def another_import_wrote_a_jpg_first(frames, project):
+        late = next(frame for frame in frames if frame.original_name == "a.jpg")
+        Frame.objects.create(
+            project=project, video=None, index=0, original_name="a.jpg", width=64, height=48,
+            content_sha256=late.content_sha256,
+        )
+        return drop_known(frames, project)
+
+    monkeypatch.setattr(imports, "frames_drop_known", another_import_wrote_a_jpg_first)
+    status = run_import(tenant.client("admin"), job)
+
+    assert (status["frames_created"], status["frames_skipped"], status["boxes_created"]) == (1, 1, 1)
+    assert {"record": "a.jpg", "message": "already in the project; 2 boxes not imported"} in [
+        {key: warning[key] for key in ("record", "message")} for warning in status["warnings"]
+    ]
 
 
 def test_another_organisation_gets_404_for_the_status_and_the_upload(tenant):

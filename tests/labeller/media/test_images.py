@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
-from PIL import Image
+from PIL import Image, ImageCms, PngImagePlugin
 
 from labeller.annotations.models import ImportJob
 from labeller.media.models import Frame
@@ -150,6 +150,84 @@ def test_a_jpeg_is_kept_as_it_came_and_other_formats_use_the_projects_jpeg_quali
     with kept.image.open("rb") as handle:
         assert handle.read() == source
     assert stored_image(encoded).format == "JPEG" and encoded.image.size < len(source) / 2
+
+
+GPS_IFD = 0x8825
+EXIF_MAKE = 0x010F
+
+
+def photo(image_format: str = "JPEG", **save_options) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 100, 0)).save(buffer, format=image_format, **save_options)
+    return buffer.getvalue()
+
+
+def gps_exif() -> Image.Exif:
+    """Where and with what a phone took the photo."""
+    exif = Image.Exif()
+    exif[EXIF_MAKE] = "PhoneMaker"
+    exif.get_ifd(GPS_IFD).update({1: "N", 2: (48.0, 51.0, 24.0), 3: "E", 4: (2.0, 21.0, 3.0)})
+    return exif
+
+
+def png_text(keyword: str, text: str) -> PngImagePlugin.PngInfo:
+    info = PngImagePlugin.PngInfo()
+    info.add_text(keyword, text)
+    return info
+
+
+def png_with_late_text() -> bytes:
+    """A text chunk after the pixel data, which Pillow does not see until it decodes them."""
+    plain = photo("PNG")
+    data = b"Author\0Jane Doe, 12 Rue Example"
+    chunk = struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
+    end = plain.rindex(b"IEND") - 4
+    return plain[:end] + chunk + plain[end:]
+
+
+def test_a_photo_with_a_gps_position_is_stored_without_it(tenant):
+    source = photo(exif=gps_exif())
+    assert Image.open(io.BytesIO(source)).getexif().get_ifd(GPS_IFD)  # there to be lost
+
+    response = upload(tenant, files=image_file("holiday.jpg", source))
+
+    assert response.status_code == 201, response.content
+    stored = stored_image(Frame.objects.get(pk=response.json()[0]["id"]))
+    assert not stored.getexif().get_ifd(GPS_IFD) and not stored.getexif()
+    assert "exif" not in stored.info and [marker for marker, _ in stored.applist] == ["APP0"]
+
+
+@pytest.mark.parametrize(
+    "name, source",
+    [
+        pytest.param("a.jpg", photo(xmp=b"<x:xmpmeta><dc:creator>Jane Doe</dc:creator></x:xmpmeta>"), id="jpeg-xmp"),
+        pytest.param("a.jpg", photo(comment=b"taken at 12 Rue Example"), id="jpeg-comment"),
+        pytest.param("a.jpg", photo() + b"trailer a phone appended", id="jpeg-bytes-after-the-picture"),
+        pytest.param("a.png", photo("PNG", exif=gps_exif()), id="png-exif"),
+        pytest.param("a.png", photo("PNG", pnginfo=png_text("Author", "Jane Doe")), id="png-text"),
+        pytest.param("a.png", png_with_late_text(), id="png-text-after-the-pixels"),
+    ],
+)
+def test_a_file_with_metadata_is_re_encoded_without_it(tenant, name, source):
+    response = upload(tenant, files=image_file(name, source))
+
+    assert response.status_code == 201, response.content
+    frame = Frame.objects.get(pk=response.json()[0]["id"])
+    with frame.image.open("rb") as handle:
+        stored_bytes = handle.read()
+    assert stored_bytes != source and b"Jane Doe" not in stored_bytes and b"Example" not in stored_bytes
+    stored = stored_image(frame)
+    assert stored.format == "JPEG" and [marker for marker, _ in stored.applist] == ["APP0"]
+    assert (stored.width, stored.height) == (40, 30)
+
+
+def test_an_icc_profile_alone_does_not_stop_a_jpeg_being_kept(tenant):
+    source = photo(icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+
+    frame = Frame.objects.get(pk=upload(tenant, files=image_file("a.jpg", source)).json()[0]["id"])
+
+    with frame.image.open("rb") as handle:
+        assert handle.read() == source
 
 
 def test_transparent_areas_become_white(tenant):
