@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
-from labeller.core.models import JobState, TimestampedModel, VersionedModel
+from labeller.core.models import BulkJob, JobState, TimestampedModel, VersionedModel
 from labeller.media.models import Frame
 from labeller.projects.models import Project
 
@@ -176,7 +176,7 @@ class ImportKind(models.TextChoices):
 ImportState = JobState
 
 
-class ImportJob(TimestampedModel):
+class ImportJob(BulkJob):
     """One zip of images or labelled dataset being imported by a bulk worker, and how far it got.
 
     The row is the job's record (an outbox): the request stores the archive and writes the row,
@@ -196,9 +196,6 @@ class ImportJob(TimestampedModel):
     archive = models.CharField(max_length=500, blank=True, default="")  # storage name until finished
     archive_bytes = models.BigIntegerField(default=0)
 
-    state = models.CharField(max_length=16, choices=ImportState.choices, default=ImportState.QUEUED)
-    progress = models.PositiveSmallIntegerField(default=0)
-    error = models.TextField(blank=True, default="")
     error_code = models.CharField(max_length=32, blank=True, default="")
     images_total = models.PositiveIntegerField(default=0)
     images_done = models.PositiveIntegerField(default=0)
@@ -212,11 +209,5 @@ class ImportJob(TimestampedModel):
 
     token = models.UUIDField(null=True, blank=True)
     recoveries = models.PositiveSmallIntegerField(default=0)
-    enqueued_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-id"]
+    class Meta(BulkJob.Meta):
         indexes = [models.Index(fields=["state", "heartbeat_at"], name="import_state_heartbeat_idx")]

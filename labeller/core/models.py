@@ -27,3 +27,21 @@ class JobState(models.TextChoices):
     RUNNING = "running", "Running"
     DONE = "done", "Done"
     FAILED = "failed", "Failed"
+
+
+class BulkJob(TimestampedModel):
+    """A status row for work a bulk worker does (an outbox record): the request writes it
+    ``queued``; the worker claims it (``running``), beats ``heartbeat_at`` and ends it ``done``
+    or ``failed`` with an ``error`` in plain words; beat re-sends or fails the silent ones."""
+
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-id"]

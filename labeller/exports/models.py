@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from labeller.core.models import JobState, TimestampedModel
+from labeller.core.models import BulkJob, JobState
 from labeller.projects.models import Project
 
 
@@ -15,7 +15,7 @@ class ExportFormat(models.TextChoices):
 ExportState = JobState
 
 
-class DatasetExport(TimestampedModel):
+class DatasetExport(BulkJob):
     """One export of a project's boxes, what it selected, and how far it got.
 
     The row is also the job's record: a worker claims it (``queued`` -> ``running``), moves
@@ -43,19 +43,10 @@ class DatasetExport(TimestampedModel):
     )
     split_salt = models.CharField(max_length=64, blank=True, default="")
 
-    state = models.CharField(max_length=16, choices=ExportState.choices, default=ExportState.QUEUED)
-    progress = models.PositiveSmallIntegerField(default=0)
-    error = models.TextField(blank=True, default="")
     file = models.CharField(max_length=500, blank=True, default="")  # storage name once done
     content_type = models.CharField(max_length=64, blank=True, default="")
     size_bytes = models.BigIntegerField(default=0)
     image_count = models.PositiveIntegerField(default=0)
     annotation_count = models.PositiveIntegerField(default=0)
-    enqueued_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-id"]
+    class Meta(BulkJob.Meta):
         indexes = [models.Index(fields=["state", "heartbeat_at"], name="export_state_heartbeat_idx")]
