@@ -40,7 +40,7 @@ from labeller.annotations.models import ImportJob, ImportKind, ImportState
 from labeller.core.errors import DomainError
 from labeller.core.tasks import enqueue
 from labeller.media.images import StillsResult, frames_create_from_zip, zip_images_check
-from labeller.media.storage import project_storage_prefix
+from labeller.media.storage import project_storage_prefix, storage_delete_files
 from labeller.media.video import MediaError
 from labeller.projects.models import Project
 
@@ -287,13 +287,8 @@ def _local_archive(name: str, beat: Callable[[], None]) -> Iterator[Path]:
 
 
 def _archive_delete_after_commit(name: str) -> None:
-    def delete() -> None:
-        try:
-            default_storage.delete(name)
-        except Exception:  # noqa: BLE001 - a leftover archive must not fail a finished import
-            logger.exception("could not delete the stored import archive %s", name)
-
-    transaction.on_commit(delete)
+    # Quietly: a leftover archive is logged, never turned into a failed import.
+    transaction.on_commit(lambda: storage_delete_files(default_storage, names=[name]))
 
 
 def imports_recover_stalled(*, silent_for: timedelta) -> tuple[list[int], list[int]]:

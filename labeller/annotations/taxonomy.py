@@ -107,14 +107,17 @@ def label_rename(*, label: Label, name: str, expected_version: int, actor) -> La
         raise field_error("name", f"The label {taken!r} already exists; merge into it instead.", code="duplicate")
     _ensure_ancestors(label.project_id, name, label.color)
     for row in subtree:
-        before = _label_state(row)
-        Label.objects.filter(pk=row.pk).update(
-            name=renamed[row.pk], version=F("version") + 1, updated_at=timezone.now()
-        )
-        row.refresh_from_db()
-        _record(row, actor=actor, action=LabelAction.RENAMED, before=before, after=_label_state(row))
+        _rename_one(row, renamed[row.pk], actor)
     index_sync_soon(project_id=label.project_id)
     return subtree[0]
+
+
+def _rename_one(row: Label, name: str, actor) -> None:
+    """Give one label (locked by the caller) its new name, a new version and a history row."""
+    before = _label_state(row)
+    Label.objects.filter(pk=row.pk).update(name=name, version=F("version") + 1, updated_at=timezone.now())
+    row.refresh_from_db()
+    _record(row, actor=actor, action=LabelAction.RENAMED, before=before, after=_label_state(row))
 
 
 def label_move(*, label: Label, parent: Label | None, expected_version: int, actor) -> Label:
@@ -308,21 +311,17 @@ def label_merge(*, source: Label, target: Label, expected_version: int, actor) -
     # Parents first: a sub-label's new parent is then in place, renamed or merged into.
     for child, name, into in plan:
         if into is None:
-            before = _label_state(child)
+            name_before = child.name
             try:
                 with transaction.atomic():
-                    Label.objects.filter(pk=child.pk).update(
-                        name=name, version=F("version") + 1, updated_at=timezone.now()
-                    )
+                    _rename_one(child, name, actor)
             except IntegrityError:  # the name was taken after the locks were taken
                 raise DomainError(
                     f"The label {name!r} was created meanwhile; reload and merge again.",
                     code="label_changed",
                     http_status=409,
                 ) from None
-            child.refresh_from_db()
-            _record(child, actor=actor, action=LabelAction.RENAMED, before=before, after=_label_state(child))
-            moved_labels.append(MovedLabel(id=child.pk, name_before=before["name"], name=name))
+            moved_labels.append(MovedLabel(id=child.pk, name_before=name_before, name=name))
         else:
             name_before = child.name
             count = _merge_one(child, into, actor)

@@ -160,18 +160,22 @@ class _LocalFile(File):
         return self.file.name
 
 
-def _store(export: DatasetExport, written: WrittenExport) -> str:
+def _export_folder(export: DatasetExport) -> str:
+    """The storage folder that holds the export's file (and nothing else)."""
     prefix = project_storage_prefix(organization_id=export.project.organization_id, project_id=export.project_id)
+    return f"{prefix}exports/{export.pk}/"
+
+
+def _store(export: DatasetExport, written: WrittenExport) -> str:
     with written.path.open("rb") as handle:
-        name = f"{prefix}exports/{export.pk}/export-{export.pk}{written.suffix}"
+        name = f"{_export_folder(export)}export-{export.pk}{written.suffix}"
         return default_storage.save(name, _LocalFile(handle))
 
 
 def export_delete(*, export: DatasetExport) -> None:
     """Delete the export and, once the row is gone, its file. A worker still writing it
     notices at its next heartbeat (the row is gone) and stops, keeping no file."""
-    prefix = project_storage_prefix(organization_id=export.project.organization_id, project_id=export.project_id)
-    folder = f"{prefix}exports/{export.pk}/"
+    folder = _export_folder(export)
     export.delete()
     transaction.on_commit(lambda: storage_delete_files(default_storage, trees=[folder]))
 
