@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from labeller.core.filesystem_broker import broker_transport_for
 from workers.celery import app
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,13 +78,15 @@ def publishing_to(broker_url: str, transport_options: dict):
     """Point this test process's Celery app at the worker's broker, then back."""
     # The app reads Django's CELERY_* names (namespace "CELERY"), so override those; the
     # cached connection pools must go too, or publishing keeps the old broker.
-    saved = (app.conf.broker_url, app.conf.broker_transport_options)
-    app.conf.update(CELERY_BROKER_URL=broker_url, CELERY_BROKER_TRANSPORT_OPTIONS=transport_options)
+    saved = (app.conf.broker_url, app.conf.broker_transport_options, app.conf.broker_transport)
+    app.conf.update(CELERY_BROKER_URL=broker_url, CELERY_BROKER_TRANSPORT_OPTIONS=transport_options,
+                    CELERY_BROKER_TRANSPORT=broker_transport_for(broker_url))
     app._pool, app.amqp._producer_pool = None, None
     try:
         yield
     finally:
-        app.conf.update(CELERY_BROKER_URL=saved[0], CELERY_BROKER_TRANSPORT_OPTIONS=saved[1])
+        app.conf.update(CELERY_BROKER_URL=saved[0], CELERY_BROKER_TRANSPORT_OPTIONS=saved[1],
+                        CELERY_BROKER_TRANSPORT=saved[2])
         app._pool, app.amqp._producer_pool = None, None
 
 

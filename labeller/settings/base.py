@@ -11,6 +11,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from labeller.core.filesystem_broker import broker_transport_for
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(os.environ.get("LABELLER_DATA_DIR", BASE_DIR / "var"))
 DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -316,6 +318,8 @@ SPECTACULAR_SETTINGS = {
 # CELERY_BROKER_URL or REDIS_URL switch to Redis with no code change.
 _broker_dir = DATA_DIR / "celery"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or "filesystem://"
+# On the filesystem broker: kombu's transport, publishing atomically (labeller.core.filesystem_broker).
+CELERY_BROKER_TRANSPORT = broker_transport_for(CELERY_BROKER_URL)
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
         "data_folder_in": str(_broker_dir / "queue"),
