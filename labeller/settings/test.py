@@ -24,5 +24,6 @@ WHITENOISE_AUTOREFRESH = True
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
 # Publishing in unit tests goes nowhere; the worker tests point publisher and worker at a real broker.
 CELERY_BROKER_URL = "memory://"
+CELERY_BROKER_TRANSPORT = None  # the URL's scheme decides (base.py set the filesystem one)
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 UPLOAD_DIR = MEDIA_ROOT / "uploads"
