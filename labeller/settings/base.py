@@ -241,6 +241,9 @@ LABELLER = {
     "DETECTOR_LEARNING_RATE": float(os.environ.get("LABELLER_DETECTOR_LEARNING_RATE", "4e-3")),
     # Steps of an embedding run (batch-hard triplets, P labels x 4 crops each).
     "EMBEDDING_STEPS": env_int("LABELLER_EMBEDDING_STEPS", 120),
+    # Periodic retraining: the detector after every retrain_every_boxes new confirmed boxes,
+    # the (slower) embedding after this many times as many.
+    "EMBEDDING_RETRAIN_FACTOR": env_int("LABELLER_EMBEDDING_RETRAIN_FACTOR", 4),
     # A run needs this many complete frames with boxes (a fifth of them validate it).
     "TRAINING_MIN_FRAMES": env_int("LABELLER_TRAINING_MIN_FRAMES", 8),
 }

@@ -627,22 +627,33 @@ def embedding_index_builds_resend() -> list[int]:
     return waiting
 
 
+def _kinds_due(project: Project, every: int) -> list[str]:
+    """The kinds of run the project is due for, detector first: each kind retrains once enough
+    boxes were confirmed since its own last run, the embedding EMBEDDING_RETRAIN_FACTOR times
+    less often. Why: on a CPU an embedding run takes several times a detector run (measured
+    on a generated video: 120 steps still unfinished after five minutes, against 80 s for the
+    detector), and a project trains one run at a time; taking turns held the detector, which
+    is what finds new boxes, back for most of a labelling session."""
+    confirmed = _confirmed(project.pk).count()
+    factors = ((RunKind.DETECTOR, 1), (RunKind.EMBEDDING, settings.LABELLER["EMBEDDING_RETRAIN_FACTOR"]))
+    due = []
+    for kind, factor in factors:
+        last = TrainingRun.objects.filter(project=project, kind=kind).order_by("-id").values_list("confirmed_boxes", flat=True)
+        if confirmed - (last.first() or 0) >= every * factor:
+            due.append(kind)
+    return due
+
+
 def training_runs_start_due() -> list[int]:
     """Start a periodic run for every project with enough new confirmed boxes since its last run
-    (``ProjectLearning.retrain_every_boxes``; 0 turns it off)."""
+    of that kind (``ProjectLearning.retrain_every_boxes``; 0 turns it off; see :func:`_kinds_due`)."""
     started = []
     for project in Project.objects.filter(annotations__status=AnnotationStatus.CONFIRMED).distinct():
         every = learning_settings(project=project).retrain_every_boxes
         if not every:
             continue
-        last = TrainingRun.objects.filter(project=project).order_by("-id").values_list("confirmed_boxes", flat=True).first()
-        if _confirmed(project.pk).count() - (last or 0) < every:
-            continue
-        # Detector and embedding take turns; each kind waits until the project has enough.
-        last_kind = TrainingRun.objects.filter(project=project).order_by("-id").values_list("kind", flat=True).first()
-        kinds = [RunKind.EMBEDDING, RunKind.DETECTOR] if last_kind == RunKind.DETECTOR else [RunKind.DETECTOR, RunKind.EMBEDDING]
         run, created = None, False
-        for kind in kinds:
+        for kind in _kinds_due(project, every):
             try:
                 run, created = training_run_start(project=project, trigger=RunTrigger.PERIODIC, kind=kind)
                 break

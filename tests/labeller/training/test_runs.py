@@ -10,7 +10,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from labeller import ml
-from labeller.annotations.models import Annotation, AnnotationStatus
+from labeller.annotations.models import Annotation, AnnotationStatus, Label
 from labeller.media.models import Frame, FrameStatus
 from labeller.training import proposing, runs, services
 from labeller.training.clock import learning_clock_read
@@ -18,6 +18,7 @@ from labeller.training.models import FrameProposals, ProjectLearning, ProposalOu
 from labeller.training.proposing import proposals_refresh
 from tests.concurrency import in_parallel
 from tests.conftest import api_path
+from tests.factories import FrameFactory
 from tests.training_data import labelled_frames
 
 pytestmark = pytest.mark.django_db
@@ -316,14 +317,36 @@ def test_an_embedding_run_needs_two_labels_with_boxes(tenant):
     assert response.status_code == 400 and "two confirmed boxes" in response.json()["detail"]
 
 
-def test_beat_alternates_detector_and_embedding_runs(tenant):
+def test_beat_retrains_the_detector_every_n_boxes_and_the_embedding_less_often(tenant, settings):
+    settings.LABELLER = {**settings.LABELLER, "EMBEDDING_RETRAIN_FACTOR": 3}
     labelled_frames(tenant.project, 12)
-    runs.learning_settings_update(project=tenant.project, retrain_every_boxes=1)
-    first = TrainingRun.objects.get(pk=runs.training_runs_start_due()[0])
-    runs.training_run_execute(run_id=first.pk)
-    labelled_frames(tenant.project, 2, seed=2)
-    second = TrainingRun.objects.get(pk=runs.training_runs_start_due()[0])
-    assert (first.kind, second.kind) == ("detector", "embedding")
+    every = Annotation.objects.filter(project=tenant.project, status=AnnotationStatus.CONFIRMED).count()
+    runs.learning_settings_update(project=tenant.project, retrain_every_boxes=every)
+
+    def next_kind():
+        started = runs.training_runs_start_due()
+        if not started:
+            return None
+        TrainingRun.objects.filter(pk=started[0]).update(state=RunState.SUCCEEDED)  # its result does not matter here
+        return TrainingRun.objects.get(pk=started[0]).kind
+
+    def confirm_more(boxes: int):
+        frame = FrameFactory(project=tenant.project)
+        label = Label.objects.filter(project=tenant.project).first()
+        for i in range(boxes):
+            Annotation.objects.create(project=tenant.project, frame=frame, label=label, status=AnnotationStatus.CONFIRMED,
+                                      x1=i, y1=0, x2=i + 5, y2=5)
+
+    assert next_kind() == "detector"
+    assert next_kind() is None  # nothing new since
+    confirm_more(every)
+    assert next_kind() == "detector"  # the embedding waits for 3x as many
+    confirm_more(every - 1)
+    assert next_kind() is None
+    confirm_more(1)
+    assert next_kind() == "detector"  # both due: the detector first ...
+    assert next_kind() == "embedding"  # ... then the embedding
+    assert next_kind() is None
 
 
 def test_a_run_beat_failed_meanwhile_is_not_promoted_when_its_worker_finishes(tenant, monkeypatch):
