@@ -4,8 +4,8 @@ while a worker polls.
 kombu writes a message by creating ``<time>_<uuid>.<queue>.msg`` and then writing into it,
 so a worker polling the folder can take the file while it is still empty: it reads no
 bytes, fails to decode them and stops with "Unrecoverable error: JSONDecodeError" (kombu
-issue 1551), and the task is lost. Measured here: one crash in about ten minutes of a
-person labelling (bench/assist.py). This transport writes the message under a name no
+issue 1551), and the task is lost. Seen here: the interactive worker of scripts/run
+stopped this way nine minutes into bench/assist.py's simulated labelling. This transport writes the message under a name no
 worker looks at, then renames it into place, which is atomic on POSIX, so a worker sees a
 whole message or none. A message file that cannot be decoded anyway (written by something
 else, or cut short by a full disk) is logged and skipped instead of stopping the worker.
