@@ -5,7 +5,7 @@ import tempfile
 from pathlib import Path
 
 from .base import *  # noqa: F401,F403
-from .base import DATA_DIR, DATABASES
+from .base import DATA_DIR, DATABASES, broker_transport_for
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -24,6 +24,6 @@ WHITENOISE_AUTOREFRESH = True
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
 # Publishing in unit tests goes nowhere; the worker tests point publisher and worker at a real broker.
 CELERY_BROKER_URL = "memory://"
-CELERY_BROKER_TRANSPORT = None  # the URL's scheme decides (base.py set the filesystem one)
+CELERY_BROKER_TRANSPORT = broker_transport_for(CELERY_BROKER_URL)  # base.py chose it for its own URL
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 UPLOAD_DIR = MEDIA_ROOT / "uploads"

@@ -638,8 +638,8 @@ def _kinds_due(project: Project, every: int) -> list[str]:
     factors = ((RunKind.DETECTOR, 1), (RunKind.EMBEDDING, settings.LABELLER["EMBEDDING_RETRAIN_FACTOR"]))
     due = []
     for kind, factor in factors:
-        last = TrainingRun.objects.filter(project=project, kind=kind).order_by("-id").values_list("confirmed_boxes", flat=True)
-        if confirmed - (last.first() or 0) >= every * factor:
+        last = TrainingRun.objects.filter(project=project, kind=kind).order_by("-id")
+        if confirmed - (last.values_list("confirmed_boxes", flat=True).first() or 0) >= every * factor:
             due.append(kind)
     return due
 
