@@ -500,7 +500,7 @@ class Annotator:
         for _ in range(MAX_RECOVERIES + 1):
             lost = False
             for action in plan.actions:
-                record.charged_s += action.seconds
+                record.charge(action)
                 if self.act(frame_id, action) == "lost":
                     record.lost_actions += 1
                     lost = True

@@ -178,6 +178,12 @@ class FrameRecord:
     fresh_timeout: bool = False  # still refreshing after the wait: shown without fresh proposals
     completion_to_fresh_s: float | None = None
     api_s: list[float] = field(default_factory=list)
+    seconds_by_action: dict[str, float] = field(default_factory=dict)  # ActionKind value -> charged s
+
+    def charge(self, action: Action) -> None:
+        self.charged_s += action.seconds
+        kind = action.kind.value
+        self.seconds_by_action[kind] = self.seconds_by_action.get(kind, 0.0) + action.seconds
 
     @property
     def manual_s(self) -> float:
@@ -201,6 +207,15 @@ def _share(part: float, whole: float) -> float | None:
     return part / whole if whole else None
 
 
+def action_shares(records: Sequence[FrameRecord]) -> dict[str, float]:
+    """Where the charged seconds went: each action kind's share of them (every kind listed)."""
+    total = sum(r.charged_s for r in records)
+    return {
+        kind.value: (sum(r.seconds_by_action.get(kind.value, 0.0) for r in records) / total if total else 0.0)
+        for kind in ActionKind
+    }
+
+
 def summarize(records: Sequence[FrameRecord]) -> dict:
     """The figures of one dataset, in labelling order."""
     warmup = math.ceil(WARMUP_SHARE * len(records))
@@ -217,6 +232,7 @@ def summarize(records: Sequence[FrameRecord]) -> dict:
         "boxes": truths,
         "human_ratio_after_10pct": _ratio(records[warmup:]),
         "human_ratio_overall": _ratio(records),
+        "seconds_share_after_10pct": action_shares(records[warmup:]),
         "ratio_curve": [_ratio(records[i:i + CURVE_BUCKET]) for i in range(0, len(records), CURVE_BUCKET)],
         "assisted_s": sum(r.charged_s for r in records),
         "manual_s": sum(r.manual_s for r in records),

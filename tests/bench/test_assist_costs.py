@@ -3,6 +3,7 @@
 import pytest
 
 from bench.assist_sim import (
+    Action,
     ActionKind,
     FrameRecord,
     Shown,
@@ -144,6 +145,21 @@ def test_the_headline_skips_the_first_tenth_of_the_frames():
     assert figures["human_ratio_after_10pct"] == pytest.approx(0.5)
     assert figures["human_ratio_overall"] == pytest.approx((200 + 450) / 1000)
     assert figures["ratio_curve"] == pytest.approx([(200 + 200) / 500, 0.5])
+
+
+def test_the_seconds_are_split_by_action_after_the_warm_up():
+    warm_up, later = FrameRecord(frame_id=1, truths=1, charged_s=0.0, shown=0, matched=0, right_label=0), []
+    warm_up.charge(Action(ActionKind.DRAW, 10.0))
+    for _ in range(9):
+        frame = FrameRecord(frame_id=2, truths=2, charged_s=0.0, shown=2, matched=1, right_label=1)
+        for action in (Action(ActionKind.ACCEPT, 1.5), Action(ActionKind.REJECT, 1.0), Action(ActionKind.DRAW, 10.0)):
+            frame.charge(action)
+        later.append(frame)
+
+    shares = summarize([warm_up, *later])["seconds_share_after_10pct"]
+
+    assert later[0].charged_s == 12.5
+    assert shares == pytest.approx({"accept": 1.5 / 12.5, "fix": 0.0, "reject": 1.0 / 12.5, "draw": 10.0 / 12.5})
 
 
 def test_proposal_figures_and_unknown_staleness():
