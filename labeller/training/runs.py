@@ -633,13 +633,23 @@ def _kinds_due(project: Project, every: int) -> list[str]:
     less often. Why: on a CPU an embedding run takes several times a detector run (measured
     on a generated video: 120 steps still unfinished after five minutes, against 80 s for the
     detector), and a project trains one run at a time; taking turns held the detector, which
-    is what finds new boxes, back for most of a labelling session."""
+    is what finds new boxes, back for most of a labelling session.
+
+    The first detector is due at once, i.e. as soon as the project has enough complete frames
+    to train and validate one (the caller skips a kind that cannot start yet). Without a
+    detector, a new shot's first frame has only class-agnostic candidates: a person draws
+    about half of its boxes (bench/assist.py), and that is where a first model helps most;
+    waiting for ``every`` boxes had it arrive after the keyframes, which come first in the queue.
+    """
     confirmed = _confirmed(project.pk).count()
     factors = ((RunKind.DETECTOR, 1), (RunKind.EMBEDDING, settings.LABELLER["EMBEDDING_RETRAIN_FACTOR"]))
     due = []
     for kind, factor in factors:
         last = TrainingRun.objects.filter(project=project, kind=kind).order_by("-id")
-        if confirmed - (last.values_list("confirmed_boxes", flat=True).first() or 0) >= every * factor:
+        boxes_then = last.values_list("confirmed_boxes", flat=True).first()
+        if boxes_then is None and kind == RunKind.DETECTOR:
+            due.append(kind)
+        elif confirmed - (boxes_then or 0) >= every * factor:
             due.append(kind)
     return due
 

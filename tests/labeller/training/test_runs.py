@@ -170,17 +170,24 @@ def test_a_run_whose_worker_stopped_beating_is_failed_readably(tenant):
 
 def test_beat_retrains_a_project_once_enough_boxes_were_confirmed_since_its_last_run(tenant):
     labelled_frames(tenant.project, 12)
-    confirmed = Annotation.objects.filter(project=tenant.project, status=AnnotationStatus.CONFIRMED).count()
-    runs.learning_settings_update(project=tenant.project, retrain_every_boxes=confirmed + 1)
-    assert runs.training_runs_start_due() == []
-    runs.learning_settings_update(project=tenant.project, retrain_every_boxes=confirmed)
-    started = runs.training_runs_start_due()
-    assert len(started) == 1 and TrainingRun.objects.get(pk=started[0]).trigger == RunTrigger.PERIODIC
+    runs.learning_settings_update(project=tenant.project, retrain_every_boxes=1000)
+    first = runs.training_runs_start_due()  # the first detector does not wait for the boxes
+    assert len(first) == 1 and TrainingRun.objects.get(pk=first[0]).trigger == RunTrigger.PERIODIC
     assert runs.training_runs_start_due() == []  # one at a time
-    runs.training_run_execute(run_id=started[0])
+    runs.training_run_execute(run_id=first[0])
     assert runs.training_runs_start_due() == []  # nothing new confirmed since
+
+    before = _confirmed_count(tenant.project)
+    labelled_frames(tenant.project, 5, seed=4)
+    new = _confirmed_count(tenant.project) - before
+    runs.learning_settings_update(project=tenant.project, retrain_every_boxes=new + 1)
+    assert runs.training_runs_start_due() == []
+    runs.learning_settings_update(project=tenant.project, retrain_every_boxes=new)
+    started = runs.training_runs_start_due()
+    assert len(started) == 1 and TrainingRun.objects.get(pk=started[0]).kind == "detector"
+    TrainingRun.objects.filter(pk=started[0]).update(state=RunState.SUCCEEDED)
     runs.learning_settings_update(project=tenant.project, retrain_every_boxes=0)
-    labelled_frames(tenant.project, 30, seed=4)
+    labelled_frames(tenant.project, 30, seed=5)
     assert runs.training_runs_start_due() == []  # off
 
 
@@ -347,6 +354,27 @@ def test_beat_retrains_the_detector_every_n_boxes_and_the_embedding_less_often(t
     assert next_kind() == "detector"  # both due: the detector first ...
     assert next_kind() == "embedding"  # ... then the embedding
     assert next_kind() is None
+
+
+def test_beat_starts_the_first_detector_as_soon_as_it_can_train_and_later_ones_every_n_boxes(tenant):
+    runs.learning_settings_update(project=tenant.project, retrain_every_boxes=1000)
+    labelled_frames(tenant.project, 3, complete=False)
+    assert runs.training_runs_start_due() == []  # confirmed boxes, but no complete frame to learn from
+
+    labelled_frames(tenant.project, 8, seed=1)
+    assert _confirmed_count(tenant.project) < 1000
+    started = runs.training_runs_start_due()
+    assert [TrainingRun.objects.get(pk=pk).kind for pk in started] == ["detector"]
+
+    TrainingRun.objects.filter(pk__in=started).update(state=RunState.SUCCEEDED)
+    assert runs.training_runs_start_due() == []  # the next one waits for 1000 more boxes
+    runs.learning_settings_update(project=tenant.project, retrain_every_boxes=0)
+    TrainingRun.objects.all().delete()
+    assert runs.training_runs_start_due() == []  # 0 turns periodic retraining off, the first run too
+
+
+def _confirmed_count(project) -> int:
+    return Annotation.objects.filter(project=project, status=AnnotationStatus.CONFIRMED).count()
 
 
 def test_a_run_beat_failed_meanwhile_is_not_promoted_when_its_worker_finishes(tenant, monkeypatch):
