@@ -146,3 +146,29 @@ def test_boxes_drawn_while_a_subtree_is_merged_follow_a_moved_sub_label_and_409_
     box = Annotation.objects.get(frame=frames[1])
     assert (box.label_id, box.label.name) == (thick.pk, "food.broth.thick")
     assert not Annotation.objects.filter(frame=frames[0]).exists()
+
+
+def test_a_label_created_under_a_label_being_merged_away_is_not_orphaned(tenant):
+    dish = LabelFactory(project=tenant.project, name="food.dish")
+    meal = LabelFactory(project=tenant.project, name="meal")
+    barrier = threading.Barrier(2, timeout=20)
+
+    def merge_holding_the_labels(source, target, actor):
+        barrier.wait()
+        merge_waiting_on_a_lock()  # the new label's request waits on the merge's locks (or gives up)
+        return _moved_annotation_events(source, target, actor)
+
+    def create_once_the_merge_holds_the_labels():
+        barrier.wait()
+        url = api_path(tenant, f"projects/{tenant.project.pk}/labels/")
+        return client_for(tenant.admin).post(url, {"name": "food.dish.dessert"}, format="json")
+
+    with mock.patch.object(taxonomy, "_moved_annotation_events", merge_holding_the_labels):
+        merged, created = in_parallel([merge(tenant, dish, meal), create_once_the_merge_holds_the_labels])
+
+    assert getattr(merged, "status_code", merged) == 200, merged
+    assert getattr(created, "status_code", created) == 201, getattr(created, "content", created)
+    names = set(Label.objects.filter(project=tenant.project).values_list("name", flat=True))
+    orphans = {name for name in names if name.rpartition(".")[0] and name.rpartition(".")[0] not in names}
+    assert not orphans, f"labels whose parent is gone: {orphans}"
+    assert "food.dish.dessert" in names
