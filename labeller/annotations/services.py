@@ -89,9 +89,12 @@ def label_create(*, project: Project, name: str, color: str = "#3b82f6", hotkey:
     # move of one of them holds it until it commits, and a label added under it meanwhile
     # would be left under a name that no longer exists. Waiting here, the loop below sees the
     # taxonomy as that change left it and recreates any ancestor it took away.
-    list(Label.objects.select_for_update().filter(project=project, name__in=_ancestor_names(name)).order_by("pk"))
-    for ancestor in _ancestor_names(name):
-        if not Label.objects.filter(project=project, name=ancestor).exists():
+    ancestors = _ancestor_names(name)
+    existing = set(
+        Label.objects.select_for_update().filter(project=project, name__in=ancestors).order_by("pk").values_list("name", flat=True)
+    )
+    for ancestor in ancestors:
+        if ancestor not in existing:
             Label(project=project, name=ancestor, color=color).full_clean(exclude=["project"])
             try:
                 with transaction.atomic():
