@@ -7,8 +7,9 @@ bytes, fails to decode them and stops with "Unrecoverable error: JSONDecodeError
 issue 1551), and the task is lost. Seen here: the interactive worker of scripts/run
 stopped this way nine minutes into bench/assist.py's simulated labelling. This transport
 writes the message under a name no worker looks at, then renames it into place, which is
-atomic on POSIX, so a worker sees a whole message or none. A message file that cannot be decoded anyway (written by something
-else, or cut short by a full disk) is logged and skipped instead of stopping the worker.
+atomic on POSIX, so a worker sees a whole message or none. A message file that cannot be
+decoded anyway (written by something else, or cut short by a full disk) is logged and
+skipped instead of stopping the worker.
 
 Selected by ``CELERY_BROKER_TRANSPORT`` (see :func:`broker_transport_for`) whenever the
 broker URL is ``filesystem://``; the URL, the folders and the message names stay kombu's.

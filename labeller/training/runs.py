@@ -647,8 +647,8 @@ def _kinds_due(project: Project, every: int) -> list[str]:
     factors = ((RunKind.DETECTOR, 1), (RunKind.EMBEDDING, settings.LABELLER["EMBEDDING_RETRAIN_FACTOR"]))
     due = []
     for kind, factor in factors:
-        last = TrainingRun.objects.filter(project=project, kind=kind).order_by("-id")
-        boxes_then = last.values_list("confirmed_boxes", flat=True).first()
+        previous = TrainingRun.objects.filter(project=project, kind=kind).order_by("-id")
+        boxes_then = previous.values_list("confirmed_boxes", flat=True).first()  # at its last run
         if boxes_then is None and kind == RunKind.DETECTOR:
             due.append(kind)
         elif confirmed - (boxes_then or 0) >= every * factor:
