@@ -517,7 +517,8 @@ class Annotator:
         log(f"  frame {frame_id}: {record.truths} boxes, {record.shown} shown, {record.matched} matched, "
             f"{record.charged_s:.1f}/{record.manual_s:.0f} s, {record.lost_actions} lost, "
             f"waited {opened.lag_s or 0:.1f} s" + (" (still refreshing)" if opened.timed_out else "")
-            + f" [{time.monotonic() - started:.1f} s]")
+            + f" [{time.monotonic() - started:.1f} s] "
+            + " ".join(f"{kind} {seconds:.1f}" for kind, seconds in sorted(record.seconds_by_action.items())))
         return record
 
     def run(self, max_frames: int | None) -> list[FrameRecord]:

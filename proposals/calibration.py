@@ -12,6 +12,13 @@ bin's rate is smoothed towards a prior with a Beta(strength * prior, strength * 
 prior)) pseudo-count, the bin rates are made monotone by the pool-adjacent-violators
 algorithm (isotonic regression), and scores between bin centres are interpolated. With
 no history the map is the prior.
+
+While a source's history is short (fewer than :data:`LOGISTIC_BELOW` decisions) there is
+too little of it for more than one or two bins, and one bin is a flat map: every proposal
+of the source is shown, or none. A short history is fitted with a logistic curve of the
+score instead (Platt scaling; with little data it calibrates better than isotonic bins),
+with the same ``strength`` pseudo-decisions at the prior, so a source's first few frames
+already tell its strong proposals from its weak ones.
 """
 
 from __future__ import annotations
@@ -24,6 +31,11 @@ import numpy as np
 MIN_PER_BIN = 20
 MAX_BINS = 12
 PRIOR_STRENGTH = 2.0
+# Below this many decisions a source is calibrated by a logistic curve rather than bins;
+# the curve is read at this many score quantiles.
+LOGISTIC_BELOW = 3 * MIN_PER_BIN
+LOGISTIC_KNOTS = 12
+NEWTON_STEPS = 25
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,34 @@ def _pool_adjacent_violators(values: np.ndarray, weights: np.ndarray) -> np.ndar
     return np.concatenate([np.full(count, mean) for mean, _, count in blocks])
 
 
+def _logistic(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _fit_logistic(scores: np.ndarray, useful: np.ndarray, *, prior: float, strength: float) -> tuple[float, float]:
+    """(slope, intercept) of P(useful) = logistic(slope * score + intercept), fitted by
+    Newton's method to the history plus ``strength`` pseudo-decisions at the ``prior`` spread
+    over the same scores (as the bins' Beta pseudo-counts). The slope is kept >= 0: a
+    history that contradicts the score order gets the flat fit."""
+    extra = strength / len(scores)
+    target = (useful + extra * prior) / (1.0 + extra)
+    design = np.stack([scores, np.ones_like(scores)], axis=1)
+    ridge = np.diag([1e-3, 0.0])  # all scores equal: the slope stays 0
+    theta = np.zeros(2)
+    for _ in range(NEWTON_STEPS):
+        chance = _logistic(design @ theta)
+        gradient = design.T @ (chance - target) + ridge @ theta
+        hessian = design.T @ (design * (chance * (1 - chance))[:, None]) + ridge
+        step = np.linalg.solve(hessian, gradient)
+        theta = theta - step
+        if np.abs(step).max() < 1e-7:
+            break
+    if theta[0] < 0:
+        mean = float(np.clip(target.mean(), 1e-6, 1 - 1e-6))
+        theta = np.array([0.0, np.log(mean / (1 - mean))])
+    return float(theta[0]), float(theta[1])
+
+
 def fit_calibration(scores, useful, *, prior: float, strength: float = PRIOR_STRENGTH) -> Calibration:
     """Fit P(useful | score) from history: ``scores`` float [N], ``useful`` bool [N]."""
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -101,6 +141,10 @@ def fit_calibration(scores, useful, *, prior: float, strength: float = PRIOR_STR
         raise ValueError("scores and useful differ in length")
     if len(scores) == 0:
         return Calibration(np.zeros(0), np.zeros(0), 0, prior)
+    if len(scores) < LOGISTIC_BELOW:
+        slope, intercept = _fit_logistic(scores, useful, prior=prior, strength=strength)
+        knots = np.unique(np.quantile(scores, np.linspace(0.0, 1.0, LOGISTIC_KNOTS)))
+        return Calibration(knots, _logistic(slope * knots + intercept), len(scores), prior)
     order = np.argsort(scores, kind="stable")
     scores, useful = scores[order], useful[order]
     bins = int(np.clip(len(scores) // MIN_PER_BIN, 1, MAX_BINS))

@@ -29,6 +29,26 @@ def test_isotonic_pooling_repairs_a_history_that_contradicts_the_score_order():
     assert chance[0] == pytest.approx(chance[1]) and chance[1] < 0.5 < chance[2]
 
 
+def test_a_short_history_already_tells_strong_proposals_from_weak_ones():
+    # One frame's worth of decisions: only the best-scored few were kept. Bins would need
+    # more history than this for a second bin, and one bin shows all of them or none.
+    rng = np.random.default_rng(1)
+    scores = rng.uniform(0, 1, 28)
+    useful = scores > 0.8
+    assert 2 <= useful.sum() <= 8
+    chance = fit_calibration(scores, useful, prior=0.1).probability([0.1, 0.5, 0.9])
+    break_even = ActionCosts().break_even(0.0, 0.0)
+    assert chance[0] < 0.05 < break_even < chance[2]
+    assert chance[0] <= chance[1] <= chance[2]
+
+
+def test_a_short_history_that_contradicts_the_score_order_gets_a_flat_chance():
+    scores = np.linspace(0, 1, 30)
+    chance = fit_calibration(scores, scores < 0.3, prior=0.2).probability([0.0, 0.5, 1.0])
+    assert chance[0] == pytest.approx(chance[2])
+    assert chance[0] == pytest.approx((9 + 2 * 0.2) / (30 + 2), abs=0.01)
+
+
 def test_short_histories_lean_on_the_prior():
     chance = fit_calibration([0.9], [True], prior=0.1).probability([0.9])[0]
     assert 0.1 < chance < 0.5
