@@ -433,7 +433,8 @@ def propose_regions(
     Args:
         rgb: ``uint8 [H, W, 3]`` RGB frame.
         neighbours: frames of the same shot with confirmed boxes, each
-            ``(uint8 [H, W, 3], float32 [N, 4] xyxy, int64 [N] label ids)``.
+            ``(uint8 [H, W, 3], float32 [N, 4] xyxy, int64 [N] label ids)``, optionally with
+            a fourth item, the seconds between that frame and ``rgb`` (1 when absent).
         label_index, extractor: when both are given (and the index is not empty), candidates are
             embedded in one batch, scored by objectness and labelled by their nearest examples.
         detector: optional ``rgb -> (float32 [N, 4], float32 [N] scores, int64 [N] label ids)``.
@@ -450,8 +451,8 @@ def propose_regions(
     """
     height, width = rgb.shape[:2]
     found = _Candidates([], [], [], [])
-    for neighbour_rgb, neighbour_boxes, neighbour_labels in neighbours:
-        moved, confidence = propagate_boxes(neighbour_rgb, rgb, neighbour_boxes)
+    for neighbour_rgb, neighbour_boxes, neighbour_labels, *seconds_apart in neighbours:
+        moved, confidence = propagate_boxes(neighbour_rgb, rgb, neighbour_boxes, seconds_apart=(seconds_apart or [1.0])[0])
         found.extend(moved, confidence, Source.PROPAGATION, neighbour_labels)
     if detector is not None:
         detected_boxes, detected_scores, detected_labels = detector(rgb)

@@ -8,7 +8,12 @@ check to drop unreliable points, then the median shift and median pairwise-dista
 
 Frames to label are often a second or more apart, further than flow can follow. A box that
 flow loses is looked for again (:func:`redetect_boxes`): its content is matched, at a few
-scales, against a window around where it was, by normalised cross-correlation.
+scales, against a window around where it was, by normalised cross-correlation. How far an
+object may have moved, and how much it may have grown or shrunk, grows with the time
+between the frames, so the window and the scales searched grow with it
+(:func:`search_range`, as the square root of the time, as a random walk spreads). A fixed
+range is either too narrow for frames seconds apart (the object is outside it) or too wide
+for frames a second apart (more look-alikes to be fooled by).
 """
 
 from __future__ import annotations
@@ -32,7 +37,12 @@ APPEARANCE_PATCH = (24, 24)
 # frame's shorter side, whichever is larger), the scales tried, and the working resolution.
 SEARCH_MARGIN_BOXES = 4.0
 SEARCH_MARGIN_FRAME = 0.2
-SEARCH_SCALES = (0.8, 0.9, 1.0, 1.11, 1.25)
+# For frames up to a second apart: scales 1/1.25 .. 1.25 in steps of SCALE_STEP; the range
+# grows with the square root of the time, to at most MAX_SCALE and MAX_MARGIN_BOXES.
+SCALE_PER_SECOND = 1.25
+SCALE_STEP = SCALE_PER_SECOND**0.5
+MAX_SCALE = 1.6
+MAX_MARGIN_BOXES = 8.0
 TEMPLATE_LONG_SIDE = 32
 # Below this flow confidence a box is looked for again.
 REDETECT_BELOW = 0.5
@@ -97,12 +107,24 @@ def _appearance_similarity(gray_a: np.ndarray, box_a, gray_b: np.ndarray, box_b)
     return float(np.clip((a * b).sum() / denominator, 0.0, 1.0))
 
 
-def redetect_boxes(prev_rgb: np.ndarray, next_rgb: np.ndarray, boxes) -> tuple[np.ndarray, np.ndarray]:
+def search_range(seconds_apart: float) -> tuple[np.ndarray, float]:
+    """``(float64 [S] scales, window margin in box sizes)`` to look for a box in a frame
+    ``seconds_apart`` from the one it was drawn in (a second or less: the base range)."""
+    spread = np.sqrt(max(1.0, float(seconds_apart)))
+    widest = min(MAX_SCALE, SCALE_PER_SECOND**spread)
+    steps = int(np.ceil(np.log(widest) / np.log(SCALE_STEP) - 1e-6))
+    return SCALE_STEP ** np.arange(-steps, steps + 1), min(MAX_MARGIN_BOXES, SEARCH_MARGIN_BOXES * spread)
+
+
+def redetect_boxes(
+    prev_rgb: np.ndarray, next_rgb: np.ndarray, boxes, *, seconds_apart: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Find each box of ``prev_rgb`` again in ``next_rgb`` by its appearance.
 
     Args:
         prev_rgb, next_rgb: ``uint8 [H, W, 3]`` RGB frames of the same size.
         boxes: ``float32 [N, 4]`` xyxy pixels in ``prev_rgb``.
+        seconds_apart: time between the two frames; sets how far and over which scales to look.
     Returns:
         ``(boxes float32 [N, 4], confidence float32 [N] in [0, 1])``: the best match of the box's
         content over a window around it and a few scales, and its correlation (0 where the box
@@ -112,6 +134,7 @@ def redetect_boxes(prev_rgb: np.ndarray, next_rgb: np.ndarray, boxes) -> tuple[n
     height, width = prev_rgb.shape[:2]
     found = boxes.copy()
     confidence = np.zeros(len(boxes), np.float32)
+    scales, margin_boxes = search_range(seconds_apart)
     for index, box in enumerate(clip_boxes(boxes, width, height)):
         x1, y1, x2, y2 = box
         box_w, box_h = x2 - x1, y2 - y1
@@ -119,14 +142,14 @@ def redetect_boxes(prev_rgb: np.ndarray, next_rgb: np.ndarray, boxes) -> tuple[n
             continue
         # Work at a resolution where the template's long side is TEMPLATE_LONG_SIDE pixels.
         factor = min(1.0, TEMPLATE_LONG_SIDE / max(box_w, box_h))
-        margin = max(SEARCH_MARGIN_BOXES * max(box_w, box_h), SEARCH_MARGIN_FRAME * min(width, height))
+        margin = max(margin_boxes * max(box_w, box_h), SEARCH_MARGIN_FRAME * min(width, height))
         wx1, wy1 = int(max(0, x1 - margin)), int(max(0, y1 - margin))
         wx2, wy2 = int(min(width, x2 + margin)), int(min(height, y2 + margin))
         template = prev_rgb[int(y1):int(np.ceil(y2)), int(x1):int(np.ceil(x2))]
         window = next_rgb[wy1:wy2, wx1:wx2]
         small_window = cv2.resize(window, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
         best = (-1.0, None)
-        for scale in SEARCH_SCALES:
+        for scale in scales.tolist():
             size = (max(2, round(box_w * scale * factor)), max(2, round(box_h * scale * factor)))
             if size[0] >= small_window.shape[1] or size[1] >= small_window.shape[0]:
                 continue
@@ -151,12 +174,14 @@ def propagate_boxes(
     *,
     max_points_per_box: int = 40,
     forward_backward_threshold: float = 1.0,
+    seconds_apart: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Move ``boxes`` from ``prev_rgb`` to ``next_rgb``.
 
     Args:
         prev_rgb, next_rgb: ``uint8 [H, W, 3]`` RGB frames of the same size.
         boxes: ``float32 [N, 4]`` xyxy pixels in ``prev_rgb``.
+        seconds_apart: time between the frames, for boxes that flow loses (:func:`redetect_boxes`).
     Returns:
         ``(boxes float32 [N, 4], confidence float32 [N] in [0, 1])``. Confidence is the share of
         points passing the forward-backward check times the appearance similarity of the box
@@ -205,7 +230,7 @@ def propagate_boxes(
         confidence[index] = inlier_share * _appearance_similarity(gray_prev, box, gray_next, new_box)
     lost = np.flatnonzero(confidence < REDETECT_BELOW)
     if len(lost):
-        found, found_confidence = redetect_boxes(prev_rgb, next_rgb, boxes[lost])
+        found, found_confidence = redetect_boxes(prev_rgb, next_rgb, boxes[lost], seconds_apart=seconds_apart)
         better = found_confidence > confidence[lost]
         moved[lost[better]] = found[better]
         confidence[lost[better]] = found_confidence[better]

@@ -86,6 +86,10 @@ def label_suggestions(*, frame: Frame, box: tuple[float, float, float, float], t
 # --- proposals --------------------------------------------------------------------------
 
 
+# For a video whose frame rate the probe could not read.
+ASSUMED_FPS = 25.0
+
+
 def _neighbours(frame: Frame, limit: int = 2) -> list[ml.Neighbour]:
     """The nearest frames of the same shot that have confirmed boxes."""
     if frame.shot_id is None:
@@ -98,6 +102,7 @@ def _neighbours(frame: Frame, limit: int = 2) -> list[ml.Neighbour]:
         .only("pk", "index", "image")
     )
     nearest = sorted(candidates, key=lambda f: abs(f.index - frame.index))[:limit]
+    fps = (frame.video.fps if frame.video_id is not None else None) or ASSUMED_FPS
     neighbours = []
     for other in nearest:
         rows = list(confirmed.filter(frame=other).values_list("x1", "y1", "x2", "y2", "label_id"))
@@ -106,6 +111,7 @@ def _neighbours(frame: Frame, limit: int = 2) -> list[ml.Neighbour]:
                 rgb=read_frame_rgb(other),
                 boxes=np.array([r[:4] for r in rows], dtype=np.float32),
                 label_ids=np.array([r[4] for r in rows], dtype=np.int64),
+                seconds_apart=abs(other.index - frame.index) / fps,
             )
         )
     return neighbours
@@ -384,7 +390,7 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
     Without ``force`` a frame whose proposals are already fresh is left alone.
     Returns how many proposals the frame now shows.
     """
-    frame = Frame.objects.select_related("project").filter(pk=frame_id).first()
+    frame = Frame.objects.select_related("project", "video").filter(pk=frame_id).first()
     if frame is None or frame.status == FrameStatus.COMPLETE:
         return 0
     clock = learning_clock_read(project_id=frame.project_id)
