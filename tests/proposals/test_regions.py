@@ -143,6 +143,24 @@ def test_a_box_flow_cannot_follow_is_found_again_by_its_appearance():
     assert iou_matrix(moved, [[50, 52, 80, 82]])[0, 0] > 0.8 and propagated_confidence[0] > 0.8
 
 
+def test_frames_seconds_apart_are_searched_further_and_over_more_scales():
+    # Four seconds later the object has crossed the frame and grown by half: a second's
+    # search range (four box sizes, +-25 %) cannot reach it, four seconds' range does.
+    background = cv2.resize(smooth_background(), (WIDTH * 3, HEIGHT * 3), interpolation=cv2.INTER_LINEAR)
+    patch = cv2.resize(textured_patch(8, seed=3), (20, 20), interpolation=cv2.INTER_NEAREST)
+    before = frame_with_patch(20, 20, patch, background)
+    grown = cv2.resize(patch, (30, 30), interpolation=cv2.INTER_NEAREST)
+    after = frame_with_patch(150, 150, grown, background)
+    box = np.array([[20, 20, 40, 40]], np.float32)
+    truth = [[150, 150, 180, 180]]
+
+    near, _ = redetect_boxes(before, after, box, seconds_apart=1.0)
+    far, confidence = redetect_boxes(before, after, box, seconds_apart=4.0)
+
+    assert iou_matrix(near, truth)[0, 0] < 0.5
+    assert iou_matrix(far, truth)[0, 0] > 0.7 and confidence[0] > 0.8
+
+
 # --- candidates ----------------------------------------------------------------------------
 
 

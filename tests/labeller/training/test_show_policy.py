@@ -214,3 +214,20 @@ def test_still_images_look_for_more_of_what_people_confirmed_and_video_frames_do
     video_frame = FrameFactory(project=tenant.project, video=VideoFactory(project=tenant.project))
     assert proposing._exemplars(video_frame) == []
     assert FrameProposals.objects.count() == 0
+
+
+def test_boxes_are_followed_from_the_nearest_labelled_frames_with_the_seconds_between_them(tenant, label):
+    # The tracker searches further and over more scales the further apart the frames are.
+    from tests.factories import AnnotationFactory, ShotFactory, VideoFactory
+
+    video = VideoFactory(project=tenant.project, fps=10.0, frame_count=200)
+    shot = ShotFactory(video=video, start_frame=0, end_frame=200)
+    frame = FrameFactory(project=tenant.project, video=video, shot=shot, index=100)
+    for index in (70, 125, 180):
+        AnnotationFactory(frame=FrameFactory(project=tenant.project, video=video, shot=shot, index=index), label=label)
+    FrameFactory(project=tenant.project, video=video, shot=shot, index=101)  # nothing confirmed there
+
+    neighbours = proposing._neighbours(frame)
+
+    assert [n.seconds_apart for n in neighbours] == [2.5, 3.0]
+    assert [n.label_ids.tolist() for n in neighbours] == [[label.pk], [label.pk]]
