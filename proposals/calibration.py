@@ -109,28 +109,40 @@ def _logistic(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _fit_logistic(scores: np.ndarray, useful: np.ndarray, *, prior: float, strength: float) -> tuple[float, float]:
-    """(slope, intercept) of P(useful) = logistic(slope * score + intercept), fitted by
-    Newton's method to the history plus ``strength`` pseudo-decisions at the ``prior`` spread
-    over the same scores (as the bins' Beta pseudo-counts). The slope is kept >= 0: a
-    history that contradicts the score order gets the flat fit."""
-    extra = strength / len(scores)
-    target = (useful + extra * prior) / (1.0 + extra)
-    design = np.stack([scores, np.ones_like(scores)], axis=1)
-    ridge = np.diag([1e-3, 0.0])  # all scores equal: the slope stays 0
-    theta = np.zeros(2)
+def _soft_targets(useful: np.ndarray, prior: float, strength: float) -> np.ndarray:
+    """Each decision's 0/1 target shrunk towards ``prior`` by ``strength`` pseudo-decisions
+    spread over the history (the logistic fits' counterpart of the bins' Beta pseudo-counts)."""
+    extra = strength / len(useful)
+    return (useful + extra * prior) / (1.0 + extra)
+
+
+def _newton_logistic(design: np.ndarray, target: np.ndarray, ridge: np.ndarray) -> np.ndarray:
+    """Weights ``theta`` float64 [F] of logistic(design @ theta) ~ ``target`` float [N] for
+    ``design`` float [N, F], with an L2 penalty ``ridge`` float [F] per weight."""
+    penalty = np.diag(ridge)
+    theta = np.zeros(design.shape[1])
     for _ in range(NEWTON_STEPS):
         chance = _logistic(design @ theta)
-        gradient = design.T @ (chance - target) + ridge @ theta
-        hessian = design.T @ (design * (chance * (1 - chance))[:, None]) + ridge
+        gradient = design.T @ (chance - target) + penalty @ theta
+        hessian = design.T @ (design * (chance * (1 - chance))[:, None]) + penalty
         step = np.linalg.solve(hessian, gradient)
         theta = theta - step
         if np.abs(step).max() < 1e-7:
             break
-    if theta[0] < 0:
+    return theta
+
+
+def _fit_logistic(scores: np.ndarray, useful: np.ndarray, *, prior: float, strength: float) -> tuple[float, float]:
+    """(slope, intercept) of P(useful) = logistic(slope * score + intercept), fitted by
+    Newton's method to the history plus ``strength`` pseudo-decisions at the ``prior``. The
+    slope is kept >= 0: a history that contradicts the score order gets the flat fit."""
+    target = _soft_targets(useful, prior, strength)
+    # The tiny slope penalty keeps it 0 when every score is equal.
+    slope, intercept = _newton_logistic(np.stack([scores, np.ones_like(scores)], axis=1), target, np.array([1e-3, 0.0]))
+    if slope < 0:
         mean = float(np.clip(target.mean(), 1e-6, 1 - 1e-6))
-        theta = np.array([0.0, np.log(mean / (1 - mean))])
-    return float(theta[0]), float(theta[1])
+        slope, intercept = 0.0, np.log(mean / (1 - mean))
+    return float(slope), float(intercept)
 
 
 def fit_calibration(scores, useful, *, prior: float, strength: float = PRIOR_STRENGTH) -> Calibration:
@@ -156,6 +168,74 @@ def fit_calibration(scores, useful, *, prior: float, strength: float = PRIOR_STR
     # Equal knots (many identical scores) would make interpolation ill-defined: merge them.
     knots, first = np.unique(knots, return_index=True)
     return Calibration(knots, values[first], len(scores), prior)
+
+
+# --- the box's shape ---------------------------------------------------------------------
+
+# A source's calibrated chance is moved by the box's shape once it has this many decisions
+# of both kinds; the shape weights are penalised (ridge, on standardised features) so that
+# a short history moves little.
+SHAPE_MIN_DECISIONS = 10
+SHAPE_RIDGE = 1.0
+
+
+def box_shape_features(boxes, frame_sizes) -> np.ndarray:
+    """float64 [N, 3] for float [N, 4] xyxy ``boxes`` in frames of float [N, 2] (width,
+    height) ``frame_sizes``: the log of the box's share of the frame, its square, and the
+    squared log aspect ratio (0 for a square). Objects of a project have typical sizes and
+    shapes, and a class-agnostic segment of a table top or a sliver of a shadow does not."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    frame_sizes = np.asarray(frame_sizes, dtype=np.float64).reshape(-1, 2)
+    width = np.maximum(boxes[:, 2] - boxes[:, 0], 1.0)
+    height = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
+    share = np.log(width * height / np.maximum(frame_sizes[:, 0] * frame_sizes[:, 1], 1.0))
+    return np.stack([share, share**2, np.log(width / height) ** 2], axis=1)
+
+
+@dataclass(frozen=True)
+class ShapeAdjustment:
+    """P(useful) = logistic(weights . [standardised (logit of the score's calibrated chance,
+    shape features), 1]): the score's chance, moved by what the project's history says about
+    boxes of this size and shape (stacking on top of :class:`Calibration`)."""
+
+    mean: np.ndarray  # float64 [4]
+    scale: np.ndarray  # float64 [4]
+    weights: np.ndarray  # float64 [5], the intercept last
+
+    def probability(self, base_probability, shapes) -> np.ndarray:
+        """float64 [N] for float [N] chances from the score and float [N, 3] shape features."""
+        design = _stacked_design(base_probability, shapes, self.mean, self.scale)
+        return _logistic(design @ self.weights)
+
+    def as_dict(self) -> dict:
+        return {"weights": [round(float(w), 4) for w in self.weights]}
+
+
+def _stacked_features(base_probability, shapes) -> np.ndarray:
+    chance = np.clip(np.asarray(base_probability, dtype=np.float64).reshape(-1), 1e-4, 1 - 1e-4)
+    return np.column_stack([np.log(chance / (1 - chance)), np.asarray(shapes, dtype=np.float64).reshape(-1, 3)])
+
+
+def _stacked_design(base_probability, shapes, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    features = (_stacked_features(base_probability, shapes) - mean) / scale
+    return np.column_stack([features, np.ones(len(features))])
+
+
+def fit_shape_adjustment(
+    base_probability, shapes, useful, *, prior: float, strength: float = PRIOR_STRENGTH
+) -> ShapeAdjustment | None:
+    """Fit how a box's shape moves its chance, from history: the chances its score was
+    given (float [N]), its shape features (float [N, 3], :func:`box_shape_features`) and
+    whether it was useful (bool [N]). None while the history is too short to say."""
+    useful = np.asarray(useful, dtype=np.float64).reshape(-1)
+    if len(useful) < SHAPE_MIN_DECISIONS or useful.min() == useful.max():
+        return None
+    features = _stacked_features(base_probability, shapes)
+    mean, scale = features.mean(axis=0), features.std(axis=0) + 1e-6
+    design = _stacked_design(base_probability, shapes, mean, scale)
+    ridge = np.array([SHAPE_RIDGE] * features.shape[1] + [0.0])
+    weights = _newton_logistic(design, _soft_targets(useful, prior, strength), ridge)
+    return ShapeAdjustment(mean, scale, weights)
 
 
 def select_shown(probabilities, break_even: float, *, ranking=None, limit: int | None = None) -> np.ndarray:

@@ -31,7 +31,8 @@ from labeller.training.outcomes import box_of as _box_of
 from labeller.training.runs import current_detector
 from labeller.training.services import IndexConflict, index_load, index_state, index_state_peek, index_sync
 from proposals.boxes import iou_matrix
-from proposals.calibration import ActionCosts, Calibration, fit_calibration, select_shown
+from proposals.calibration import (ActionCosts, Calibration, ShapeAdjustment, box_shape_features, fit_calibration,
+                                   fit_shape_adjustment, select_shown)
 
 logger = logging.getLogger(__name__)
 
@@ -122,10 +123,12 @@ def _neighbours(frame: Frame, limit: int = 2) -> list[ml.Neighbour]:
 
 @dataclass(frozen=True)
 class ShowPolicy:
-    """What the project's history says about its proposals: per-source calibrations and
-    the break-even chance above which showing a proposal saves time."""
+    """What the project's history says about its proposals: per-source calibrations of the
+    score, how the box's shape moves them, and the break-even chance above which showing a
+    proposal saves time."""
 
     calibrations: dict[str, Calibration]
+    shape_adjustments: dict[str, ShapeAdjustment]
     label_wrong: float
     box_loose: float
     break_even: float
@@ -135,11 +138,18 @@ class ShowPolicy:
     def cold(self) -> bool:
         return self.decisions < WARM_AFTER_DECISIONS
 
-    def probability(self, source: str, shot_labelled: bool, scores) -> np.ndarray:
-        calibration = self.calibrations.get(calibration_stratum(source, shot_labelled))
+    def probability(self, source: str, shot_labelled: bool, scores, shapes=None) -> np.ndarray:
+        """float64 [N] P(useful) for float [N] ``scores`` and, when given, float [N, 3]
+        ``shapes`` (:func:`box_shape_features`)."""
+        stratum = calibration_stratum(source, shot_labelled)
+        calibration = self.calibrations.get(stratum)
         if calibration is None:
             calibration = fit_calibration([], [], prior=SOURCE_PRIOR.get(source, DEFAULT_PRIOR))
-        return calibration.probability(scores)
+        chance = calibration.probability(scores)
+        adjustment = self.shape_adjustments.get(stratum)
+        if adjustment is None or shapes is None:
+            return chance
+        return adjustment.probability(chance, shapes)
 
     def as_dict(self) -> dict:
         return {
@@ -149,6 +159,7 @@ class ShowPolicy:
             "label_wrong": round(self.label_wrong, 4),
             "box_loose": round(self.box_loose, 4),
             "sources": {source: c.as_dict() for source, c in sorted(self.calibrations.items())},
+            "shape": {source: a.as_dict() for source, a in sorted(self.shape_adjustments.items())},
         }
 
 
@@ -171,22 +182,30 @@ def show_policy(*, project_id: int) -> ShowPolicy:
         cached = _policy_cache.get(project_id)
         if cached is not None and cached[0] == key:
             return cached[1]
-    calibrations = {}
+    calibrations, shape_adjustments = {}, {}
     for source, shot_labelled in decided.values_list("source", "shot_labelled").distinct():
         rows = list(
             decided.filter(source=source, shot_labelled=shot_labelled)
             .order_by("-decided_at", "-id")
-            .values_list("score", "useful")[:CALIBRATION_HISTORY]
+            .values_list("score", "useful", "box", "frame__width", "frame__height")[:CALIBRATION_HISTORY]
         )
-        scores, useful = zip(*rows) if rows else ((), ())
-        calibrations[calibration_stratum(source, shot_labelled)] = fit_calibration(
-            scores, useful, prior=SOURCE_PRIOR.get(source, DEFAULT_PRIOR)
+        prior = SOURCE_PRIOR.get(source, DEFAULT_PRIOR)
+        stratum = calibration_stratum(source, shot_labelled)
+        scores, useful = [r[0] for r in rows], [r[1] for r in rows]
+        calibrations[stratum] = fit_calibration(scores, useful, prior=prior)
+        adjustment = fit_shape_adjustment(
+            calibrations[stratum].probability(scores),
+            box_shape_features([r[2] for r in rows], [r[3:] for r in rows]),
+            useful, prior=prior,
         )
+        if adjustment is not None:
+            shape_adjustments[stratum] = adjustment
     kept = list(decided.filter(useful=True).order_by("-decided_at", "-id").values_list("label_right", "box_right")[:CALIBRATION_HISTORY])
     label_wrong = _smoothed_share(sum(1 for label_right, _ in kept if label_right is False), len(kept), 0.3)
     box_loose = _smoothed_share(sum(1 for _, box_right in kept if box_right is False), len(kept), 0.2)
     policy = ShowPolicy(
         calibrations=calibrations,
+        shape_adjustments=shape_adjustments,
         label_wrong=label_wrong,
         box_loose=box_loose,
         break_even=COSTS.break_even(label_wrong, box_loose),
@@ -199,17 +218,20 @@ def show_policy(*, project_id: int) -> ShowPolicy:
     return policy
 
 
-def _choose_shown(proposals: list, policy: ShowPolicy, *, shot_labelled: bool) -> tuple[list[int], np.ndarray]:
+def _choose_shown(
+    proposals: list, policy: ShowPolicy, *, shot_labelled: bool, frame_size: tuple[int, int]
+) -> tuple[list[int], np.ndarray]:
     """Indices of ``proposals`` to show (best first) and every proposal's P(useful).
 
     Without history the chances are only priors, so a cold project shows the few proposals
     it scores best; once outcomes are decided, every proposal worth showing is shown.
     """
     scores = np.array([p.score for p in proposals], dtype=np.float64)
+    shapes = box_shape_features([p.box for p in proposals], [frame_size] * len(proposals))
     probabilities = np.zeros(len(proposals))
     for source in {p.source for p in proposals}:
         members = [i for i, p in enumerate(proposals) if p.source == source]
-        probabilities[members] = policy.probability(source, shot_labelled, scores[members])
+        probabilities[members] = policy.probability(source, shot_labelled, scores[members], shapes[members])
     if policy.cold:
         return np.argsort(-scores, kind="stable")[:COLD_START_SHOWN].tolist(), probabilities
     shown = select_shown(probabilities, policy.break_even, ranking=scores, limit=PROPOSALS_SHOWN_MAX)
@@ -415,7 +437,10 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
         if p.box[2] > p.box[0] and p.box[3] > p.box[1]
     ]
     shot_labelled = bool(neighbours)
-    shown, probabilities = _choose_shown(proposals, show_policy(project_id=frame.project_id), shot_labelled=shot_labelled)
+    shown, probabilities = _choose_shown(
+        proposals, show_policy(project_id=frame.project_id), shot_labelled=shot_labelled,
+        frame_size=(frame.width, frame.height),
+    )
     uncertainty = frame_uncertainty(proposals, probabilities)
     model_version = f"{state.feature_key}@{state.version}"
     with transaction.atomic():

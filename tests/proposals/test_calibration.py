@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from proposals.calibration import ActionCosts, fit_calibration, select_shown
+from proposals.calibration import ActionCosts, box_shape_features, fit_calibration, fit_shape_adjustment, select_shown
 
 
 def test_without_history_the_chance_is_the_prior():
@@ -70,3 +70,17 @@ def test_only_proposals_worth_showing_are_shown_most_likely_first():
     shown = select_shown([0.05, 0.6, 0.2, 0.6, 0.11], 0.105, ranking=[0.9, 0.3, 0.5, 0.4, 0.1])
     assert shown.tolist() == [3, 1, 2, 4]
     assert select_shown([0.6, 0.7], 0.1, limit=1).tolist() == [1]
+
+
+def test_the_shape_adjustment_waits_for_a_history_of_both_kinds():
+    shapes = box_shape_features([[0, 0, 10, 10]] * 30, [[100, 100]] * 30)
+    assert fit_shape_adjustment(np.full(30, 0.2), shapes, np.zeros(30, bool), prior=0.1) is None
+    assert fit_shape_adjustment(np.full(5, 0.2), shapes[:5], [True, False] * 2 + [True], prior=0.1) is None
+    assert fit_shape_adjustment(np.full(30, 0.2), shapes, [True, False] * 15, prior=0.1) is not None
+
+
+def test_box_shape_features_are_the_log_share_of_the_frame_and_the_squared_log_aspect():
+    features = box_shape_features([[0, 0, 20, 10], [0, 0, 10, 10]], [[100, 50], [100, 50]])
+    share = np.log(200 / 5000)
+    np.testing.assert_allclose(features[0], [share, share**2, np.log(2) ** 2])
+    np.testing.assert_allclose(features[1, 2], 0.0)

@@ -74,16 +74,40 @@ def decide(tenant, frame, scores_useful, source="candidate", shot_labelled=False
 def test_a_cold_project_shows_a_few_guesses_and_a_learned_one_every_likely_object(tenant, frame, label):
     candidates = [proposal((i * 20.0, 0, i * 20.0 + 15, 15), 0.5 + i / 100, label) for i in range(20)]
     cold = proposing.show_policy(project_id=tenant.project.pk)
-    assert cold.cold and len(proposing._choose_shown(candidates, cold, shot_labelled=False)[0]) == proposing.COLD_START_SHOWN
+    assert cold.cold and len(proposing._choose_shown(candidates, cold, shot_labelled=False, frame_size=(640, 360))[0]) == proposing.COLD_START_SHOWN
 
     # The history says high-scoring candidates are kept and low-scoring ones are not.
     decide(tenant, frame, [(s, s > 0.45) for s in np.linspace(0.0, 0.9, 200)])
     learned = proposing.show_policy(project_id=tenant.project.pk)
     assert not learned.cold
-    shown, chance = proposing._choose_shown(candidates, learned, shot_labelled=False)
+    shown, chance = proposing._choose_shown(candidates, learned, shot_labelled=False, frame_size=(640, 360))
     assert len(shown) == len(candidates) and (chance > learned.break_even).all()
     low = [proposal((0, 0, 10, 10), 0.2, label)]
-    assert proposing._choose_shown(low, learned, shot_labelled=False)[0] == []
+    assert proposing._choose_shown(low, learned, shot_labelled=False, frame_size=(640, 360))[0] == []
+
+
+def test_the_history_of_box_sizes_moves_the_chance_of_boxes_with_the_same_score(tenant, frame, label):
+    # In this project the kept boxes were about 60 pixels a side; the slivers and the
+    # near-whole-frame segments, scored alike, never were.
+    rng = np.random.default_rng(0)
+    rows = []
+    for score in rng.uniform(0.3, 0.9, 240):
+        kind = rng.integers(3)
+        side = {0: 60.0, 1: 6.0, 2: 330.0}[int(kind)]
+        rows.append(ProposalOutcome(
+            project=tenant.project, frame=frame, source="candidate", score=float(score), box=[10, 10, 10 + side, 10 + side],
+            shown=True, useful=bool(kind == 0 and rng.uniform() < 0.8), label_right=True, box_right=True,
+            decided_at=frame.created_at,
+        ))
+    ProposalOutcome.objects.bulk_create(rows)
+    policy = proposing.show_policy(project_id=tenant.project.pk)
+    same_score = [proposal((0, 0, 60, 60), 0.6, label), proposal((0, 0, 6, 6), 0.6, label), proposal((0, 0, 330, 330), 0.6, label)]
+
+    shown, chance = proposing._choose_shown(same_score, policy, shot_labelled=False, frame_size=(640, 360))
+
+    assert shown[0] == 0 and 1 not in shown
+    assert chance[0] > 0.5 > policy.break_even > chance[1] and chance[0] > 2 * chance[2]
+    assert set(policy.as_dict()["shape"]) == {"candidate"}
 
 
 def test_a_source_is_calibrated_apart_on_the_first_frame_of_a_shot_and_beside_followed_boxes(tenant, frame, label):
@@ -94,8 +118,8 @@ def test_a_source_is_calibrated_apart_on_the_first_frame_of_a_shot_and_beside_fo
     policy = proposing.show_policy(project_id=tenant.project.pk)
     likely = [proposal((i * 20.0, 0, i * 20.0 + 15, 15), 0.85, label) for i in range(5)]
 
-    assert proposing._choose_shown(likely, policy, shot_labelled=False)[0] == [0, 1, 2, 3, 4]
-    assert proposing._choose_shown(likely, policy, shot_labelled=True)[0] == []
+    assert proposing._choose_shown(likely, policy, shot_labelled=False, frame_size=(640, 360))[0] == [0, 1, 2, 3, 4]
+    assert proposing._choose_shown(likely, policy, shot_labelled=True, frame_size=(640, 360))[0] == []
     assert set(policy.as_dict()["sources"]) == {"candidate", "candidate/labelled-shot"}
 
     store(frame, likely, [0], shot_labelled=True)
