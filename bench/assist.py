@@ -70,6 +70,7 @@ from bench.assist_sim import (  # noqa: E402
     FrameRecord,
     Shown,
     Truth,
+    frame_kind,
     overall_of,
     plan_frame,
     rounded,
@@ -419,6 +420,7 @@ class Annotator:
     time_scale: float
     last_complete: float | None = None
     server_errors: int = 0
+    labelled_shots: set = field(default_factory=set)
 
     def open_frame(self, frame_id: int) -> Opened:
         """The frame detail, once a refresh it announces has landed or 10 s have passed."""
@@ -490,7 +492,9 @@ class Annotator:
         plan = plan_frame(self.shown(detail), truths)
         record = FrameRecord(frame_id=frame_id, truths=len(truths), charged_s=0.0, shown=plan.shown,
                              matched=plan.matched, right_label=plan.right_label, lag_s=opened.lag_s,
-                             refreshing_at_open=opened.refreshing_at_open, fresh_timeout=opened.timed_out)
+                             refreshing_at_open=opened.refreshing_at_open, fresh_timeout=opened.timed_out,
+                             kind=frame_kind(detail, self.labelled_shots).value)
+        self.labelled_shots.add(detail.get("shot_id"))
         if "proposals_index_version" in detail and "index_version" in detail:
             # Judged on what is shown, i.e. after the wait (the workspace waits the same way).
             built, current = detail["proposals_index_version"], detail["index_version"]

@@ -179,6 +179,7 @@ class FrameRecord:
     completion_to_fresh_s: float | None = None
     api_s: list[float] = field(default_factory=list)
     seconds_by_action: dict[str, float] = field(default_factory=dict)  # ActionKind value -> charged s
+    kind: str | None = None  # a FrameKind value, where the frame detail says
 
     def charge(self, action: Action) -> None:
         self.charged_s += action.seconds
@@ -207,6 +208,41 @@ def _share(part: float, whole: float) -> float | None:
     return part / whole if whole else None
 
 
+class FrameKind(str, Enum):
+    """Where a frame stands when it is labelled: what the machine can lean on there."""
+
+    FIRST_OF_SHOT = "first_of_shot"  # nothing of its shot is labelled yet: nothing to follow
+    KEYFRAME = "keyframe"  # another keyframe of a labelled shot, often seconds from its labels
+    OTHER = "other"  # any other video frame
+    STILL = "still"  # an image
+
+
+def frame_kind(detail: dict, labelled_shots: set) -> FrameKind:
+    """The kind of the frame the API describes in ``detail``; ``labelled_shots`` holds the
+    shots labelled before it (the caller adds this one's after)."""
+    if detail.get("shot_id") is None:
+        return FrameKind.STILL
+    if detail["shot_id"] not in labelled_shots:
+        return FrameKind.FIRST_OF_SHOT
+    return FrameKind.KEYFRAME if detail.get("is_keyframe") else FrameKind.OTHER
+
+
+def ratios_by_kind(records: Sequence[FrameRecord]) -> dict[str, dict]:
+    """Per frame kind present: how many frames, their share of the charged seconds, and
+    their own assisted / manual ratio."""
+    total = sum(r.charged_s for r in records)
+    kinds = sorted({r.kind for r in records if r.kind is not None})
+    return {
+        kind: {
+            "frames": len(mine),
+            "seconds_share": _share(sum(r.charged_s for r in mine), total),
+            "human_ratio": _ratio(mine),
+        }
+        for kind in kinds
+        for mine in [[r for r in records if r.kind == kind]]
+    }
+
+
 def action_shares(records: Sequence[FrameRecord]) -> dict[str, float]:
     """Where the charged seconds went: each action kind's share of them (every kind listed)."""
     total = sum(r.charged_s for r in records)
@@ -233,6 +269,7 @@ def summarize(records: Sequence[FrameRecord]) -> dict:
         "human_ratio_after_10pct": _ratio(records[warmup:]),
         "human_ratio_overall": _ratio(records),
         "seconds_share_after_10pct": action_shares(records[warmup:]),
+        "by_frame_kind_after_10pct": ratios_by_kind(records[warmup:]),
         "ratio_curve": [_ratio(records[i:i + CURVE_BUCKET]) for i in range(0, len(records), CURVE_BUCKET)],
         "assisted_s": sum(r.charged_s for r in records),
         "manual_s": sum(r.manual_s for r in records),

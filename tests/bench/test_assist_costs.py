@@ -9,6 +9,7 @@ from bench.assist_sim import (
     Shown,
     Truth,
     fix_seconds,
+    frame_kind,
     greedy_match,
     iou,
     percentile,
@@ -237,3 +238,31 @@ def test_a_lost_action_is_counted_and_the_frame_redone_from_a_fresh_read(tmp_pat
     assert [path for method, path, _ in api.calls if method == "POST"] == [
         "annotations/10/confirm", "annotations/11/confirm", "frames/5/complete"]
     assert (record.shown, record.matched, record.stale, record.lag_s) == (1, 1, False, 0.0)
+
+
+def test_frames_are_told_apart_by_what_the_machine_can_lean_on():
+    labelled: set = set()
+    kinds = []
+    for detail in ({"shot_id": 4, "is_keyframe": True}, {"shot_id": 4, "is_keyframe": True},
+                   {"shot_id": 4, "is_keyframe": False}, {"shot_id": 5, "is_keyframe": False},
+                   {"shot_id": None, "is_keyframe": False}):
+        kinds.append(frame_kind(detail, labelled).value)
+        labelled.add(detail["shot_id"])
+
+    assert kinds == ["first_of_shot", "keyframe", "other", "first_of_shot", "still"]
+
+
+def test_the_figures_are_split_by_frame_kind_after_the_warm_up():
+    def charged(kind, seconds, truths):
+        frame = FrameRecord(frame_id=1, truths=truths, charged_s=0.0, shown=0, matched=0, right_label=0, kind=kind)
+        frame.charge(Action(ActionKind.DRAW, seconds))
+        return frame
+
+    records = [charged("first_of_shot", 10.0, 1)] + [charged("first_of_shot", 40.0, 5)] * 2 + [charged("other", 10.0, 5)] * 7
+
+    split = summarize(records)["by_frame_kind_after_10pct"]
+
+    assert split == {
+        "first_of_shot": {"frames": 2, "seconds_share": pytest.approx(80 / 150), "human_ratio": pytest.approx(0.8)},
+        "other": {"frames": 7, "seconds_share": pytest.approx(70 / 150), "human_ratio": pytest.approx(0.2)},
+    }
