@@ -86,6 +86,14 @@ class CalibrationCurveSerializer(serializers.Serializer):
     )
 
 
+class ShapeAdjustmentSerializer(serializers.Serializer):
+    weights = serializers.ListField(
+        child=serializers.FloatField(),
+        help_text="Logistic weights on the standardised logit of the score's chance, the box's log share of the "
+                  "frame, its square and the squared log aspect ratio; the intercept last.",
+    )
+
+
 class ProposalPolicySerializer(serializers.Serializer):
     decisions = serializers.IntegerField(help_text="Proposals decided so far (frames completed).")
     cold = serializers.BooleanField(help_text="Too little history yet: only the best few guesses are shown.")
@@ -93,6 +101,10 @@ class ProposalPolicySerializer(serializers.Serializer):
     label_wrong = serializers.FloatField(help_text="Share of kept proposals whose label was fixed.")
     box_loose = serializers.FloatField(help_text="Share of kept proposals whose box was fixed.")
     sources = serializers.DictField(child=CalibrationCurveSerializer())
+    shape = serializers.DictField(
+        child=ShapeAdjustmentSerializer(),
+        help_text="Per source with enough history: how the box's size and shape move the chance from its score.",
+    )
     recent_frames = serializers.IntegerField()
     shown_per_frame = serializers.FloatField()
     generated_per_frame = serializers.FloatField()

@@ -273,17 +273,18 @@ def test_admins_see_how_the_project_decides_which_proposals_to_show(strict_page,
     # A history where high-scoring candidates were kept and low-scoring ones rejected.
     ProposalOutcome.objects.bulk_create(
         ProposalOutcome(
-            project=project, frame=frame, source="candidate", score=score / 40, box=[0, 0, 1, 1], shown=True,
-            useful=score > 20, label_right=True, box_right=True, decided_at=frame.created_at,
+            project=project, frame=frame, source="candidate", score=score / 80, box=[0, 0, 1, 1], shown=True,
+            useful=score > 40, label_right=True, box_right=True, decided_at=frame.created_at,
         )
-        for score in range(40)
+        for score in range(80)
     )
     log_in(page, "boss", project_path(project), ready=READY)
     section = page.locator("section", has=page.get_by_role("heading", name="Proposals shown to annotators"))
     chart = section.get_by_role("img", name=re.compile("Found in the pixels"))
     chart.wait_for()
     assert "chance of being kept is above" in section.inner_text()
-    assert chart.locator("circle").count() == 2  # two score bins from 40 decisions
+    assert chart.locator("circle").count() == 4  # four score bins from 80 decisions
+    assert "then moved by the box's size and shape" in section.inner_text()
     shots(page, "project-proposal-policy", keep=True)
 
     log_in(page, "ann", project_path(project), ready=READY)

@@ -135,6 +135,7 @@ def test_the_policy_and_the_number_shown_are_visible_to_admins_only(tenant, fram
     assert body["decisions"] == 40 and body["cold"] is False
     assert body["recent_frames"] == 2 and body["shown_per_frame"] == 0.5 and body["generated_per_frame"] == 21.0
     assert body["sources"]["candidate"]["curve"][0][1] < body["sources"]["candidate"]["curve"][-1][1]
+    assert len(body["shape"]["candidate"]["weights"]) == 5
 
 
 def test_a_frame_opened_with_stale_proposals_gets_fresh_ones_before_anything_is_shown(tenant, frame, label, monkeypatch):

@@ -76,7 +76,12 @@ export async function showPolicy({ element, orgPath, projectId }) {
               "figure",
               {},
               chart(calibration.curve, policy.break_even, `${stratumName(source)}: chance of being kept by score`),
-              h("figcaption", {}, `${stratumName(source)} · ${calibration.decisions} decided`),
+              h(
+                "figcaption",
+                {},
+                `${stratumName(source)} · ${calibration.decisions} decided`,
+                policy.shape?.[source] ? " · then moved by the box's size and shape" : "",
+              ),
             ),
           ),
         )
