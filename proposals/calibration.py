@@ -177,6 +177,11 @@ def fit_calibration(scores, useful, *, prior: float, strength: float = PRIOR_STR
 # a short history moves little.
 SHAPE_MIN_DECISIONS = 10
 SHAPE_RIDGE = 1.0
+# Features are standardised by at least this spread (a history of boxes all of one size
+# says nothing about other sizes), and a box far outside the history's spread counts as
+# at most this many spreads away: no extrapolation to certainty.
+SHAPE_MIN_SPREAD = 0.1
+SHAPE_MAX_SPREADS = 4.0
 
 
 def box_shape_features(boxes, frame_sizes) -> np.ndarray:
@@ -217,7 +222,7 @@ def _stacked_features(base_probability, shapes) -> np.ndarray:
 
 
 def _stacked_design(base_probability, shapes, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    features = (_stacked_features(base_probability, shapes) - mean) / scale
+    features = np.clip((_stacked_features(base_probability, shapes) - mean) / scale, -SHAPE_MAX_SPREADS, SHAPE_MAX_SPREADS)
     return np.column_stack([features, np.ones(len(features))])
 
 
@@ -231,7 +236,7 @@ def fit_shape_adjustment(
     if len(useful) < SHAPE_MIN_DECISIONS or useful.min() == useful.max():
         return None
     features = _stacked_features(base_probability, shapes)
-    mean, scale = features.mean(axis=0), features.std(axis=0) + 1e-6
+    mean, scale = features.mean(axis=0), np.maximum(features.std(axis=0), SHAPE_MIN_SPREAD)
     design = _stacked_design(base_probability, shapes, mean, scale)
     ridge = np.array([SHAPE_RIDGE] * features.shape[1] + [0.0])
     weights = _newton_logistic(design, _soft_targets(useful, prior, strength), ridge)

@@ -84,3 +84,19 @@ def test_box_shape_features_are_the_log_share_of_the_frame_and_the_squared_log_a
     share = np.log(200 / 5000)
     np.testing.assert_allclose(features[0], [share, share**2, np.log(2) ** 2])
     np.testing.assert_allclose(features[1, 2], 0.0)
+
+
+def test_boxes_unlike_any_in_a_one_size_history_are_not_pushed_to_certainty():
+    # Every box of the history had one size and almost one aspect; a box of another shape
+    # is outside what it says, and keeps about the chance its score gives it.
+    rng = np.random.default_rng(2)
+    boxes = [[0, 0, 40, 40 + rng.uniform(0, 1e-3)] for _ in range(60)]
+    shapes = box_shape_features(boxes, [[640, 360]] * 60)
+    base = rng.uniform(0.05, 0.6, 60)
+    adjustment = fit_shape_adjustment(base, shapes, rng.uniform(0, 1, 60) < base, prior=0.1)
+
+    other = box_shape_features([[0, 0, 300, 10], [0, 0, 40, 40]], [[640, 360]] * 2)
+    chance = adjustment.probability([0.3, 0.3], other)
+
+    assert 0.1 < chance[0] < 0.6
+    assert chance[0] == pytest.approx(chance[1], abs=0.15)
