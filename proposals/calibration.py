@@ -109,6 +109,12 @@ def _logistic(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def _logit(chance, bound: float) -> np.ndarray:
+    """The inverse of :func:`_logistic`, for chances kept within ``[bound, 1 - bound]``."""
+    chance = np.clip(np.asarray(chance, dtype=np.float64), bound, 1 - bound)
+    return np.log(chance / (1 - chance))
+
+
 def _soft_targets(useful: np.ndarray, prior: float, strength: float) -> np.ndarray:
     """Each decision's 0/1 target shrunk towards ``prior`` by ``strength`` pseudo-decisions
     spread over the history (the logistic fits' counterpart of the bins' Beta pseudo-counts)."""
@@ -140,8 +146,7 @@ def _fit_logistic(scores: np.ndarray, useful: np.ndarray, *, prior: float, stren
     # The tiny slope penalty keeps it 0 when every score is equal.
     slope, intercept = _newton_logistic(np.stack([scores, np.ones_like(scores)], axis=1), target, np.array([1e-3, 0.0]))
     if slope < 0:
-        mean = float(np.clip(target.mean(), 1e-6, 1 - 1e-6))
-        slope, intercept = 0.0, np.log(mean / (1 - mean))
+        slope, intercept = 0.0, _logit(target.mean(), 1e-6)
     return float(slope), float(intercept)
 
 
@@ -209,7 +214,7 @@ class ShapeAdjustment:
 
     def probability(self, base_probability, shapes) -> np.ndarray:
         """float64 [N] for float [N] chances from the score and float [N, 3] shape features."""
-        design = _stacked_design(base_probability, shapes, self.mean, self.scale)
+        design = _stacked_design(_stacked_features(base_probability, shapes), self.mean, self.scale)
         return _logistic(design @ self.weights)
 
     def as_dict(self) -> dict:
@@ -217,13 +222,15 @@ class ShapeAdjustment:
 
 
 def _stacked_features(base_probability, shapes) -> np.ndarray:
-    chance = np.clip(np.asarray(base_probability, dtype=np.float64).reshape(-1), 1e-4, 1 - 1e-4)
-    return np.column_stack([np.log(chance / (1 - chance)), np.asarray(shapes, dtype=np.float64).reshape(-1, 3)])
+    """float64 [N, 4]: the logit of each chance from the score, then its shape features."""
+    chance = np.asarray(base_probability, dtype=np.float64).reshape(-1)
+    return np.column_stack([_logit(chance, 1e-4), np.asarray(shapes, dtype=np.float64).reshape(-1, 3)])
 
 
-def _stacked_design(base_probability, shapes, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    features = np.clip((_stacked_features(base_probability, shapes) - mean) / scale, -SHAPE_MAX_SPREADS, SHAPE_MAX_SPREADS)
-    return np.column_stack([features, np.ones(len(features))])
+def _stacked_design(features: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``features`` standardised and clipped, with a column of ones for the intercept."""
+    standardised = np.clip((features - mean) / scale, -SHAPE_MAX_SPREADS, SHAPE_MAX_SPREADS)
+    return np.column_stack([standardised, np.ones(len(standardised))])
 
 
 def fit_shape_adjustment(
@@ -237,7 +244,7 @@ def fit_shape_adjustment(
         return None
     features = _stacked_features(base_probability, shapes)
     mean, scale = features.mean(axis=0), np.maximum(features.std(axis=0), SHAPE_MIN_SPREAD)
-    design = _stacked_design(base_probability, shapes, mean, scale)
+    design = _stacked_design(features, mean, scale)
     ridge = np.array([SHAPE_RIDGE] * features.shape[1] + [0.0])
     weights = _newton_logistic(design, _soft_targets(useful, prior, strength), ridge)
     return ShapeAdjustment(mean, scale, weights)
