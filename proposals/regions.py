@@ -28,7 +28,7 @@ import numpy as np
 from proposals.boxes import as_boxes, box_areas, clip_boxes, iou_matrix, nms_keep, valid_box_mask
 from proposals.features import FeatureExtractor
 from proposals.labels import BACKGROUND, LabelIndex
-from proposals.tracking import propagate_boxes
+from proposals.tracking import fuse_estimates, propagate_boxes
 from proposals.types import LabelSuggestion, RegionProposal
 
 # Segmentation runs on a reduced copy: the hierarchy cost grows with pixels, boxes do not need
@@ -451,9 +451,13 @@ def propose_regions(
     """
     height, width = rgb.shape[:2]
     found = _Candidates([], [], [], [])
+    carried = []
     for neighbour_rgb, neighbour_boxes, neighbour_labels, *seconds_apart in neighbours:
         moved, confidence = propagate_boxes(neighbour_rgb, rgb, neighbour_boxes, seconds_apart=(seconds_apart or [1.0])[0])
-        found.extend(moved, confidence, Source.PROPAGATION, neighbour_labels)
+        carried.append((moved, confidence, neighbour_labels))
+    if carried:
+        fused_boxes, fused_confidence, fused_labels = fuse_estimates(carried)
+        found.extend(fused_boxes, fused_confidence, Source.PROPAGATION, fused_labels)
     if detector is not None:
         detected_boxes, detected_scores, detected_labels = detector(rgb)
         found.extend(detected_boxes, detected_scores, Source.DETECTOR, detected_labels)

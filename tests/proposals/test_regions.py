@@ -13,7 +13,7 @@ from proposals.boxes import (
 from proposals.features import FeatureConfig, get_extractor
 from proposals.labels import BACKGROUND, LabelIndex
 from proposals.regions import exemplar_boxes, frame_candidates, candidate_boxes, motion_boxes, propose_regions
-from proposals.tracking import propagate_boxes, propagate_boxes_through, redetect_boxes
+from proposals.tracking import fuse_estimates, propagate_boxes, propagate_boxes_through, redetect_boxes
 
 HEIGHT, WIDTH = 120, 160
 RED, GREEN = 1, 2
@@ -159,6 +159,35 @@ def test_frames_seconds_apart_are_searched_further_and_over_more_scales():
 
     assert iou_matrix(near, truth)[0, 0] < 0.5
     assert iou_matrix(far, truth)[0, 0] > 0.7 and confidence[0] > 0.8
+
+
+def test_agreeing_estimates_of_one_object_are_averaged_and_the_rest_kept():
+    before = (np.array([[0, 0, 10, 10], [50, 50, 60, 60]], np.float32), np.array([0.9, 0.2], np.float32), np.array([RED, GREEN]))
+    after = (
+        np.array([[100, 100, 110, 110], [2, 0, 12, 10], [50, 50, 60, 60]], np.float32),
+        np.array([0.3, 0.5, 0.8], np.float32),
+        np.array([RED, RED, RED]),
+    )
+
+    boxes, confidence, labels = fuse_estimates([before, after])
+
+    # The two red boxes near the origin are one object: one mean box, the best confidence.
+    # The green box and the red one on it are different labels, so both stay, as does the
+    # red box far away that agrees with nothing.
+    assert boxes.tolist() == [[1, 0, 11, 10], [50, 50, 60, 60], [100, 100, 110, 110], [50, 50, 60, 60]]
+    assert confidence.tolist() == pytest.approx([0.9, 0.2, 0.3, 0.8])
+    assert labels.tolist() == [RED, GREEN, RED, RED]
+    assert [len(a) for a in fuse_estimates([])] == [0, 0, 0]
+
+
+def test_each_labelled_frame_adds_at_most_one_estimate_to_an_object():
+    # Two boxes of one frame on the same object stay apart: only the closer one is averaged in.
+    first = (np.array([[0, 0, 10, 10]], np.float32), np.array([0.5], np.float32), np.array([RED]))
+    second = (np.array([[1, 0, 11, 10], [0, 0, 10, 10]], np.float32), np.array([0.5, 0.6], np.float32), np.array([RED, RED]))
+
+    boxes, _, _ = fuse_estimates([first, second])
+
+    assert boxes.tolist() == [[0, 0, 10, 10], [1, 0, 11, 10]]
 
 
 # --- candidates ----------------------------------------------------------------------------
