@@ -270,12 +270,19 @@ def fuse_estimates(
     82 % with the mean (85 % -> 88 % on the night look). Estimates that agree with none
     are kept as they are.
 
+    Agreement is also the best evidence that a box is right: of boxes carried with a flow
+    confidence of 0.6-0.8, 96-98 % of those two frames agreed on were on an object, and only
+    22-44 % of those that one frame alone carried (the other lost the object, or the first
+    followed something else). So an object's confidence is the sum of its estimates'
+    confidences over the number of labelled frames: unchanged with one, and a box no other
+    frame confirms counts for less.
+
     Args:
         estimates: per labelled frame, ``(float32 [N, 4] xyxy, float32 [N] confidence,
             int64 [N] label ids)`` in the frame proposed for.
     Returns:
         ``(float32 [M, 4], float32 [M], int64 [M])``: the mean box of each group of agreeing
-        estimates with the group's best confidence and its label, then the unmatched ones.
+        estimates with its confidence and label, then the unmatched ones.
     """
     totals = np.zeros((0, 4), np.float64)
     counts = np.zeros(0, np.int64)
@@ -295,10 +302,11 @@ def fuse_estimates(
                 continue
             totals[row] += boxes[column]
             counts[row] += 1
-            confidence[row] = max(confidence[row], estimate_confidence[column])
+            confidence[row] += estimate_confidence[column]
             matched[column] = grown[row] = True
         totals = np.concatenate([totals, boxes[~matched].astype(np.float64)])
         counts = np.concatenate([counts, np.ones(int((~matched).sum()), np.int64)])
         confidence = np.concatenate([confidence, estimate_confidence[~matched]])
         labels = np.concatenate([labels, estimate_labels[~matched]])
-    return (totals / np.maximum(counts, 1)[:, None]).astype(np.float32), confidence, labels
+    mean_boxes = (totals / np.maximum(counts, 1)[:, None]).astype(np.float32)
+    return mean_boxes, confidence / max(1, len(estimates)), labels

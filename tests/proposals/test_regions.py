@@ -171,13 +171,14 @@ def test_agreeing_estimates_of_one_object_are_averaged_and_the_rest_kept():
 
     boxes, confidence, labels = fuse_estimates([before, after])
 
-    # The two red boxes near the origin are one object: one mean box, the best confidence.
-    # The green box and the red one on it are different labels, so both stay, as does the
-    # red box far away that agrees with nothing.
+    # The two red boxes near the origin are one object: one mean box, which both frames
+    # support. The green box and the red one on it are different labels, so both stay, as
+    # does the red box far away that agrees with nothing; only one of two frames supports each.
     assert boxes.tolist() == [[1, 0, 11, 10], [50, 50, 60, 60], [100, 100, 110, 110], [50, 50, 60, 60]]
-    assert confidence.tolist() == pytest.approx([0.9, 0.2, 0.3, 0.8])
+    assert confidence.tolist() == pytest.approx([0.7, 0.1, 0.15, 0.4])
     assert labels.tolist() == [RED, GREEN, RED, RED]
     assert [len(a) for a in fuse_estimates([])] == [0, 0, 0]
+    assert fuse_estimates([before])[1].tolist() == pytest.approx([0.9, 0.2])  # one frame: as carried
 
 
 def test_each_labelled_frame_adds_at_most_one_estimate_to_an_object():
