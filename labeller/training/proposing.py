@@ -177,15 +177,16 @@ def show_policy(*, project_id: int) -> ShowPolicy:
     """Fit the policy on the project's latest decided outcomes (cached until they change)."""
     decided = ProposalOutcome.objects.filter(project_id=project_id, decided_at__isnull=False)
     decisions = decided.count()
+    calibrated_on = decided.filter(scored_by_index=True)
     key = (project_id, decisions)
     with _cache_lock:
         cached = _policy_cache.get(project_id)
         if cached is not None and cached[0] == key:
             return cached[1]
     calibrations, shape_adjustments = {}, {}
-    for source, shot_labelled in decided.values_list("source", "shot_labelled").distinct():
+    for source, shot_labelled in calibrated_on.values_list("source", "shot_labelled").distinct():
         rows = list(
-            decided.filter(source=source, shot_labelled=shot_labelled)
+            calibrated_on.filter(source=source, shot_labelled=shot_labelled)
             .order_by("-decided_at", "-id")
             .values_list("score", "useful", "box", "frame__width", "frame__height")[:CALIBRATION_HISTORY]
         )
@@ -437,6 +438,7 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
         if p.box[2] > p.box[0] and p.box[3] > p.box[1]
     ]
     shot_labelled = bool(neighbours)
+    scored_by_index = stored is not None and len(stored.labels) > 0
     shown, probabilities = _choose_shown(
         proposals, show_policy(project_id=frame.project_id), shot_labelled=shot_labelled,
         frame_size=(frame.width, frame.height),
@@ -448,7 +450,8 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
         if locked.status == FrameStatus.COMPLETE:
             return 0
         count = _store_proposals(
-            locked, proposals, shown, model_version, held=locked.assigned_to_id is not None, shot_labelled=shot_labelled
+            locked, proposals, shown, model_version, held=locked.assigned_to_id is not None,
+            shot_labelled=shot_labelled, scored_by_index=scored_by_index,
         )
         FrameProposals.objects.update_or_create(
             frame_id=locked.pk,
@@ -465,7 +468,8 @@ def _open_proposals(frame_id: int):
 
 
 def _store_proposals(
-    frame: Frame, proposals: list, shown: list[int], model_version: str, *, held: bool, shot_labelled: bool
+    frame: Frame, proposals: list, shown: list[int], model_version: str, *, held: bool, shot_labelled: bool,
+    scored_by_index: bool = True,
 ) -> int:
     """Write the new proposals; the caller holds the frame's row lock."""
     # Human work may have landed while the proposals were computed: never duplicate it.
@@ -516,7 +520,8 @@ def _store_proposals(
         outcomes.append(
             ProposalOutcome(
                 project_id=frame.project_id, frame_id=frame.pk, annotation_id=annotation.pk if annotation else None,
-                source=proposal.source, shot_labelled=shot_labelled, score=proposal.score,
+                source=proposal.source, shot_labelled=shot_labelled, scored_by_index=scored_by_index,
+                score=proposal.score,
                 label_id=proposal.suggestions[0].label_id if proposal.suggestions else None,
                 box=[float(v) for v in proposal.box], shown=annotation is not None,
             )
