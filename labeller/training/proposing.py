@@ -225,7 +225,10 @@ def _choose_shown(
     """Indices of ``proposals`` to show (best first) and every proposal's P(useful).
 
     Without history the chances are only priors, so a cold project shows the few proposals
-    it scores best; once outcomes are decided, every proposal worth showing is shown.
+    it scores best; once outcomes are decided, every proposal worth showing is shown. So
+    does a source with no history of its own in this context (a project's first unlabelled
+    shot after its first frame, a first detector): at least its best few are shown, since
+    a flat prior would show all of them or none.
     """
     scores = np.array([p.score for p in proposals], dtype=np.float64)
     shapes = box_shape_features([p.box for p in proposals], [frame_size] * len(proposals))
@@ -235,8 +238,14 @@ def _choose_shown(
         probabilities[members] = policy.probability(source, shot_labelled, scores[members], shapes[members])
     if policy.cold:
         return np.argsort(-scores, kind="stable")[:COLD_START_SHOWN].tolist(), probabilities
-    shown = select_shown(probabilities, policy.break_even, ranking=scores, limit=PROPOSALS_SHOWN_MAX)
-    return shown.tolist(), probabilities
+    shown = select_shown(probabilities, policy.break_even, ranking=scores, limit=PROPOSALS_SHOWN_MAX).tolist()
+    for source in sorted({p.source for p in proposals}):
+        if calibration_stratum(source, shot_labelled) in policy.calibrations:
+            continue
+        members = np.array([i for i, p in enumerate(proposals) if p.source == source])
+        best = members[np.argsort(-scores[members], kind="stable")[:COLD_START_SHOWN]]
+        shown += [int(i) for i in best if i not in shown][: max(0, PROPOSALS_SHOWN_MAX - len(shown))]
+    return shown, probabilities
 
 
 def proposal_policy_summary(*, project_id: int, recent_frames: int = 50) -> dict:

@@ -146,6 +146,17 @@ def test_proposals_scored_before_the_index_existed_do_not_calibrate_those_scored
     assert set(ProposalOutcome.objects.filter(frame=frame, decided_at__isnull=True).values_list("scored_by_index", flat=True)) == {False}
 
 
+def test_a_source_without_history_in_its_context_shows_its_best_few(tenant, frame, label):
+    # The project has learned about candidates beside followed boxes, never about those on
+    # a shot's first frame: there the flat prior (below break-even) would hide them all.
+    decide(tenant, frame, [(s, s > 0.6) for s in np.linspace(0.0, 0.9, 100)], shot_labelled=True)
+    policy = proposing.show_policy(project_id=tenant.project.pk)
+    candidates = [proposal((i * 20.0, 0, i * 20.0 + 15, 15), 0.1 + i / 100, label) for i in range(10)]
+
+    assert proposing._choose_shown(candidates, policy, shot_labelled=False, frame_size=(640, 360))[0] == [9, 8, 7]
+    assert proposing._choose_shown(candidates, policy, shot_labelled=True, frame_size=(640, 360))[0] == []
+
+
 def test_the_policy_and_the_number_shown_are_visible_to_admins_only(tenant, frame, label):
     store(frame, [proposal((10, 10, 60, 60), 0.9, label), proposal((100, 100, 150, 150), 0.1, label)], [0])
     decide(tenant, FrameFactory(project=tenant.project), [(0.9, True)] * 20 + [(0.1, False)] * 20)
