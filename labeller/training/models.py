@@ -103,10 +103,6 @@ class ProposalOutcome(models.Model):
     # there, so its boxes are the only ones) than beside followed boxes (where what is left is
     # mostly background), so each context is calibrated on its own.
     shot_labelled = models.BooleanField(default=False)
-    # Whether the project's embedding index scored the proposal. Before the first confirmed
-    # box there is no index and a candidate's score is its colour contrast alone, on another
-    # scale: calibrating on both at once taught that low scores were the useful ones.
-    scored_by_index = models.BooleanField(default=True)
     score = models.FloatField()
     label_id = models.BigIntegerField(null=True, blank=True)
     box = models.JSONField()

@@ -177,16 +177,15 @@ def show_policy(*, project_id: int) -> ShowPolicy:
     """Fit the policy on the project's latest decided outcomes (cached until they change)."""
     decided = ProposalOutcome.objects.filter(project_id=project_id, decided_at__isnull=False)
     decisions = decided.count()
-    calibrated_on = decided.filter(scored_by_index=True)
     key = (project_id, decisions)
     with _cache_lock:
         cached = _policy_cache.get(project_id)
         if cached is not None and cached[0] == key:
             return cached[1]
     calibrations, shape_adjustments = {}, {}
-    for source, shot_labelled in calibrated_on.values_list("source", "shot_labelled").distinct():
+    for source, shot_labelled in decided.values_list("source", "shot_labelled").distinct():
         rows = list(
-            calibrated_on.filter(source=source, shot_labelled=shot_labelled)
+            decided.filter(source=source, shot_labelled=shot_labelled)
             .order_by("-decided_at", "-id")
             .values_list("score", "useful", "box", "frame__width", "frame__height")[:CALIBRATION_HISTORY]
         )
@@ -225,10 +224,7 @@ def _choose_shown(
     """Indices of ``proposals`` to show (best first) and every proposal's P(useful).
 
     Without history the chances are only priors, so a cold project shows the few proposals
-    it scores best; once outcomes are decided, every proposal worth showing is shown. So
-    does a source with no history of its own in this context (a project's first unlabelled
-    shot after its first frame, a first detector): at least its best few are shown, since
-    a flat prior would show all of them or none.
+    it scores best; once outcomes are decided, every proposal worth showing is shown.
     """
     scores = np.array([p.score for p in proposals], dtype=np.float64)
     shapes = box_shape_features([p.box for p in proposals], [frame_size] * len(proposals))
@@ -238,14 +234,8 @@ def _choose_shown(
         probabilities[members] = policy.probability(source, shot_labelled, scores[members], shapes[members])
     if policy.cold:
         return np.argsort(-scores, kind="stable")[:COLD_START_SHOWN].tolist(), probabilities
-    shown = select_shown(probabilities, policy.break_even, ranking=scores, limit=PROPOSALS_SHOWN_MAX).tolist()
-    for source in sorted({p.source for p in proposals}):
-        if calibration_stratum(source, shot_labelled) in policy.calibrations:
-            continue
-        members = np.array([i for i, p in enumerate(proposals) if p.source == source])
-        best = members[np.argsort(-scores[members], kind="stable")[:COLD_START_SHOWN]]
-        shown += [int(i) for i in best if i not in shown][: max(0, PROPOSALS_SHOWN_MAX - len(shown))]
-    return shown, probabilities
+    shown = select_shown(probabilities, policy.break_even, ranking=scores, limit=PROPOSALS_SHOWN_MAX)
+    return shown.tolist(), probabilities
 
 
 def proposal_policy_summary(*, project_id: int, recent_frames: int = 50) -> dict:
@@ -447,7 +437,6 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
         if p.box[2] > p.box[0] and p.box[3] > p.box[1]
     ]
     shot_labelled = bool(neighbours)
-    scored_by_index = stored is not None and len(stored.labels) > 0
     shown, probabilities = _choose_shown(
         proposals, show_policy(project_id=frame.project_id), shot_labelled=shot_labelled,
         frame_size=(frame.width, frame.height),
@@ -459,8 +448,7 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
         if locked.status == FrameStatus.COMPLETE:
             return 0
         count = _store_proposals(
-            locked, proposals, shown, model_version, held=locked.assigned_to_id is not None,
-            shot_labelled=shot_labelled, scored_by_index=scored_by_index,
+            locked, proposals, shown, model_version, held=locked.assigned_to_id is not None, shot_labelled=shot_labelled
         )
         FrameProposals.objects.update_or_create(
             frame_id=locked.pk,
@@ -477,8 +465,7 @@ def _open_proposals(frame_id: int):
 
 
 def _store_proposals(
-    frame: Frame, proposals: list, shown: list[int], model_version: str, *, held: bool, shot_labelled: bool,
-    scored_by_index: bool = True,
+    frame: Frame, proposals: list, shown: list[int], model_version: str, *, held: bool, shot_labelled: bool
 ) -> int:
     """Write the new proposals; the caller holds the frame's row lock."""
     # Human work may have landed while the proposals were computed: never duplicate it.
@@ -529,8 +516,7 @@ def _store_proposals(
         outcomes.append(
             ProposalOutcome(
                 project_id=frame.project_id, frame_id=frame.pk, annotation_id=annotation.pk if annotation else None,
-                source=proposal.source, shot_labelled=shot_labelled, scored_by_index=scored_by_index,
-                score=proposal.score,
+                source=proposal.source, shot_labelled=shot_labelled, score=proposal.score,
                 label_id=proposal.suggestions[0].label_id if proposal.suggestions else None,
                 box=[float(v) for v in proposal.box], shown=annotation is not None,
             )

@@ -27,10 +27,8 @@ def label(tenant):
     return LabelFactory(project=tenant.project, name="food.dish.dessert")
 
 
-def store(frame, proposals, shown, *, held=False, shot_labelled=False, scored_by_index=True):
-    return proposing._store_proposals(
-        frame, proposals, shown, "test@1", held=held, shot_labelled=shot_labelled, scored_by_index=scored_by_index
-    )
+def store(frame, proposals, shown, *, held=False, shot_labelled=False):
+    return proposing._store_proposals(frame, proposals, shown, "test@1", held=held, shot_labelled=shot_labelled)
 
 
 def proposal(box, score, label=None, source="candidate"):
@@ -63,11 +61,10 @@ def test_completing_a_frame_decides_every_proposal_shown_or_hidden(tenant, frame
     assert decided[(400, 200)].useful is False
 
 
-def decide(tenant, frame, scores_useful, source="candidate", shot_labelled=False, scored_by_index=True):
+def decide(tenant, frame, scores_useful, source="candidate", shot_labelled=False):
     ProposalOutcome.objects.bulk_create(
         ProposalOutcome(
-            project=tenant.project, frame=frame, source=source, shot_labelled=shot_labelled,
-            scored_by_index=scored_by_index, score=float(score), box=[0, 0, 1, 1],
+            project=tenant.project, frame=frame, source=source, shot_labelled=shot_labelled, score=float(score), box=[0, 0, 1, 1],
             shown=False, useful=bool(useful), label_right=True, box_right=True, decided_at=frame.created_at,
         )
         for score, useful in scores_useful
@@ -127,34 +124,6 @@ def test_a_source_is_calibrated_apart_on_the_first_frame_of_a_shot_and_beside_fo
 
     store(frame, likely, [0], shot_labelled=True)
     assert set(ProposalOutcome.objects.filter(frame=frame, decided_at__isnull=True).values_list("shot_labelled", flat=True)) == {True}
-
-
-def test_proposals_scored_before_the_index_existed_do_not_calibrate_those_scored_by_it(tenant, frame, label):
-    # The project's first frame: no index, so every candidate scored low, and the objects
-    # among them were kept. With the index, high scores are the kept ones. Pooled, the
-    # first frame would say low scores are worth showing.
-    decide(tenant, frame, [(s, True) for s in np.linspace(0.05, 0.2, 40)], scored_by_index=False)
-    decide(tenant, frame, [(s, s > 0.6) for s in np.linspace(0.0, 0.9, 50)])
-    policy = proposing.show_policy(project_id=tenant.project.pk)
-    candidates = [proposal((0, 0, 30, 30), 0.85, label), proposal((40, 0, 70, 30), 0.1, label)]
-
-    shown, chance = proposing._choose_shown(candidates, policy, shot_labelled=False, frame_size=(640, 360))
-
-    assert shown == [0] and chance[1] < policy.break_even < chance[0]
-    assert policy.decisions == 90  # still decisions: they end the cold start
-    store(frame, candidates, [0], scored_by_index=False)
-    assert set(ProposalOutcome.objects.filter(frame=frame, decided_at__isnull=True).values_list("scored_by_index", flat=True)) == {False}
-
-
-def test_a_source_without_history_in_its_context_shows_its_best_few(tenant, frame, label):
-    # The project has learned about candidates beside followed boxes, never about those on
-    # a shot's first frame: there the flat prior (below break-even) would hide them all.
-    decide(tenant, frame, [(s, s > 0.6) for s in np.linspace(0.0, 0.9, 100)], shot_labelled=True)
-    policy = proposing.show_policy(project_id=tenant.project.pk)
-    candidates = [proposal((i * 20.0, 0, i * 20.0 + 15, 15), 0.1 + i / 100, label) for i in range(10)]
-
-    assert proposing._choose_shown(candidates, policy, shot_labelled=False, frame_size=(640, 360))[0] == [9, 8, 7]
-    assert proposing._choose_shown(candidates, policy, shot_labelled=True, frame_size=(640, 360))[0] == []
 
 
 def test_the_policy_and_the_number_shown_are_visible_to_admins_only(tenant, frame, label):
