@@ -177,7 +177,6 @@ def propagate_boxes(
     max_points_per_box: int = 40,
     forward_backward_threshold: float = 1.0,
     seconds_apart: float = 1.0,
-    round_trip: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Move ``boxes`` from ``prev_rgb`` to ``next_rgb``.
 
@@ -185,13 +184,10 @@ def propagate_boxes(
         prev_rgb, next_rgb: ``uint8 [H, W, 3]`` RGB frames of the same size.
         boxes: ``float32 [N, 4]`` xyxy pixels in ``prev_rgb``.
         seconds_apart: time between the frames, for boxes that flow loses (:func:`redetect_boxes`).
-        round_trip: carry each box back to ``prev_rgb`` too, and scale its confidence by how
-            well it lands where it started (see :func:`round_trip_agreement`).
     Returns:
         ``(boxes float32 [N, 4], confidence float32 [N] in [0, 1])``. Confidence is the share of
         points passing the forward-backward check times the appearance similarity of the box
-        before and after (times the round-trip agreement); a box that cannot be followed keeps
-        its position with confidence 0.
+        before and after; a box that cannot be followed keeps its position with confidence 0.
     """
     boxes = as_boxes(boxes)
     height, width = prev_rgb.shape[:2]
@@ -240,32 +236,7 @@ def propagate_boxes(
         better = found_confidence > confidence[lost]
         moved[lost[better]] = found[better]
         confidence[lost[better]] = found_confidence[better]
-    moved = clip_boxes(moved, width, height)
-    if round_trip:
-        confidence *= round_trip_agreement(prev_rgb, next_rgb, boxes, moved, seconds_apart=seconds_apart)
-    return moved, confidence
-
-
-def round_trip_agreement(prev_rgb: np.ndarray, next_rgb: np.ndarray, boxes, moved, *, seconds_apart: float = 1.0) -> np.ndarray:
-    """How well each box carried from ``prev_rgb`` to ``next_rgb`` comes back: ``float32 [N]``,
-    the IoU of ``boxes`` with ``moved`` carried back the same way.
-
-    Tracking that followed the object returns to where it started; tracking that jumped to a
-    look-alike (template matching over a window seconds wide) or drifted onto the background
-    usually does not, because the look-alike is in the first frame too, or the drifted content
-    matches elsewhere. On the generated videos, carrying each labelled frame's boxes into the
-    frames labelled after it (one to five seconds apart), telling boxes on their object (IoU
-    >= 0.5) from the rest went from an AUC of 0.73 (counter) and 0.84 (night) with the
-    forward confidence alone to 0.91 and 0.90 times this agreement; 97-99 % of the boxes that
-    came back at IoU >= 0.85 were on their object, 16-29 % of those that came back below 0.3.
-    It costs a second tracking pass.
-    """
-    boxes, moved = as_boxes(boxes), as_boxes(moved)
-    if len(boxes) == 0:
-        return np.zeros(0, np.float32)
-    back, _ = propagate_boxes(next_rgb, prev_rgb, moved, seconds_apart=seconds_apart, round_trip=False)
-    height, width = prev_rgb.shape[:2]
-    return np.diagonal(iou_matrix(back, clip_boxes(boxes, width, height))).astype(np.float32)
+    return clip_boxes(moved, width, height), confidence
 
 
 def propagate_boxes_through(frames: Sequence[np.ndarray], boxes) -> tuple[np.ndarray, np.ndarray]:
