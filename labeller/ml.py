@@ -250,10 +250,12 @@ def propose(
     detector=None,
     weights: str | None = None,
     top_k: int = 20,
+    chance=None,
 ) -> list[RegionProposal]:
     """Region proposals for a frame, minus those overlapping ``avoid_boxes`` (float32 [M, 4]):
     boxes people already drew and proposals they rejected here, so human work is never
-    duplicated and a rejected false positive is not proposed again."""
+    duplicated and a rejected false positive is not proposed again. ``chance``: see
+    ``proposals.regions.propose_regions``."""
     from proposals.boxes import iou_matrix
     from proposals.regions import propose_regions
 
@@ -267,6 +269,7 @@ def propose(
             exemplars=exemplars,
             detector=detector,
             top_k=top_k,
+            chance=chance,
         )
     if not proposals or not len(avoid_boxes):
         return proposals

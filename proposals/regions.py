@@ -44,6 +44,9 @@ PALETTE_SIZE = 16
 SURROUND_MARGIN = 0.35
 
 Detector = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+# ``(str [N] sources, float32 [N] scores, float32 [N, 4] boxes) -> float [N] P(useful)``.
+Chance = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+CHANCE_TIE_BREAK = 1e-3
 
 
 # --- class-agnostic candidates ---------------------------------------------------------------
@@ -427,6 +430,7 @@ def propose_regions(
     top_k: int = 20,
     nms_iou: float = 0.5,
     max_embedded: int = 28,
+    chance: Chance | None = None,
 ) -> list[RegionProposal]:
     """Regions worth showing in ``rgb``, best first.
 
@@ -446,8 +450,12 @@ def propose_regions(
             them are scored and only the other boxes count against ``max_embedded``.
         top_k: most proposals returned; nms_iou: overlap above which the weaker box is dropped.
         max_embedded: most boxes embedded; embedding dominates the cost (~20 ms a box on CPU).
+        chance: the caller's calibrated P(useful) of each box (see :data:`Chance`). Of two
+            overlapping boxes, the likelier then stays, and proposals come likeliest first.
+            Without it, the raw score decides.
     Returns:
-        At most ``top_k`` proposals with boxes clipped to the frame, sorted by decreasing score.
+        At most ``top_k`` proposals with boxes clipped to the frame, sorted by decreasing
+        chance (or score).
     """
     height, width = rgb.shape[:2]
     found = _Candidates([], [], [], [])
@@ -509,7 +517,11 @@ def propose_regions(
     else:
         scores = weight * confidence
 
-    keep = nms_keep(boxes, scores, iou_threshold=nms_iou)[:top_k]
+    # Scores of different sources are on different scales (a candidate's 0.7 is worth less
+    # than a propagated box's 0.6), so suppression compares calibrated chances where given;
+    # the score breaks ties within a flat stretch of a calibration curve.
+    rank = scores if chance is None or not len(boxes) else chance(sources, scores, boxes) + CHANCE_TIE_BREAK * scores
+    keep = nms_keep(boxes, rank, iou_threshold=nms_iou)[:top_k]
     return [
         RegionProposal(
             box=tuple(float(v) for v in boxes[i]),

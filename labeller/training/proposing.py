@@ -218,6 +218,21 @@ def show_policy(*, project_id: int) -> ShowPolicy:
     return policy
 
 
+def proposal_chances(
+    policy: ShowPolicy, sources, scores, boxes, *, shot_labelled: bool, frame_size: tuple[int, int]
+) -> np.ndarray:
+    """float64 [N] P(useful) of proposals from str [N] ``sources`` with float [N] ``scores``
+    and float [N, 4] ``boxes`` on a frame of ``frame_size`` (width, height)."""
+    sources = np.asarray(sources)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    shapes = box_shape_features(boxes, [frame_size] * len(scores))
+    probabilities = np.zeros(len(scores))
+    for source in set(sources.tolist()):
+        members = np.flatnonzero(sources == source)
+        probabilities[members] = policy.probability(source, shot_labelled, scores[members], shapes[members])
+    return probabilities
+
+
 def _choose_shown(
     proposals: list, policy: ShowPolicy, *, shot_labelled: bool, frame_size: tuple[int, int]
 ) -> tuple[list[int], np.ndarray]:
@@ -227,11 +242,10 @@ def _choose_shown(
     it scores best; once outcomes are decided, every proposal worth showing is shown.
     """
     scores = np.array([p.score for p in proposals], dtype=np.float64)
-    shapes = box_shape_features([p.box for p in proposals], [frame_size] * len(proposals))
-    probabilities = np.zeros(len(proposals))
-    for source in {p.source for p in proposals}:
-        members = [i for i, p in enumerate(proposals) if p.source == source]
-        probabilities[members] = policy.probability(source, shot_labelled, scores[members], shapes[members])
+    probabilities = proposal_chances(
+        policy, [p.source for p in proposals], scores, [p.box for p in proposals],
+        shot_labelled=shot_labelled, frame_size=frame_size,
+    )
     if policy.cold:
         return np.argsort(-scores, kind="stable")[:COLD_START_SHOWN].tolist(), probabilities
     shown = select_shown(probabilities, policy.break_even, ranking=scores, limit=PROPOSALS_SHOWN_MAX)
@@ -428,19 +442,23 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
     avoid = np.array(list(kept.values_list("x1", "y1", "x2", "y2")), dtype=np.float32).reshape(-1, 4)
     rgb = read_frame_rgb(frame)
     neighbours = _neighbours(frame)
+    shot_labelled = bool(neighbours)
+    policy = show_policy(project_id=frame.project_id)
+    frame_size = (frame.width, frame.height)
+
+    def chance(sources, scores, boxes):
+        return proposal_chances(policy, sources, scores, boxes, shot_labelled=shot_labelled, frame_size=frame_size)
+
     proposals = [
         p for p in ml.propose(
             rgb, neighbours=neighbours, stored=stored, avoid_boxes=avoid,
             candidates=frame_candidates_cached(frame, rgb, weights), exemplars=_exemplars(frame),
             detector=_project_detector(frame.project_id), weights=weights, top_k=PROPOSALS_GENERATED,
+            chance=chance,
         )
         if p.box[2] > p.box[0] and p.box[3] > p.box[1]
     ]
-    shot_labelled = bool(neighbours)
-    shown, probabilities = _choose_shown(
-        proposals, show_policy(project_id=frame.project_id), shot_labelled=shot_labelled,
-        frame_size=(frame.width, frame.height),
-    )
+    shown, probabilities = _choose_shown(proposals, policy, shot_labelled=shot_labelled, frame_size=frame_size)
     uncertainty = frame_uncertainty(proposals, probabilities)
     model_version = f"{state.feature_key}@{state.version}"
     with transaction.atomic():

@@ -325,3 +325,27 @@ def test_propose_regions_uses_the_detector_hook():
     assert len(detected) == 1 and detected[0].box == (100.0, 60.0, 140.0, 100.0)
     assert detected[0].suggestions[0].label_id == 5
     assert proposals[0] is detected[0]
+
+
+def test_of_two_overlapping_boxes_the_likelier_stays_when_the_caller_knows_chances():
+    # Raw scores of different sources are on different scales: here the followed box's
+    # beats the detection on the same object, but the project's history (the caller's
+    # calibrated chances) says this detector is right more often; then the detection stays.
+    background, patch = smooth_background(), textured_patch()
+    neighbour = frame_with_patch(40, 40, patch, background)
+    current = frame_with_patch(46, 43, patch, background)
+    followed = [(neighbour, np.array([[40, 40, 70, 70]], np.float32), np.array([7]))]
+
+    def detector(rgb):
+        return np.array([[45, 42, 75, 72]], np.float32), np.array([0.5], np.float32), np.array([5])
+
+    def chance(sources, scores, boxes):
+        return np.where(sources == "detector", 0.9, 0.3) * np.ones_like(scores)
+
+    raw = propose_regions(current, neighbours=followed, detector=detector)
+    calibrated = propose_regions(current, neighbours=followed, detector=detector, chance=chance)
+
+    on_object = [[46, 43, 76, 73]]
+    assert [p.source for p in raw if iou_matrix([p.box], on_object)[0, 0] > 0.5] == ["propagation"]
+    assert [p.source for p in calibrated if iou_matrix([p.box], on_object)[0, 0] > 0.5] == ["detector"]
+    assert calibrated[0].source == "detector" and calibrated[0].suggestions[0].label_id == 5
