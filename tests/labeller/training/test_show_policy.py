@@ -12,6 +12,7 @@ from labeller.tenants.models import Role
 from labeller.training import proposing
 from labeller.training.clock import learning_clock_read
 from labeller.training.models import FrameProposals, ProposalOutcome
+from proposals.calibration import box_shape_features
 from proposals.types import LabelSuggestion, RegionProposal
 from tests.conftest import api_path
 from tests.factories import FrameFactory, LabelFactory
@@ -256,3 +257,35 @@ def test_boxes_are_followed_from_the_nearest_labelled_frames_with_the_seconds_be
 
     assert [n.seconds_apart for n in neighbours] == [2.5, 3.0]
     assert [n.label_ids.tolist() for n in neighbours] == [[label.pk], [label.pk]]
+
+
+def test_the_refresh_ranks_overlapping_proposals_by_chance_only_on_a_labelled_shot(tenant, label, monkeypatch):
+    # Followed boxes and candidates score on different scales, so there the policy's
+    # calibrated chance decides which of two overlapping boxes stays; on stills, measured on
+    # BCCD, the raw score does better.
+    from tests.factories import AnnotationFactory, ShotFactory, VideoFactory
+
+    video = VideoFactory(project=tenant.project, fps=10.0, frame_count=200)
+    shot = ShotFactory(video=video, start_frame=0, end_frame=200)
+    followed = FrameFactory(project=tenant.project, video=video, shot=shot, index=100, width=640, height=360)
+    AnnotationFactory(frame=FrameFactory(project=tenant.project, video=video, shot=shot, index=110), label=label)
+    still = FrameFactory(project=tenant.project, width=640, height=360)
+    asked = {}
+
+    def propose(rgb, **kwargs):
+        asked[len(asked)] = kwargs["chance"]
+        return []
+
+    monkeypatch.setattr(proposing, "frame_candidates_cached", lambda *args, **kwargs: None)
+    monkeypatch.setattr(proposing.ml, "propose", propose)
+    proposing.proposals_refresh(frame_id=followed.pk, force=True)
+    proposing.proposals_refresh(frame_id=still.pk, force=True)
+
+    chance = asked[0]
+    assert asked[1] is None
+    policy = proposing.show_policy(project_id=tenant.project.pk)
+    boxes = np.array([[10, 10, 60, 60], [12, 10, 62, 60]], np.float32)
+    expected = [policy.probability(source, True, [0.6], box_shape_features([box], [(640, 360)]))[0]
+                for source, box in zip(("propagation", "candidate"), boxes)]
+    assert chance(np.array(["propagation", "candidate"]), np.array([0.6, 0.6]), boxes).tolist() == pytest.approx(expected)
+    assert expected[0] > expected[1]  # a followed box is likelier than a candidate at one score
