@@ -259,10 +259,14 @@ def test_boxes_are_followed_from_the_nearest_labelled_frames_with_the_seconds_be
     assert [n.label_ids.tolist() for n in neighbours] == [[label.pk], [label.pk]]
 
 
-def test_the_refresh_ranks_overlapping_proposals_by_chance_only_on_a_labelled_shot(tenant, label, monkeypatch):
+def test_the_refresh_ranks_overlapping_proposals_by_chance_only_on_a_labelled_shot_with_history(
+    tenant, label, monkeypatch
+):
     # Followed boxes and candidates score on different scales, so there the policy's
-    # calibrated chance decides which of two overlapping boxes stays; on stills, measured on
-    # BCCD, the raw score does better.
+    # calibrated chance decides which of two overlapping boxes stays. On stills, measured on
+    # BCCD, the raw score does better; and a cold policy's chances are bare priors.
+    from django.utils import timezone
+
     from tests.factories import AnnotationFactory, ShotFactory, VideoFactory
 
     video = VideoFactory(project=tenant.project, fps=10.0, frame_count=200)
@@ -270,22 +274,31 @@ def test_the_refresh_ranks_overlapping_proposals_by_chance_only_on_a_labelled_sh
     followed = FrameFactory(project=tenant.project, video=video, shot=shot, index=100, width=640, height=360)
     AnnotationFactory(frame=FrameFactory(project=tenant.project, video=video, shot=shot, index=110), label=label)
     still = FrameFactory(project=tenant.project, width=640, height=360)
-    asked = {}
+    asked = []
 
     def propose(rgb, **kwargs):
-        asked[len(asked)] = kwargs["chance"]
+        asked.append(kwargs["chance"])
         return []
 
     monkeypatch.setattr(proposing, "frame_candidates_cached", lambda *args, **kwargs: None)
     monkeypatch.setattr(proposing.ml, "propose", propose)
+    proposing.proposals_refresh(frame_id=followed.pk, force=True)  # cold: no history yet
+    ProposalOutcome.objects.bulk_create(
+        ProposalOutcome(
+            project=tenant.project, frame=still, source=source, shot_labelled=True, score=0.6, box=[10, 10, 60, 60],
+            shown=True, useful=(i % 5 != 0) == (source == "propagation"), decided_at=timezone.now(),
+        )
+        for source in ("propagation", "candidate") for i in range(proposing.WARM_AFTER_DECISIONS)
+    )
     proposing.proposals_refresh(frame_id=followed.pk, force=True)
     proposing.proposals_refresh(frame_id=still.pk, force=True)
 
-    chance = asked[0]
-    assert asked[1] is None
+    cold, chance, on_still = asked
+    assert cold is None and on_still is None
     policy = proposing.show_policy(project_id=tenant.project.pk)
+    assert not policy.cold
     boxes = np.array([[10, 10, 60, 60], [12, 10, 62, 60]], np.float32)
     expected = [policy.probability(source, True, [0.6], box_shape_features([box], [(640, 360)]))[0]
                 for source, box in zip(("propagation", "candidate"), boxes)]
     assert chance(np.array(["propagation", "candidate"]), np.array([0.6, 0.6]), boxes).tolist() == pytest.approx(expected)
-    assert expected[0] > expected[1]  # a followed box is likelier than a candidate at one score
+    assert expected[0] > 0.5 > expected[1]  # here followed boxes were kept, candidates rejected
