@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from django.db.models import Case, Count, F, FloatField, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Count, Exists, F, FloatField, IntegerField, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from labeller.media.models import Frame, FrameStatus, Shot, Upload, UploadStatus, Video
@@ -10,20 +10,32 @@ from labeller.tenants.models import Organization
 
 # A frame handed to an annotator stays theirs this long, so two people don't label it twice.
 ASSIGNMENT_LEASE = timedelta(minutes=30)
-# Best first by rank = priority + 1 for a keyframe, then video order. Keyframes (they span each
-# shot's looks) come first, in video order; then the other frames, those the models are least
-# sure of first (the learning loop adds its uncertainty about a frame, in [0, 1), to the
-# priority of frames that are not keyframes); a skip takes SKIP_PENALTY off, which sinks a
-# frame below every frame not skipped, keyframes included.
+# Best first by rank = priority + a frame's place among keyframes, then video order. First the
+# frames that open a shot: a shot's first keyframe (a still image opens its own), in video
+# order, so every look is seen before any is labelled twice. Then the shots' other keyframes
+# (they span each shot's looks; the frames between them are then followed from both sides).
+# Then the other frames, those the models are least sure of first (the learning loop adds its
+# uncertainty about a frame, in [0, 1), to the priority of frames that do not open a shot); a
+# skip takes SKIP_PENALTY off, which sinks a frame below every frame not skipped.
+OPENS_SHOT_RANK = 2.0
 KEYFRAME_RANK = 1.0
-SKIP_PENALTY = 2.0
+SKIP_PENALTY = 3.0
 QUEUE_ORDER = ("-queue_rank", "video_id", "index", "id")
+
+
+def _opens_shot() -> Q:
+    earlier_keyframe = Frame.objects.filter(shot_id=OuterRef("shot_id"), is_keyframe=True, index__lt=OuterRef("index"))
+    return Q(is_keyframe=True) & ~Exists(earlier_keyframe)
 
 
 def in_queue_order(frames: QuerySet[Frame]) -> QuerySet[Frame]:
     """``frames`` ordered as the queue hands them out (see QUEUE_ORDER)."""
-    rank = F("priority") + Case(When(is_keyframe=True, then=Value(KEYFRAME_RANK)), default=Value(0.0),
-                                output_field=FloatField())
+    rank = F("priority") + Case(
+        When(_opens_shot(), then=Value(OPENS_SHOT_RANK)),
+        When(is_keyframe=True, then=Value(KEYFRAME_RANK)),
+        default=Value(0.0),
+        output_field=FloatField(),
+    )
     return frames.annotate(queue_rank=rank).order_by(*QUEUE_ORDER)
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from labeller.media.models import Frame, FrameStatus
 from tests.conftest import api_path, client_for
-from tests.factories import FrameFactory, jpeg_bytes
+from tests.factories import FrameFactory, ShotFactory, VideoFactory, jpeg_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -21,6 +21,23 @@ def test_the_queue_gives_keyframes_first_then_priority_then_video_order(tenant):
     order = [take_next(tenant, role).json()["id"] for role in ("annotator", "reviewer", "admin")]
     order.append(tenant.client("annotator").get(api_path(tenant, f"projects/{tenant.project.pk}/queue/peek?limit=9")).json()[-1]["id"])
     assert order == [urgent_key.pk, late_key.pk, uncertain.pk, plain.pk]
+
+
+def test_the_queue_opens_every_shot_before_the_other_keyframes_and_frames(tenant):
+    video = VideoFactory(project=tenant.project)
+    first_shot, second_shot = ShotFactory(video=video, index=0), ShotFactory(video=video, index=1)
+
+    def frame(shot, index, is_keyframe, priority=0.0):
+        return FrameFactory(project=tenant.project, video=video, shot=shot, index=index, is_keyframe=is_keyframe,
+                            priority=priority)
+
+    between = frame(first_shot, 15, False, priority=0.9)
+    later_key = frame(first_shot, 20, True)
+    opens_first = frame(first_shot, 10, True)
+    before_key = frame(second_shot, 55, False)
+    opens_second = frame(second_shot, 60, True)
+    peek = tenant.client("annotator").get(api_path(tenant, f"projects/{tenant.project.pk}/queue/peek?limit=9")).json()
+    assert [f["id"] for f in peek] == [opens_first.pk, opens_second.pk, later_key.pk, between.pk, before_key.pk]
 
 
 def test_two_annotators_never_get_the_same_frame_and_one_resumes_theirs(tenant):
