@@ -5,6 +5,7 @@ rolled back by admins only."""
 from dataclasses import replace
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from django.core.files.storage import default_storage
 from django.utils import timezone
@@ -16,6 +17,7 @@ from labeller.training import proposing, runs, services
 from labeller.training.clock import learning_clock_read
 from labeller.training.models import FrameProposals, ProjectLearning, ProposalOutcome, RunState, RunTrigger, TrainingRun
 from labeller.training.proposing import proposals_refresh
+from proposals.boxes import iou_matrix
 from tests.concurrency import in_parallel
 from tests.conftest import api_path
 from tests.factories import FrameFactory
@@ -107,14 +109,34 @@ def test_a_model_worse_than_the_current_one_stays_a_candidate_until_an_admin_pro
     assert ProjectLearning.objects.get(project=tenant.project).current_run == first
 
 
-def test_the_promoted_detector_proposes_on_frames_still_to_label(tenant, settings):
+def test_the_promoted_detector_proposes_on_frames_still_to_label(tenant, settings, monkeypatch):
     settings.LABELLER = {**settings.LABELLER, "TRAINING_EPOCHS": 15}  # enough to find the shapes
     labelled_frames(tenant.project, 16)
     trained(tenant)
     unlabelled = labelled_frames(tenant.project, 1, seed=9, complete=False)[0]
-    Annotation.objects.filter(frame=unlabelled).delete()
+    truths = Annotation.objects.filter(frame=unlabelled)
+    truth_boxes = np.array(list(truths.values_list("x1", "y1", "x2", "y2")), np.float32)
+    truths.delete()
+    # The real detector, watched: which source's box survives where it and the pixels'
+    # candidates find the same object depends on the run's weights, so the proposals are
+    # checked for the objects and the detector for having found them itself.
+    detected = []
+    promoted = proposing._project_detector
+
+    def watched(project_id):
+        detector = promoted(project_id)
+
+        def detect(rgb):
+            boxes, scores, labels = detector(rgb)
+            detected.append(boxes[scores >= 0.3])
+            return boxes, scores, labels
+        return detect if detector is not None else None
+    monkeypatch.setattr(proposing, "_project_detector", watched)
     proposals_refresh(frame_id=unlabelled.pk, force=True)
-    assert ProposalOutcome.objects.filter(frame=unlabelled, source="detector").exists()
+    assert len(detected) == 1
+    assert (iou_matrix(truth_boxes, detected[0]).max(axis=1) >= 0.5).all()
+    proposed = np.array(list(ProposalOutcome.objects.filter(frame=unlabelled).values_list("box", flat=True)), np.float32)
+    assert (iou_matrix(truth_boxes, proposed).max(axis=1) >= 0.5).all()
 
 
 def test_too_few_complete_frames_is_a_clear_400_and_starts_nothing(tenant):
