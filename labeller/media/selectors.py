@@ -15,7 +15,7 @@ ASSIGNMENT_LEASE = timedelta(minutes=30)
 # order, so every look is seen before any is labelled twice. Then the shots' other keyframes
 # (they span each shot's looks; the frames between them are then followed from both sides).
 # Then the other frames, those the models are least sure of first (the learning loop adds its
-# uncertainty about a frame, in [0, 1), to the priority of frames that do not open a shot); a
+# uncertainty about a frame, in [0, 1), to the priority of frames that are not keyframes); a
 # skip takes SKIP_PENALTY off, which sinks a frame below every frame not skipped.
 OPENS_SHOT_RANK = 2.0
 KEYFRAME_RANK = 1.0

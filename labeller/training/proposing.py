@@ -298,8 +298,8 @@ def frame_uncertainty(proposals: list, probabilities: np.ndarray) -> float:
 def _record_uncertainty(frame: Frame, uncertainty: float) -> float:
     """Store the frame's uncertainty and move its queue priority by the change (the caller
     holds the frame's row lock). It counts for nothing on keyframes, which the queue offers
-    first shot by shot (each one's boxes are followed into the next of its shot), nor under
-    the sequential order."""
+    before the other frames in its own order (see media.selectors), nor under the sequential
+    order."""
     if frame.is_keyframe or ProjectLearning.objects.filter(
         project_id=frame.project_id, queue_order=ProjectLearning.QueueOrder.SEQUENTIAL
     ).exists():
