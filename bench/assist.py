@@ -623,7 +623,7 @@ def main() -> None:
                         help="the first N images of BCCD's test split (default 10; each takes ~20 s at 0.1)")
     parser.add_argument("--video-seconds", type=float, default=None, help="default 40")
     parser.add_argument("--seed-offset", type=int, default=0,
-                        help="add this to each look's seed (4101 counter, 4202 night): held-out videos")
+                        help=f"add this to each look's seed {VIDEO_LOOKS}: held-out videos")
     parser.add_argument("--quick", action="store_true", help="defaults to 12 s videos, 8 images, 12 frames each")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (app data and logs)")
     parser.add_argument("--retrain-every", type=int, default=50,
@@ -649,6 +649,7 @@ def main() -> None:
     unknown = set(names) - set(VIDEO_LOOKS) - {"bccd"}
     if unknown:
         parser.error(f"unknown datasets: {', '.join(sorted(unknown))}")
+    video_seeds = {name: VIDEO_LOOKS[name] + args.seed_offset for name in names if name in VIDEO_LOOKS}
     variants = [name.strip() for name in args.variants.split(",") if name.strip()]
     if not variants or set(variants) - {"plain", "retraining"}:
         parser.error("--variants takes plain, retraining or both")
@@ -661,9 +662,8 @@ def main() -> None:
         app.start()  # it migrates and seeds while the videos are written
         datasets = []
         for name in names:
-            if name in VIDEO_LOOKS:
-                datasets.append(make_video_dataset(name, VIDEO_LOOKS[name] + args.seed_offset, workdir,
-                                                   args.video_seconds))
+            if name in video_seeds:
+                datasets.append(make_video_dataset(name, video_seeds[name], workdir, args.video_seconds))
             else:
                 datasets.append(make_bccd_dataset(args.bccd_images))
         log(f"app healthy after {app.wait_healthy():.0f} s")
@@ -708,7 +708,7 @@ def main() -> None:
             "worst": worst["retraining"],
         },
         "video_seconds": args.video_seconds if any(n in VIDEO_LOOKS for n in names) else None,
-        "video_seeds": {n: VIDEO_LOOKS[n] + args.seed_offset for n in names if n in VIDEO_LOOKS},
+        "video_seeds": video_seeds,
         "bccd_images": args.bccd_images if "bccd" in names else None,
         "max_frames": args.max_frames,
         "demo_settle_s": demo_settle_s,
