@@ -9,9 +9,14 @@ else is an attachment.
 """
 
 import inspect
+import logging
 import re
+import shutil
+import tempfile
 import unicodedata
-from pathlib import PurePosixPath
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 import numpy as np
@@ -23,6 +28,9 @@ from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirec
 from django.utils.http import content_disposition_header
 
 from labeller.media.models import Video
+from labeller.media.video import MediaError, decode_frames_at, rotate_upright
+
+logger = logging.getLogger(__name__)
 
 # Frame URLs carry the frame version, so the bytes behind one URL never change.
 CACHE_CONTROL = "private, max-age=86400"
@@ -135,3 +143,50 @@ def read_frame_rgb(frame) -> np.ndarray:
     """The frame's stored image (JPEG or PNG) decoded as uint8 [H, W, 3] RGB."""
     with frame.image.open("rb") as handle, Image.open(handle) as image:
         return np.array(image.convert("RGB"))
+
+
+@contextmanager
+def stored_file_path(storage, name: str) -> Iterator[Path]:
+    """A local path to a stored file: the file itself on disk storage, else a temporary copy."""
+    try:
+        local = Path(storage.path(name))
+    except NotImplementedError:
+        local = None
+    if local is not None:
+        yield local
+        return
+    with tempfile.NamedTemporaryFile(suffix=Path(name).suffix) as copy:
+        with storage.open(name, "rb") as source:
+            shutil.copyfileobj(source, copy, length=1024 * 1024)
+        copy.flush()
+        yield Path(copy.name)
+
+
+def read_frames_around(frame, offsets_s: Sequence[float]) -> list[np.ndarray]:
+    """The frames of a video frame's shot ``offsets_s`` seconds from it (those inside the shot),
+    decoded from the video, upright and at the stored frame's size, as uint8 [H, W, 3] RGB.
+
+    [] for a still, or where the video cannot be read: they are extra evidence for proposals,
+    which go on without them.
+    """
+    video = frame.video
+    if video is None:
+        return []
+    start, end = (frame.shot.start_frame, frame.shot.end_frame) if frame.shot else (0, video.frame_count or 0)
+    rate = video.fps or 25.0
+    indices = sorted({frame.index + round(offset * rate) for offset in offsets_s} - {frame.index})
+    indices = [index for index in indices if start <= index < end]
+    try:
+        with stored_file_path(video.file.storage, video.file.name) as path:
+            decoded = decode_frames_at(path, indices)
+    except (MediaError, OSError) as error:
+        logger.warning("frames around frame %s not read: %s", frame.pk, error)
+        return []
+    around = []
+    for index in indices:
+        if index in decoded:
+            image = Image.fromarray(rotate_upright(decoded[index], video.rotation))
+            if image.size != (frame.width, frame.height):
+                image = image.resize((frame.width, frame.height), Image.Resampling.BILINEAR)
+            around.append(np.asarray(image))
+    return around

@@ -14,11 +14,8 @@ from __future__ import annotations
 import io
 import json
 import logging
-import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,6 +30,7 @@ from django.utils import timezone
 from labeller.annotations.models import Annotation
 from labeller.core.errors import DomainError
 from labeller.core.tasks import enqueue
+from labeller.media.files import stored_file_path
 from labeller.media.keyframes import every_nth_frames, select_keyframes_per_shot
 from labeller.media.models import Frame, IngestStage, Shot, Video
 from labeller.media.scan import ScanConfig, make_thumbnail, scan_video
@@ -225,25 +223,8 @@ def _advance(video: Video, next_stage: IngestStage) -> None:
             _enqueue_stage(video, next_stage)
 
 
-@contextmanager
-def _stored_path(storage, name: str) -> Iterator[Path]:
-    """A local path to a stored file: the file itself on disk storage, else a temporary copy."""
-    try:
-        local = Path(storage.path(name))
-    except NotImplementedError:
-        local = None
-    if local is not None:
-        yield local
-        return
-    with tempfile.NamedTemporaryFile(suffix=Path(name).suffix) as copy:
-        with storage.open(name, "rb") as source:
-            shutil.copyfileobj(source, copy, length=1024 * 1024)
-        copy.flush()
-        yield Path(copy.name)
-
-
 def _local_path(field_file):
-    return _stored_path(field_file.storage, field_file.name)
+    return stored_file_path(field_file.storage, field_file.name)
 
 
 def _work_prefix(video: Video) -> str:
@@ -368,7 +349,7 @@ def ingest_frames(*, video_id: int, token: str) -> None:
     for row, candidate in enumerate(manifest["candidates"]):
         thumb_name = candidate["name"].removesuffix(".jpg") + ".thumb.jpg"
         if not storage.exists(thumb_name):
-            with _stored_path(storage, candidate["name"]) as path:
+            with stored_file_path(storage, candidate["name"]) as path:
                 storage.save(thumb_name, ContentFile(make_thumbnail(path)))
         thumbnails.append(thumb_name)
         if row % 20 == 0:

@@ -9,7 +9,7 @@ uploader and whose ``code`` is stable for the API and the tests.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
@@ -390,6 +390,42 @@ def decode_video_frames(path: str | Path) -> Iterator[tuple[int, float, av.Video
                 yield index, time_s - start_time_s, frame
         except av.FFmpegError as error:
             raise MediaError(MediaErrorCode.CORRUPT, "The video is damaged part-way through.") from error
+
+
+def decode_frames_at(path: str | Path, indices: Collection[int]) -> dict[int, np.ndarray]:
+    """The frames numbered ``indices`` as uint8 ``[H, W, 3]`` RGB, not rotated, after one seek.
+
+    For a few frames close together (those around a frame to label), which would otherwise
+    mean decoding the video from its start. A frame's number is its time since the stream's
+    start times the frame rate: its decode number (:func:`decode_video_frames`) in a
+    constant-rate video. Numbers the video does not have are left out.
+    """
+    wanted = set(indices)
+    if not wanted:
+        return {}
+    found: dict[int, np.ndarray] = {}
+    with _open_container(Path(path)) as container:
+        if not container.streams.video:
+            raise MediaError(MediaErrorCode.UNSUPPORTED, "The file has no video stream.")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = _frame_rate(stream) or Fraction(25)
+        time_base = stream.time_base or Fraction(1, 1000)
+        origin = stream.start_time or 0
+        try:
+            # Backward: to the last keyframe at or before the first wanted frame.
+            container.seek(origin + int(min(wanted) / rate / time_base), stream=stream, backward=True)
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    continue
+                number = round((frame.pts - origin) * time_base * rate)
+                if number in wanted:
+                    found[number] = frame.to_ndarray(format="rgb24")
+                if number >= max(wanted):
+                    break
+        except av.FFmpegError as error:
+            raise MediaError(MediaErrorCode.CORRUPT, "The video is damaged part-way through.") from error
+    return found
 
 
 def iter_frames(

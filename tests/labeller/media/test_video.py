@@ -9,6 +9,7 @@ from PIL import Image
 from labeller.media.video import (
     MediaError,
     MediaErrorCode,
+    decode_frames_at,
     iter_frames,
     probe_image,
     probe_video,
@@ -180,6 +181,22 @@ def test_iter_frames_streams_every_frame_downscaled():
     assert len(rest) == 249
     assert rest[-1].index == 249
     assert rest[-1].timestamp_s == pytest.approx(249 / 25)
+
+
+@pytest.mark.parametrize("path", [BIKES, TESTVIDEO, BBB], ids=["bikes-mp4", "testvideo-mp4", "bbb-webm"])
+def test_decode_frames_at_gives_the_frames_a_full_decode_numbers_so(path):
+    wanted = {3, 117, 120, 130, 190}
+    expected = {frame.index: frame.image for frame in iter_frames(path) if frame.index in wanted}
+
+    found = decode_frames_at(path, wanted | {100_000})
+
+    assert set(found) == wanted  # a number past the end is left out
+    for index in wanted:
+        assert np.array_equal(found[index], expected[index]), index
+
+
+def test_decode_frames_at_nothing_wanted_opens_nothing(tmp_path):
+    assert decode_frames_at(tmp_path / "missing.mp4", []) == {}
 
 
 def test_scaled_size_keeps_aspect_and_never_upscales():
