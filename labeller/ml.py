@@ -214,18 +214,24 @@ class Neighbour:
     seconds_apart: float = 1.0  # from the frame proposed for
 
 
-def frame_candidates(rgb: np.ndarray, weights: str | None = None) -> FrameCandidates:
-    """The frame's class-agnostic candidates, embedded with the feature model."""
+def frame_candidates(
+    rgb: np.ndarray, weights: str | None = None, others: Sequence[np.ndarray] = ()
+) -> FrameCandidates:
+    """The frame's class-agnostic candidates, and the objects moving against the scene in
+    ``others`` (frames of its shot around it), embedded with the feature model."""
     from proposals.regions import frame_candidates as compute
 
-    return compute(rgb, extractor=feature_extractor(weights))
+    return compute(rgb, extractor=feature_extractor(weights), others=others)
 
 
 def frame_candidates_to_bytes(candidates: FrameCandidates) -> bytes:
     buffer = io.BytesIO()
     vectors = candidates.vectors if candidates.vectors is not None else np.zeros((0, 0), np.float32)
     # float16 halves the cache; cosine scores move by ~1e-3, far below any decision here.
-    np.savez(buffer, boxes=candidates.boxes, prior=candidates.prior, vectors=vectors.astype(np.float16))
+    np.savez(
+        buffer, boxes=candidates.boxes, prior=candidates.prior, vectors=vectors.astype(np.float16),
+        sources=candidates.source_of_each().astype(str),
+    )
     return buffer.getvalue()
 
 
@@ -235,7 +241,8 @@ def frame_candidates_from_bytes(data: bytes) -> FrameCandidates:
     with np.load(io.BytesIO(data), allow_pickle=False) as archive:
         vectors = archive["vectors"].astype(np.float32)
         return FrameCandidates(
-            boxes=archive["boxes"], prior=archive["prior"], vectors=vectors if vectors.size else None
+            boxes=archive["boxes"], prior=archive["prior"], vectors=vectors if vectors.size else None,
+            sources=archive["sources"],
         )
 
 

@@ -20,7 +20,7 @@ from labeller import ml
 from labeller.annotations.models import (Annotation, AnnotationAction, AnnotationEvent, AnnotationSource,
                                         AnnotationStatus, Label)
 from labeller.annotations.services import annotation_snapshot
-from labeller.media.files import read_frame_rgb
+from labeller.media.files import read_frame_rgb, read_frames_around
 from labeller.media.models import Frame, FrameStatus
 from labeller.media.selectors import in_queue_order
 from labeller.training.clock import learning_clock_read
@@ -33,6 +33,7 @@ from labeller.training.services import IndexConflict, index_load, index_state, i
 from proposals.boxes import iou_matrix
 from proposals.calibration import (ActionCosts, Calibration, ShapeAdjustment, box_shape_features, fit_calibration,
                                    fit_shape_adjustment, select_shown)
+from proposals.regions import MOTION_OFFSETS_S
 
 logger = logging.getLogger(__name__)
 
@@ -340,22 +341,29 @@ def _proposal_fields(proposal, model_version: str) -> dict:
     }
 
 
+# In the cache's name: a cache written before motion candidates existed is not read (it
+# would lack them for good), but computed again.
+CANDIDATES_FORMAT = 2
+
+
 def _candidates_name(frame: Frame, weights: str | None) -> str:
     feature = hashlib.sha1(ml.feature_key(weights).encode()).hexdigest()[:12]
-    return f"orgs/{frame.project.organization_id}/projects/{frame.project_id}/candidates/{frame.pk}-{feature}.npz"
+    folder = f"orgs/{frame.project.organization_id}/projects/{frame.project_id}/candidates"
+    return f"{folder}/{frame.pk}-{feature}-v{CANDIDATES_FORMAT}.npz"
 
 
 def frame_candidates_cached(frame: Frame, rgb: np.ndarray, weights: str | None = None):
-    """The frame's class-agnostic candidates and their embeddings, computed once per frame
-    and feature model: they do not change as the project learns, so a refresh only embeds
-    the boxes propagated from confirmed ones, and a person waits less."""
+    """The frame's class-agnostic candidates (with, in a video, the objects that move in the
+    seconds around it) and their embeddings, computed once per frame and feature model: they
+    do not change as the project learns, so a refresh only embeds the boxes propagated from
+    confirmed ones, and a person waits less."""
     name = _candidates_name(frame, weights)
     try:
         with default_storage.open(name, "rb") as handle:
             return ml.frame_candidates_from_bytes(handle.read())
     except (FileNotFoundError, OSError, ValueError, KeyError):
         pass  # not computed yet (or unreadable): compute and store it
-    candidates = ml.frame_candidates(rgb, weights)
+    candidates = ml.frame_candidates(rgb, weights, others=read_frames_around(frame, MOTION_OFFSETS_S))
     if default_storage.exists(name):
         default_storage.delete(name)
     default_storage.save(name, ContentFile(ml.frame_candidates_to_bytes(candidates)))
@@ -449,6 +457,7 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
     def chance(sources, scores, boxes):
         return proposal_chances(policy, sources, scores, boxes, shot_labelled=shot_labelled, frame_size=frame_size)
 
+    candidates = frame_candidates_cached(frame, rgb, weights)
     # Only where boxes followed from confirmed ones compete with the pixels' candidates (on
     # stills, BCCD, letting the chance decide between exemplar and candidate boxes cost
     # 0.864 -> 0.893 of the manual time), and once the project has a history: a cold
@@ -457,7 +466,7 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
     proposals = [
         p for p in ml.propose(
             rgb, neighbours=neighbours, stored=stored, avoid_boxes=avoid,
-            candidates=frame_candidates_cached(frame, rgb, weights), exemplars=_exemplars(frame),
+            candidates=candidates, exemplars=_exemplars(frame),
             detector=_project_detector(frame.project_id), weights=weights, top_k=PROPOSALS_GENERATED,
             chance=chance if shot_labelled and not policy.cold else None,
         )

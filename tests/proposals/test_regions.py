@@ -12,7 +12,8 @@ from proposals.boxes import (
 )
 from proposals.features import FeatureConfig, get_extractor
 from proposals.labels import BACKGROUND, LabelIndex
-from proposals.regions import exemplar_boxes, frame_candidates, candidate_boxes, motion_boxes, propose_regions
+from proposals.regions import (FrameCandidates, candidate_boxes, exemplar_boxes, frame_candidates, motion_boxes,
+                               propose_regions)
 from proposals.tracking import fuse_estimates, propagate_boxes, propagate_boxes_through, redetect_boxes
 
 HEIGHT, WIDTH = 120, 160
@@ -208,14 +209,65 @@ def test_candidate_boxes_recall_simple_objects():
     assert matched_ground_truth(ground_truth, boxes[:6]).all()
 
 
-def test_motion_boxes_find_the_moving_object_on_a_static_camera():
-    background, patch = smooth_background(), textured_patch(20)
-    frames = [background.copy() for _ in range(5)] + [frame_with_patch(100, 60, patch, background)]
+def camera_view(scenery: np.ndarray, dx: float, dy: float, zoom: float) -> np.ndarray:
+    """What a camera panned by ``(dx, dy)`` and zoomed by ``zoom`` sees of ``scenery``, HEIGHT x WIDTH."""
+    centre_x, centre_y = scenery.shape[1] / 2 + dx, scenery.shape[0] / 2 + dy
+    to_view = np.array([[zoom, 0, WIDTH / 2 - zoom * centre_x], [0, zoom, HEIGHT / 2 - zoom * centre_y]], np.float32)
+    return cv2.warpAffine(scenery, to_view, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR)
 
-    boxes, _ = motion_boxes(frames)
 
-    assert recall_at_iou([[100, 60, 120, 80]], boxes, iou_threshold=0.7) == 1.0
+def panning_shot(positions):
+    """A panning, zooming camera over textured scenery, one textured patch at each of
+    ``positions`` (one per frame, None for no patch), in view pixels."""
+    noise = np.random.default_rng(3).integers(0, 255, (200, 260, 3), dtype=np.uint8)
+    scenery = cv2.normalize(cv2.GaussianBlur(noise, (0, 0), 4), None, 0, 255, cv2.NORM_MINMAX)
+    patch = textured_patch(24)
+    frames = []
+    for step, position in enumerate(positions):
+        view = camera_view(scenery, dx=2.0 * step, dy=-1.0 * step, zoom=1.0 + 0.01 * step)
+        frames.append(view if position is None else frame_with_patch(*position, patch, view))
+    return frames
+
+
+def test_motion_boxes_find_the_moving_object_with_the_camera_panning_and_zooming():
+    # The patch crosses the frame; the one at step 3 is the frame to search.
+    frames = panning_shot([(10 + 20 * step, 20 + 10 * step) for step in range(7)])
+    rgb, others = frames[3], frames[:3] + frames[4:]
+
+    boxes, fill = motion_boxes(rgb, others)
+
+    # Only where it is now: not where it was or will be, and no scenery edges.
+    assert recall_at_iou([[70, 50, 94, 74]], boxes, iou_threshold=0.7) == 1.0
     assert len(boxes) == 1
+    assert fill[0] > 0.8
+
+
+def test_motion_boxes_find_nothing_in_a_scene_where_only_the_camera_moves():
+    frames = panning_shot([None] * 7)
+
+    boxes, _ = motion_boxes(frames[3], frames[:3] + frames[4:])
+
+    assert len(boxes) == 0
+
+
+def test_motion_boxes_need_two_other_frames():
+    frames = panning_shot([(10 + 20 * step, 20) for step in range(2)])
+
+    assert len(motion_boxes(frames[0], frames[1:])[0]) == 0
+    assert len(motion_boxes(frames[0], [])[0]) == 0
+
+
+def test_frame_candidates_of_a_video_frame_include_the_moving_objects(extractor):
+    frames = panning_shot([(10 + 20 * step, 20 + 10 * step) for step in range(7)])
+
+    candidates = frame_candidates(frames[3], extractor=extractor, others=frames[:3] + frames[4:])
+    still = frame_candidates(frames[3], extractor=extractor)
+
+    moving = candidates.boxes[candidates.sources == "motion"]
+    assert recall_at_iou([[70, 50, 94, 74]], moving, iou_threshold=0.7) == 1.0
+    assert len(candidates.vectors) == len(candidates.boxes) == len(candidates.prior) == len(candidates.sources)
+    assert set(still.source_of_each()) == {"candidate"}
+    assert len(candidates.boxes) == len(still.boxes) + len(moving)
 
 
 # --- propose_regions -----------------------------------------------------------------------
@@ -253,6 +305,24 @@ def test_propose_regions_puts_a_propagated_box_first_with_its_label():
     assert best.source == "propagation"
     assert iou_matrix([best.box], [[46, 43, 76, 73]])[0, 0] > 0.8
     assert best.suggestions[0].label_id == 7
+
+
+def test_a_moving_blob_over_a_followed_box_is_not_proposed_but_one_where_nothing_is_followed_is():
+    background, patch = smooth_background(), textured_patch()
+    neighbour = frame_with_patch(40, 40, patch, background)
+    current = frame_with_patch(46, 43, patch, background)
+    # Motion saw the followed object (looser, merged with a shadow) and a newcomer at the right.
+    moving = np.array([[40, 38, 100, 80], [120, 20, 150, 50]], np.float32)
+    candidates = FrameCandidates(moving, np.array([0.9, 0.9], np.float32), sources=np.array(["motion", "motion"]))
+
+    proposals = propose_regions(
+        current, neighbours=[(neighbour, np.array([[40, 40, 70, 70]], np.float32), np.array([7]))],
+        candidates=candidates,
+    )
+
+    by_source = {(p.source, tuple(round(v) for v in p.box)) for p in proposals}
+    assert ("motion", (120, 20, 150, 50)) in by_source
+    assert [p.source for p in proposals if iou_matrix([p.box], [[46, 43, 76, 73]])[0, 0] > 0.3] == ["propagation"]
 
 
 def red_discs_confirmed_green_square_rejected(extractor) -> LabelIndex:

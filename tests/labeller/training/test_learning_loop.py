@@ -155,9 +155,57 @@ def test_a_refresh_reuses_the_frames_candidates_and_their_embeddings(tenant, ing
     frame = Frame.objects.filter(video=ingested).order_by("index").first()
     computed = []
     real = ml.frame_candidates
-    monkeypatch.setattr(ml, "frame_candidates", lambda rgb, weights=None: computed.append(frame.pk) or real(rgb, weights))
+    def counting(rgb, weights=None, others=()):
+        computed.append(frame.pk)
+        return real(rgb, weights, others)
+
+    monkeypatch.setattr(ml, "frame_candidates", counting)
 
     proposing.proposals_refresh(frame_id=frame.pk)
     proposing.proposals_refresh(frame_id=frame.pk, force=True)
 
     assert computed == [frame.pk]
+
+
+def _middle_frame_of_a_shot(video) -> Frame:
+    """A frame with seconds of its shot on each side of it."""
+    frames = list(Frame.objects.filter(video=video).select_related("shot").order_by("index"))
+    return max(frames, key=lambda f: min(f.index - f.shot.start_frame, f.shot.end_frame - f.index))
+
+
+@pytest.fixture(scope="module")
+def roaming(tmp_path_factory):
+    """Objects that roam the frame, each moving by about its size in a second or two."""
+    return make_synthetic(
+        tmp_path_factory.mktemp("roaming"), seconds=8, n_shots=1, seed=5, objects_per_shot=4, look="counter",
+        width=320, height=180,
+    )
+
+
+def test_a_video_frames_candidates_include_the_objects_moving_around_it(tenant, roaming):
+    from labeller.media.files import read_frame_rgb
+
+    video = ingest_synthetic(tenant.project, tenant.admin, roaming)
+    frame = _middle_frame_of_a_shot(video)
+
+    candidates = proposing.frame_candidates_cached(frame, read_frame_rgb(frame))
+
+    moving = candidates.boxes[candidates.sources == "motion"]
+    truth = np.array([gt.box for gt in roaming.boxes[frame.index]], np.float32)
+    overlap = iou_matrix(truth, moving)
+    assert len(truth) == 4
+    # Objects that touch merge into one moving blob; the others are found as they are, and
+    # nothing of the scenery moves once the camera's pan and zoom are taken out.
+    assert (overlap.max(axis=1) >= 0.6).sum() >= 2
+    assert (overlap.max(axis=0) >= 0.3).all()
+
+
+def test_candidates_go_on_without_motion_when_the_video_cannot_be_read(tenant, ingested, synthetic):
+    from labeller.media.files import read_frame_rgb
+
+    frame = _middle_frame_of_a_shot(ingested)
+    ingested.file.storage.delete(ingested.file.name)
+
+    candidates = proposing.frame_candidates_cached(frame, read_frame_rgb(frame))
+
+    assert len(candidates.boxes) and set(candidates.sources) == {"candidate"}
