@@ -292,6 +292,7 @@ MOTION_NOISE_DEVIATIONS = 4.0
 MOTION_MIN_DIFFERENCE = 10
 MOTION_ALIGN_TOLERANCE = 1
 MOTION_MIN_AREA_SHARE = 0.0008
+MOTION_EDGE_MARGIN = 3
 # The frames of a shot to look for motion in, seconds from the frame: both sides, so that the
 # median sees the scene behind an object wherever it stands, and far enough that an object
 # moving at a slow walk has left its place (offline, on held-out generated videos, boxes at
@@ -354,6 +355,10 @@ def motion_boxes(rgb: np.ndarray, others: Sequence[np.ndarray]) -> tuple[np.ndar
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         aligned = cv2.warpAffine(small, warp, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
         seen = cv2.warpAffine(np.ones(size[::-1], np.uint8), warp, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+        # A few pixels in from the other frame's edge, its pixels are interpolated with (and
+        # blurred from) the border it repeats: slivers that "move" as the camera pans.
+        margin = np.ones((2 * MOTION_EDGE_MARGIN + 1,) * 2, np.uint8)
+        seen = cv2.erode(seen, margin, borderType=cv2.BORDER_CONSTANT, borderValue=0)
         above = reference - cv2.dilate(aligned, window).astype(np.int16)
         below = cv2.erode(aligned, window).astype(np.int16) - reference
         difference = np.maximum(np.maximum(above, below), 0).max(axis=2).astype(np.float32)
