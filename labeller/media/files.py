@@ -162,6 +162,11 @@ def stored_file_path(storage, name: str) -> Iterator[Path]:
         yield Path(copy.name)
 
 
+def field_file_path(field_file: FieldFile):
+    """A local path to a model's stored file (see :func:`stored_file_path`)."""
+    return stored_file_path(field_file.storage, field_file.name)
+
+
 def read_frames_around(frame, offsets_s: Sequence[float]) -> list[np.ndarray]:
     """The frames of a video frame's shot ``offsets_s`` seconds from it (those inside the shot),
     decoded from the video, upright and at the stored frame's size, as uint8 [H, W, 3] RGB.
@@ -177,7 +182,7 @@ def read_frames_around(frame, offsets_s: Sequence[float]) -> list[np.ndarray]:
     indices = sorted({frame.index + round(offset * rate) for offset in offsets_s} - {frame.index})
     indices = [index for index in indices if start <= index < end]
     try:
-        with stored_file_path(video.file.storage, video.file.name) as path:
+        with field_file_path(video.file) as path:
             decoded = decode_frames_at(path, indices)
     except (MediaError, OSError) as error:
         logger.warning("frames around frame %s not read: %s", frame.pk, error)

@@ -30,7 +30,7 @@ from django.utils import timezone
 from labeller.annotations.models import Annotation
 from labeller.core.errors import DomainError
 from labeller.core.tasks import enqueue
-from labeller.media.files import stored_file_path
+from labeller.media.files import field_file_path, stored_file_path
 from labeller.media.keyframes import every_nth_frames, select_keyframes_per_shot
 from labeller.media.models import Frame, IngestStage, Shot, Video
 from labeller.media.scan import ScanConfig, make_thumbnail, scan_video
@@ -223,10 +223,6 @@ def _advance(video: Video, next_stage: IngestStage) -> None:
             _enqueue_stage(video, next_stage)
 
 
-def _local_path(field_file):
-    return stored_file_path(field_file.storage, field_file.name)
-
-
 def _work_prefix(video: Video) -> str:
     project = video.project
     return video_work_prefix(organization_id=project.organization_id, project_id=project.pk, video_id=video.pk)
@@ -242,7 +238,7 @@ def ingest_probe(*, video_id: int, token: str) -> None:
     if video is None:
         return
     _set_progress(video, IngestStage.PROBING)
-    with _local_path(video.file) as path:
+    with field_file_path(video.file) as path:
         probe = probe_video(path, max_duration_s=settings.LABELLER["MAX_VIDEO_SECONDS"])
     Video.objects.filter(pk=video.pk, ingest_token=video.ingest_token).update(**_probe_fields(probe))
     _advance(video, IngestStage.SCANNING)
@@ -258,7 +254,7 @@ def ingest_scan(*, video_id: int, token: str, embed) -> None:
     config = ScanConfig(every_nth=project.every_nth_frame or None, jpeg_quality=project.jpeg_quality)
     storage = video.file.storage
     prefix = _run_prefix(video, token)
-    with tempfile.TemporaryDirectory(prefix="labeller-scan-") as workdir, _local_path(video.file) as path:
+    with tempfile.TemporaryDirectory(prefix="labeller-scan-") as workdir, field_file_path(video.file) as path:
         result = scan_video(
             path,
             candidate_dir=workdir,

@@ -457,7 +457,6 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
     def chance(sources, scores, boxes):
         return proposal_chances(policy, sources, scores, boxes, shot_labelled=shot_labelled, frame_size=frame_size)
 
-    candidates = frame_candidates_cached(frame, rgb, weights)
     # Only where boxes followed from confirmed ones compete with the pixels' candidates (on
     # stills, BCCD, letting the chance decide between exemplar and candidate boxes cost
     # 0.864 -> 0.893 of the manual time), and once the project has a history: a cold
@@ -466,7 +465,7 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
     proposals = [
         p for p in ml.propose(
             rgb, neighbours=neighbours, stored=stored, avoid_boxes=avoid,
-            candidates=candidates, exemplars=_exemplars(frame),
+            candidates=frame_candidates_cached(frame, rgb, weights), exemplars=_exemplars(frame),
             detector=_project_detector(frame.project_id), weights=weights, top_k=PROPOSALS_GENERATED,
             chance=chance if shot_labelled and not policy.cold else None,
         )
