@@ -47,6 +47,15 @@ def box_areas(boxes) -> np.ndarray:
     return np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
 
 
+def covered_shares(boxes, others) -> np.ndarray:
+    """``float32 [N, M]``: the share of each of ``boxes`` [N, 4] that each of ``others`` [M, 4] covers."""
+    a, b = as_boxes(boxes), as_boxes(others)
+    width = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    height = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.clip(width, 0, None) * np.clip(height, 0, None)
+    return inter / np.maximum(box_areas(a), 1.0)[:, None]
+
+
 def nms_keep(boxes, scores, *, iou_threshold: float, groups=None) -> np.ndarray:
     """Indices (``int64 [K]``, by decreasing score) kept by non-maximum suppression.
 

@@ -28,7 +28,7 @@ from enum import StrEnum
 import cv2
 import numpy as np
 
-from proposals.boxes import as_boxes, box_areas, clip_boxes, iou_matrix, nms_keep, valid_box_mask
+from proposals.boxes import as_boxes, box_areas, clip_boxes, covered_shares, iou_matrix, nms_keep, valid_box_mask
 from proposals.features import FeatureExtractor
 from proposals.labels import BACKGROUND, LabelIndex
 from proposals.tracking import fuse_estimates, propagate_boxes
@@ -597,7 +597,7 @@ def propose_regions(
     if len(moving) and len(followed):
         # A moving blob over a followed box is that object again, looser, or several merged:
         # only where nothing is followed can it be an object the shot's labels do not carry.
-        valid[moving[_covered_share(boxes[moving], followed) > MOTION_FOLLOWED_OVERLAP]] = False
+        valid[moving[covered_shares(boxes[moving], followed).max(axis=1) > MOTION_FOLLOWED_OVERLAP]] = False
     boxes, confidence, known_labels, sources, cached_row = (
         a[valid] for a in (boxes, confidence, known_labels, sources, cached_row)
     )
@@ -638,14 +638,6 @@ def propose_regions(
         )
         for i in keep
     ]
-
-
-def _covered_share(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """float [N] the largest share of each of ``boxes`` [N, 4] that one of ``others`` [M, 4] covers."""
-    width = np.minimum(boxes[:, None, 2], others[None, :, 2]) - np.maximum(boxes[:, None, 0], others[None, :, 0])
-    height = np.minimum(boxes[:, None, 3], others[None, :, 3]) - np.maximum(boxes[:, None, 1], others[None, :, 1])
-    inter = np.clip(width, 0, None) * np.clip(height, 0, None)
-    return (inter / np.maximum(box_areas(boxes), 1.0)[:, None]).max(axis=1)
 
 
 def _with_known_label(
