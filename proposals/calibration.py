@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from proposals.boxes import covered_shares
+
 # At least this many decisions per bin; fewer bins while history is short.
 MIN_PER_BIN = 20
 MAX_BINS = 12
@@ -175,11 +177,11 @@ def fit_calibration(scores, useful, *, prior: float, strength: float = PRIOR_STR
     return Calibration(knots, values[first], len(scores), prior)
 
 
-# --- the box's shape ---------------------------------------------------------------------
+# --- the box's shape and place ---------------------------------------------------------
 
-# A source's calibrated chance is moved by the box's shape once it has this many decisions
-# of both kinds; the shape weights are penalised (ridge, on standardised features) so that
-# a short history moves little.
+# A source's calibrated chance is moved by the box's shape and place once it has this many
+# decisions of both kinds; the weights are penalised (ridge, on standardised features) so
+# that a short history moves little.
 SHAPE_MIN_DECISIONS = 10
 SHAPE_RIDGE = 1.0
 # Features are standardised by at least this spread (a history of boxes all of one size
@@ -187,44 +189,71 @@ SHAPE_RIDGE = 1.0
 # at most this many spreads away: no extrapolation to certainty.
 SHAPE_MIN_SPREAD = 0.1
 SHAPE_MAX_SPREADS = 4.0
+BOX_FEATURES = 4
 
 
-def box_shape_features(boxes, frame_sizes) -> np.ndarray:
-    """float64 [N, 3] for float [N, 4] xyxy ``boxes`` in frames of float [N, 2] (width,
-    height) ``frame_sizes``: the log of the box's share of the frame, its square, and the
-    squared log aspect ratio (0 for a square). Objects of a project have typical sizes and
-    shapes, and a class-agnostic segment of a table top or a sliver of a shadow does not."""
+def followed_cover(boxes, followed, followed_scores, own=None) -> np.ndarray:
+    """float64 [N]: how much of each of ``boxes`` (float [N, 4] xyxy) a box followed from a
+    confirmed one already claims: the largest share of it that one of ``followed`` (float
+    [M, 4]) covers, times that box's score (float [M], clipped to [0, 1]). ``own`` (int [N]):
+    the row in ``followed`` of a box that is itself followed, -1 for others; a box does not
+    cover itself.
+
+    Beside followed boxes, a candidate mostly inside a confidently followed object is a part
+    of it or that object again, while one in free space may be an object the shot's labels
+    do not carry (or one the tracker lost): the project's history says how much each is kept.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    followed = np.asarray(followed, dtype=np.float64).reshape(-1, 4)
+    if not len(boxes) or not len(followed):
+        return np.zeros(len(boxes))
+    cover = covered_shares(boxes, followed) * np.clip(np.asarray(followed_scores, np.float64), 0.0, 1.0)[None, :]
+    if own is not None:
+        own = np.asarray(own, dtype=np.int64).reshape(-1)
+        rows = np.flatnonzero(own >= 0)
+        cover[rows, own[rows]] = 0.0
+    return cover.max(axis=1).astype(np.float64)
+
+
+def box_features(boxes, frame_sizes, cover=None) -> np.ndarray:
+    """float64 [N, 4] for float [N, 4] xyxy ``boxes`` in frames of float [N, 2] (width,
+    height) ``frame_sizes``: the log of the box's share of the frame, its square, the
+    squared log aspect ratio (0 for a square), and ``cover`` (float [N],
+    :func:`followed_cover`; 0 where nothing is followed). Objects of a project have typical
+    sizes and shapes, and a class-agnostic segment of a table top or a sliver of a shadow
+    does not."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     frame_sizes = np.asarray(frame_sizes, dtype=np.float64).reshape(-1, 2)
     width = np.maximum(boxes[:, 2] - boxes[:, 0], 1.0)
     height = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
     share = np.log(width * height / np.maximum(frame_sizes[:, 0] * frame_sizes[:, 1], 1.0))
-    return np.stack([share, share**2, np.log(width / height) ** 2], axis=1)
+    cover = np.zeros(len(boxes)) if cover is None else np.asarray(cover, dtype=np.float64).reshape(-1)
+    return np.stack([share, share**2, np.log(width / height) ** 2, cover], axis=1)
 
 
 @dataclass(frozen=True)
 class ShapeAdjustment:
     """P(useful) = logistic(weights . [standardised (logit of the score's calibrated chance,
-    shape features), 1]): the score's chance, moved by what the project's history says about
-    boxes of this size and shape (stacking on top of :class:`Calibration`)."""
+    box features), 1]): the score's chance, moved by what the project's history says about
+    boxes of this size, shape and place (stacking on top of :class:`Calibration`)."""
 
-    mean: np.ndarray  # float64 [4]
-    scale: np.ndarray  # float64 [4]
-    weights: np.ndarray  # float64 [5], the intercept last
+    mean: np.ndarray  # float64 [1 + BOX_FEATURES]
+    scale: np.ndarray  # float64 [1 + BOX_FEATURES]
+    weights: np.ndarray  # float64 [2 + BOX_FEATURES], the intercept last
 
-    def probability(self, base_probability, shapes) -> np.ndarray:
-        """float64 [N] for float [N] chances from the score and float [N, 3] shape features."""
-        design = _stacked_design(_stacked_features(base_probability, shapes), self.mean, self.scale)
+    def probability(self, base_probability, features) -> np.ndarray:
+        """float64 [N] for float [N] chances from the score and float [N, 4] box features."""
+        design = _stacked_design(_stacked_features(base_probability, features), self.mean, self.scale)
         return _logistic(design @ self.weights)
 
     def as_dict(self) -> dict:
         return {"weights": [round(float(w), 4) for w in self.weights]}
 
 
-def _stacked_features(base_probability, shapes) -> np.ndarray:
-    """float64 [N, 4]: the logit of each chance from the score, then its shape features."""
+def _stacked_features(base_probability, features) -> np.ndarray:
+    """float64 [N, 1 + BOX_FEATURES]: the logit of each chance from the score, then its box features."""
     chance = np.asarray(base_probability, dtype=np.float64).reshape(-1)
-    return np.column_stack([_logit(chance, 1e-4), np.asarray(shapes, dtype=np.float64).reshape(-1, 3)])
+    return np.column_stack([_logit(chance, 1e-4), np.asarray(features, dtype=np.float64).reshape(-1, BOX_FEATURES)])
 
 
 def _stacked_design(features: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -234,18 +263,18 @@ def _stacked_design(features: np.ndarray, mean: np.ndarray, scale: np.ndarray) -
 
 
 def fit_shape_adjustment(
-    base_probability, shapes, useful, *, prior: float, strength: float = PRIOR_STRENGTH
+    base_probability, features, useful, *, prior: float, strength: float = PRIOR_STRENGTH
 ) -> ShapeAdjustment | None:
-    """Fit how a box's shape moves its chance, from history: the chances its score was
-    given (float [N]), its shape features (float [N, 3], :func:`box_shape_features`) and
-    whether it was useful (bool [N]). None while the history is too short to say."""
+    """Fit how a box's shape and place move its chance, from history: the chances its score
+    was given (float [N]), its box features (float [N, 4], :func:`box_features`) and whether
+    it was useful (bool [N]). None while the history is too short to say."""
     useful = np.asarray(useful, dtype=np.float64).reshape(-1)
     if len(useful) < SHAPE_MIN_DECISIONS or useful.min() == useful.max():
         return None
-    features = _stacked_features(base_probability, shapes)
-    mean, scale = features.mean(axis=0), np.maximum(features.std(axis=0), SHAPE_MIN_SPREAD)
-    design = _stacked_design(features, mean, scale)
-    ridge = np.array([SHAPE_RIDGE] * features.shape[1] + [0.0])
+    stacked = _stacked_features(base_probability, features)
+    mean, scale = stacked.mean(axis=0), np.maximum(stacked.std(axis=0), SHAPE_MIN_SPREAD)
+    design = _stacked_design(stacked, mean, scale)
+    ridge = np.array([SHAPE_RIDGE] * stacked.shape[1] + [0.0])
     weights = _newton_logistic(design, _soft_targets(useful, prior, strength), ridge)
     return ShapeAdjustment(mean, scale, weights)
 

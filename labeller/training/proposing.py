@@ -31,8 +31,8 @@ from labeller.training.outcomes import box_of as _box_of
 from labeller.training.runs import current_detector
 from labeller.training.services import IndexConflict, index_load, index_state, index_state_peek, index_sync
 from proposals.boxes import iou_matrix
-from proposals.calibration import (ActionCosts, Calibration, ShapeAdjustment, box_shape_features, fit_calibration,
-                                   fit_shape_adjustment, select_shown)
+from proposals.calibration import (ActionCosts, Calibration, ShapeAdjustment, box_features, fit_calibration,
+                                   fit_shape_adjustment, followed_cover, select_shown)
 from proposals.regions import MOTION_OFFSETS_S
 
 logger = logging.getLogger(__name__)
@@ -125,8 +125,8 @@ def _neighbours(frame: Frame, limit: int = 2) -> list[ml.Neighbour]:
 @dataclass(frozen=True)
 class ShowPolicy:
     """What the project's history says about its proposals: per-source calibrations of the
-    score, how the box's shape moves them, and the break-even chance above which showing a
-    proposal saves time."""
+    score, how the box's shape and place move them, and the break-even chance above which
+    showing a proposal saves time."""
 
     calibrations: dict[str, Calibration]
     shape_adjustments: dict[str, ShapeAdjustment]
@@ -139,18 +139,18 @@ class ShowPolicy:
     def cold(self) -> bool:
         return self.decisions < WARM_AFTER_DECISIONS
 
-    def probability(self, source: str, shot_labelled: bool, scores, shapes=None) -> np.ndarray:
-        """float64 [N] P(useful) for float [N] ``scores`` and, when given, float [N, 3]
-        ``shapes`` (:func:`box_shape_features`)."""
+    def probability(self, source: str, shot_labelled: bool, scores, features=None) -> np.ndarray:
+        """float64 [N] P(useful) for float [N] ``scores`` and, when given, float [N, 4] box
+        ``features`` (:func:`box_features`)."""
         stratum = calibration_stratum(source, shot_labelled)
         calibration = self.calibrations.get(stratum)
         if calibration is None:
             calibration = fit_calibration([], [], prior=SOURCE_PRIOR.get(source, DEFAULT_PRIOR))
         chance = calibration.probability(scores)
         adjustment = self.shape_adjustments.get(stratum)
-        if adjustment is None or shapes is None:
+        if adjustment is None or features is None:
             return chance
-        return adjustment.probability(chance, shapes)
+        return adjustment.probability(chance, features)
 
     def as_dict(self) -> dict:
         return {
@@ -185,18 +185,16 @@ def show_policy(*, project_id: int) -> ShowPolicy:
             return cached[1]
     calibrations, shape_adjustments = {}, {}
     for source, shot_labelled in decided.values_list("source", "shot_labelled").distinct():
-        rows = list(
-            decided.filter(source=source, shot_labelled=shot_labelled)
-            .order_by("-decided_at", "-id")
-            .values_list("score", "useful", "box", "frame__width", "frame__height")[:CALIBRATION_HISTORY]
-        )
+        history = decided.filter(source=source, shot_labelled=shot_labelled).order_by("-decided_at", "-id")
+        fields = ("score", "useful", "box", "frame__width", "frame__height", "id", "frame_id")
+        rows = list(history.values_list(*fields)[:CALIBRATION_HISTORY])
         prior = SOURCE_PRIOR.get(source, DEFAULT_PRIOR)
         stratum = calibration_stratum(source, shot_labelled)
         scores, useful = [r[0] for r in rows], [r[1] for r in rows]
         calibrations[stratum] = fit_calibration(scores, useful, prior=prior)
         adjustment = fit_shape_adjustment(
             calibrations[stratum].probability(scores),
-            box_shape_features([r[2] for r in rows], [r[3:] for r in rows]),
+            box_features([r[2] for r in rows], [r[3:5] for r in rows], _followed_cover_of_outcomes(decided, rows)),
             useful, prior=prior,
         )
         if adjustment is not None:
@@ -219,18 +217,54 @@ def show_policy(*, project_id: int) -> ShowPolicy:
     return policy
 
 
+OUTCOME_FRAMES_PER_QUERY = 500
+
+
+def _followed_cover_of_outcomes(decided, rows: list) -> np.ndarray:
+    """float64 [N] :func:`followed_cover` of decided outcome ``rows`` (``id`` and
+    ``frame_id`` last), against the boxes followed into the same frame by the same build
+    (a frame's decided outcomes are those of its last build)."""
+    frame_ids = sorted({r[-1] for r in rows})
+    followed: dict[int, list] = {}
+    for start in range(0, len(frame_ids), OUTCOME_FRAMES_PER_QUERY):
+        chunk = frame_ids[start:start + OUTCOME_FRAMES_PER_QUERY]
+        for pk, frame_id, box, score in decided.filter(source="propagation", frame_id__in=chunk).values_list(
+            "id", "frame_id", "box", "score"
+        ):
+            followed.setdefault(frame_id, []).append((pk, box, score))
+    members_of: dict[int, list[int]] = {}
+    for i, row in enumerate(rows):
+        members_of.setdefault(row[-1], []).append(i)
+    cover = np.zeros(len(rows))
+    for frame_id, members in members_of.items():
+        entries = followed.get(frame_id)
+        if entries:
+            row_of = {pk: j for j, (pk, _, _) in enumerate(entries)}
+            cover[members] = followed_cover(
+                [rows[i][2] for i in members], [e[1] for e in entries], [e[2] for e in entries],
+                own=[row_of.get(rows[i][-2], -1) for i in members],
+            )
+    return cover
+
+
 def proposal_chances(
     policy: ShowPolicy, sources, scores, boxes, *, shot_labelled: bool, frame_size: tuple[int, int]
 ) -> np.ndarray:
     """float64 [N] P(useful) of proposals from str [N] ``sources`` with float [N] ``scores``
-    and float [N, 4] ``boxes`` on a frame of ``frame_size`` (width, height)."""
+    and float [N, 4] ``boxes`` on a frame of ``frame_size`` (width, height), all of one frame:
+    how much of each box the followed ones cover is part of its chance."""
     sources = np.asarray(sources)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    shapes = box_shape_features(boxes, [frame_size] * len(scores))
+    followed = np.flatnonzero(sources == "propagation")
+    own = np.full(len(scores), -1)
+    own[followed] = np.arange(len(followed))
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    cover = followed_cover(boxes, boxes[followed], scores[followed], own)
+    features = box_features(boxes, [frame_size] * len(scores), cover)
     probabilities = np.zeros(len(scores))
     for source in set(sources.tolist()):
         members = np.flatnonzero(sources == source)
-        probabilities[members] = policy.probability(source, shot_labelled, scores[members], shapes[members])
+        probabilities[members] = policy.probability(source, shot_labelled, scores[members], features[members])
     return probabilities
 
 

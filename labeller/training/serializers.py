@@ -90,7 +90,8 @@ class ShapeAdjustmentSerializer(serializers.Serializer):
     weights = serializers.ListField(
         child=serializers.FloatField(),
         help_text="Logistic weights on the standardised logit of the score's chance, the box's log share of the "
-                  "frame, its square and the squared log aspect ratio; the intercept last.",
+                  "frame, its square, the squared log aspect ratio and how much of it a followed box covers (times "
+                  "that box's score); the intercept last.",
     )
 
 

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from proposals.calibration import ActionCosts, box_shape_features, fit_calibration, fit_shape_adjustment, select_shown
+from proposals.calibration import (ActionCosts, box_features, fit_calibration, fit_shape_adjustment, followed_cover,
+                                   select_shown)
 
 
 def test_without_history_the_chance_is_the_prior():
@@ -73,17 +74,42 @@ def test_only_proposals_worth_showing_are_shown_most_likely_first():
 
 
 def test_the_shape_adjustment_waits_for_a_history_of_both_kinds():
-    shapes = box_shape_features([[0, 0, 10, 10]] * 30, [[100, 100]] * 30)
+    shapes = box_features([[0, 0, 10, 10]] * 30, [[100, 100]] * 30)
     assert fit_shape_adjustment(np.full(30, 0.2), shapes, np.zeros(30, bool), prior=0.1) is None
     assert fit_shape_adjustment(np.full(5, 0.2), shapes[:5], [True, False] * 2 + [True], prior=0.1) is None
     assert fit_shape_adjustment(np.full(30, 0.2), shapes, [True, False] * 15, prior=0.1) is not None
 
 
-def test_box_shape_features_are_the_log_share_of_the_frame_and_the_squared_log_aspect():
-    features = box_shape_features([[0, 0, 20, 10], [0, 0, 10, 10]], [[100, 50], [100, 50]])
+def test_box_features_are_the_log_share_of_the_frame_the_squared_log_aspect_and_the_cover():
+    features = box_features([[0, 0, 20, 10], [0, 0, 10, 10]], [[100, 50], [100, 50]], [0.4, 0.0])
     share = np.log(200 / 5000)
-    np.testing.assert_allclose(features[0], [share, share**2, np.log(2) ** 2])
-    np.testing.assert_allclose(features[1, 2], 0.0)
+    np.testing.assert_allclose(features[0], [share, share**2, np.log(2) ** 2, 0.4])
+    np.testing.assert_allclose(features[1, 2:], 0.0)
+    np.testing.assert_allclose(box_features([[0, 0, 10, 10]], [[100, 50]])[0, 3], 0.0)
+
+
+def test_followed_cover_is_the_largest_share_a_followed_box_covers_times_its_score():
+    followed = [[0, 0, 100, 100], [200, 0, 300, 100]]
+    boxes = [[50, 0, 150, 100], [210, 10, 230, 30], [400, 0, 450, 50], [0, 0, 100, 100]]
+    cover = followed_cover(boxes, followed, [0.8, 0.5], own=[-1, -1, -1, 0])
+    # half inside the first; wholly inside the second (score 0.5); in free space; the first
+    # followed box itself, which no other covers
+    np.testing.assert_allclose(cover, [0.4, 0.5, 0.0, 0.0])
+    np.testing.assert_allclose(followed_cover(boxes, np.zeros((0, 4)), []), 0.0)
+
+
+def test_the_history_teaches_that_candidates_inside_followed_objects_are_rarely_kept():
+    # Same scores, same shapes: only the cover tells the kept candidates (in free space)
+    # from the rejected ones (parts of objects a followed box already claims).
+    rng = np.random.default_rng(5)
+    boxes = [[0, 0, 40 + rng.uniform(-4, 4), 40 + rng.uniform(-4, 4)] for _ in range(200)]
+    cover = np.where(np.arange(200) % 2 == 0, 0.0, rng.uniform(0.5, 0.9, 200))
+    useful = (cover == 0) & (rng.uniform(0, 1, 200) < 0.4)
+    base = np.full(200, useful.mean())
+    adjustment = fit_shape_adjustment(base, box_features(boxes, [[640, 360]] * 200, cover), useful, prior=0.1)
+
+    free, inside = adjustment.probability([0.2, 0.2], box_features([[0, 0, 40, 40]] * 2, [[640, 360]] * 2, [0.0, 0.7]))
+    assert free > 0.3 > 0.05 > inside
 
 
 def test_boxes_unlike_any_in_a_one_size_history_are_not_pushed_to_certainty():
@@ -91,11 +117,11 @@ def test_boxes_unlike_any_in_a_one_size_history_are_not_pushed_to_certainty():
     # is outside what it says, and keeps about the chance its score gives it.
     rng = np.random.default_rng(2)
     boxes = [[0, 0, 40, 40 + rng.uniform(0, 1e-3)] for _ in range(60)]
-    shapes = box_shape_features(boxes, [[640, 360]] * 60)
+    shapes = box_features(boxes, [[640, 360]] * 60)
     base = rng.uniform(0.05, 0.6, 60)
     adjustment = fit_shape_adjustment(base, shapes, rng.uniform(0, 1, 60) < base, prior=0.1)
 
-    other = box_shape_features([[0, 0, 300, 10], [0, 0, 40, 40]], [[640, 360]] * 2)
+    other = box_features([[0, 0, 300, 10], [0, 0, 40, 40]], [[640, 360]] * 2)
     chance = adjustment.probability([0.3, 0.3], other)
 
     assert 0.1 < chance[0] < 0.6

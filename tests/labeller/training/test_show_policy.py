@@ -12,7 +12,7 @@ from labeller.tenants.models import Role
 from labeller.training import proposing
 from labeller.training.clock import learning_clock_read
 from labeller.training.models import FrameProposals, ProposalOutcome
-from proposals.calibration import box_shape_features
+from proposals.calibration import box_features
 from proposals.types import LabelSuggestion, RegionProposal
 from tests.conftest import api_path
 from tests.factories import FrameFactory, LabelFactory
@@ -111,6 +111,38 @@ def test_the_history_of_box_sizes_moves_the_chance_of_boxes_with_the_same_score(
     assert set(policy.as_dict()["shape"]) == {"candidate"}
 
 
+def test_the_history_teaches_which_candidates_beside_followed_boxes_are_objects(tenant, label):
+    # Beside a confidently followed object, candidates scored alike: those inside it (a part
+    # of it) were never kept, those in free space (an object the labels did not carry) often.
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(40):
+        frame = FrameFactory(project=tenant.project, width=640, height=360)
+        rows += [
+            ProposalOutcome(
+                project=tenant.project, frame=frame, source=source, shot_labelled=True, score=score, box=box,
+                shown=True, useful=useful, label_right=True, box_right=True, decided_at=frame.created_at,
+            )
+            for source, score, box, useful in (
+                ("propagation", 0.9, [100, 100, 200, 200], True),
+                ("candidate", float(rng.uniform(0.4, 0.6)), [110, 110, 160, 160], False),
+                ("candidate", float(rng.uniform(0.4, 0.6)), [400, 100, 450, 150], i % 2 == 0),
+            )
+        ]
+    ProposalOutcome.objects.bulk_create(rows)
+    policy = proposing.show_policy(project_id=tenant.project.pk)
+    proposals = [
+        proposal((100, 100, 200, 200), 0.9, label, source="propagation"),
+        proposal((120, 120, 170, 170), 0.5, label),  # inside the followed object
+        proposal((300, 200, 350, 250), 0.5, label),  # in free space
+    ]
+
+    shown, chance = proposing._choose_shown(proposals, policy, shot_labelled=True, frame_size=(640, 360))
+
+    assert shown == [0, 2]
+    assert chance[2] > 0.3 > policy.break_even > chance[1]
+
+
 def test_a_source_is_calibrated_apart_on_the_first_frame_of_a_shot_and_beside_followed_boxes(tenant, frame, label):
     # Where nothing is followed, the pixels' candidates are the objects; beside followed
     # boxes, what is left of them is background. One pooled curve would hide the first kind.
@@ -136,7 +168,7 @@ def test_the_policy_and_the_number_shown_are_visible_to_admins_only(tenant, fram
     assert body["decisions"] == 40 and body["cold"] is False
     assert body["recent_frames"] == 2 and body["shown_per_frame"] == 0.5 and body["generated_per_frame"] == 21.0
     assert body["sources"]["candidate"]["curve"][0][1] < body["sources"]["candidate"]["curve"][-1][1]
-    assert len(body["shape"]["candidate"]["weights"]) == 5
+    assert len(body["shape"]["candidate"]["weights"]) == 6
 
 
 def test_a_frame_opened_with_stale_proposals_gets_fresh_ones_before_anything_is_shown(tenant, frame, label, monkeypatch):
@@ -298,7 +330,7 @@ def test_the_refresh_ranks_overlapping_proposals_by_chance_only_on_a_labelled_sh
     policy = proposing.show_policy(project_id=tenant.project.pk)
     assert not policy.cold
     boxes = np.array([[10, 10, 60, 60], [12, 10, 62, 60]], np.float32)
-    expected = [policy.probability(source, True, [0.6], box_shape_features([box], [(640, 360)]))[0]
+    expected = [policy.probability(source, True, [0.6], box_features([box], [(640, 360)]))[0]
                 for source, box in zip(("propagation", "candidate"), boxes)]
     assert chance(np.array(["propagation", "candidate"]), np.array([0.6, 0.6]), boxes).tolist() == pytest.approx(expected)
     assert expected[0] > 0.5 > expected[1]  # here followed boxes were kept, candidates rejected
