@@ -189,6 +189,7 @@ SHAPE_RIDGE = 1.0
 # at most this many spreads away: no extrapolation to certainty.
 SHAPE_MIN_SPREAD = 0.1
 SHAPE_MAX_SPREADS = 4.0
+# Columns of :func:`box_features`.
 BOX_FEATURES = 4
 
 

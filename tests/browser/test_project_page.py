@@ -284,7 +284,9 @@ def test_admins_see_how_the_project_decides_which_proposals_to_show(strict_page,
     chart.wait_for()
     assert "chance of being kept is above" in section.inner_text()
     assert chart.locator("circle").count() == 4  # four score bins from 80 decisions
-    assert "then moved by the box's size and shape" in section.inner_text()
+    assert "then moved by the box's size and shape, and by how much of it a followed box covers" in (
+        section.inner_text()
+    )
     shots(page, "project-proposal-policy", keep=True)
 
     log_in(page, "ann", project_path(project), ready=READY)

@@ -80,7 +80,9 @@ export async function showPolicy({ element, orgPath, projectId }) {
                 "figcaption",
                 {},
                 `${stratumName(source)} · ${calibration.decisions} decided`,
-                policy.shape?.[source] ? " · then moved by the box's size and shape" : "",
+                policy.shape?.[source]
+                  ? " · then moved by the box's size and shape, and by how much of it a followed box covers"
+                  : "",
               ),
             ),
           ),
