@@ -556,6 +556,28 @@ def training_runs(admin: Api, project_id: int) -> list[dict]:
     ]
 
 
+TRAINING_STOP_WAIT_S = 600
+
+
+def stop_training(admin: Api, project_id: int) -> None:
+    """Turn the project's periodic retraining off, cancel its active run and wait for it to
+    end: the bench labels its datasets one after another on one training worker, and a run
+    still going for a finished dataset would hold back the next one's first detector (it
+    did: night's landed after its labelling ended)."""
+    admin.expect("PATCH", f"projects/{project_id}/learning", {"retrain_every_boxes": 0})
+    started = time.monotonic()
+    while time.monotonic() - started < TRAINING_STOP_WAIT_S:
+        active = [run for run in admin.all_pages(f"projects/{project_id}/training-runs/")
+                  if run["state"] in ("queued", "running")]
+        if not active:
+            return
+        for run in active:
+            if not run.get("cancel_requested"):
+                admin.call("POST", f"training-runs/{run['id']}/cancel", {})  # 409 once it has ended
+        time.sleep(2.0)
+    raise BenchError(f"project {project_id}: training still running {TRAINING_STOP_WAIT_S} s after cancelling")
+
+
 def run_dataset(admin: Api, annotator_api: Api, dataset: Dataset, args, *, retrain_every: int | None = 0,
                 time_scale: float) -> tuple[dict, list[FrameRecord]]:
     """Label ``dataset`` in a new project. ``retrain_every``: 0 turns the periodic retraining
@@ -607,6 +629,7 @@ def run_dataset(admin: Api, annotator_api: Api, dataset: Dataset, args, *, retra
         "curves": {source: curve["curve"] for source, curve in policy["sources"].items()},
     }
     if learning["retrain_every_boxes"]:
+        stop_training(admin, project_id)
         facts["training_runs"] = training_runs(admin, project_id)
     figures = summarize(records) | facts
     log(f"{dataset.name}: human_ratio_after_10pct {figures['human_ratio_after_10pct']}, "
