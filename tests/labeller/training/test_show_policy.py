@@ -330,7 +330,8 @@ def test_the_refresh_ranks_overlapping_proposals_by_chance_only_on_a_labelled_sh
     policy = proposing.show_policy(project_id=tenant.project.pk)
     assert not policy.cold
     boxes = np.array([[10, 10, 60, 60], [12, 10, 62, 60]], np.float32)
-    expected = [policy.probability(source, True, [0.6], box_features([box], [(640, 360)]))[0]
-                for source, box in zip(("propagation", "candidate"), boxes)]
+    # the candidate lies 96 % inside the followed box, whose score is 0.6
+    expected = [policy.probability(source, True, [0.6], box_features([box], [(640, 360)], [cover]))[0]
+                for source, box, cover in zip(("propagation", "candidate"), boxes, (0.0, 0.96 * 0.6))]
     assert chance(np.array(["propagation", "candidate"]), np.array([0.6, 0.6]), boxes).tolist() == pytest.approx(expected)
     assert expected[0] > 0.5 > expected[1]  # here followed boxes were kept, candidates rejected
