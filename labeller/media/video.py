@@ -367,6 +367,16 @@ def _image_bomb(width: int, height: int) -> MediaError:
     )
 
 
+def _decoding_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    """The container's first video stream, set to decode on FFmpeg's own threads."""
+    if not container.streams.video:
+        raise MediaError(MediaErrorCode.UNSUPPORTED, "The file has no video stream.")
+    stream = container.streams.video[0]
+    # Frame + slice threading: the biggest single speed-up on small machines.
+    stream.thread_type = "AUTO"
+    return stream
+
+
 def decode_video_frames(path: str | Path) -> Iterator[tuple[int, float, av.VideoFrame]]:
     """Yield ``(index, timestamp_s, frame)`` for every frame of the first video
     stream in presentation order, decoding on FFmpeg's own threads.
@@ -376,11 +386,7 @@ def decode_video_frames(path: str | Path) -> Iterator[tuple[int, float, av.Video
     video's length. Decoding errors mid-stream become ``MediaError("corrupt")``.
     """
     with _open_container(Path(path)) as container:
-        if not container.streams.video:
-            raise MediaError(MediaErrorCode.UNSUPPORTED, "The file has no video stream.")
-        stream = container.streams.video[0]
-        # Frame + slice threading: the biggest single speed-up on small machines.
-        stream.thread_type = "AUTO"
+        stream = _decoding_stream(container)
         frame_duration_s = 1.0 / float(_frame_rate(stream) or 25)
         start_time_s: float | None = None
         try:
@@ -405,10 +411,7 @@ def decode_frames_at(path: str | Path, indices: Collection[int]) -> dict[int, np
         return {}
     found: dict[int, np.ndarray] = {}
     with _open_container(Path(path)) as container:
-        if not container.streams.video:
-            raise MediaError(MediaErrorCode.UNSUPPORTED, "The file has no video stream.")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        stream = _decoding_stream(container)
         rate = _frame_rate(stream) or Fraction(25)
         time_base = stream.time_base or Fraction(1, 1000)
         origin = stream.start_time or 0
