@@ -346,6 +346,10 @@ def motion_boxes(rgb: np.ndarray, others: Sequence[np.ndarray]) -> tuple[np.ndar
     reference, reference_gray = prepared(rgb)
     reference = reference.astype(np.int16)
     window = np.ones((2 * MOTION_ALIGN_TOLERANCE + 1,) * 2, np.uint8)
+    # A few pixels in from the other frame's edge, its pixels are interpolated with (and
+    # blurred from) the border it repeats: slivers that "move" as the camera pans.
+    margin = np.ones((2 * MOTION_EDGE_MARGIN + 1,) * 2, np.uint8)
+    everywhere = np.ones(size[::-1], np.uint8)
     differences = []
     for other in others:
         small, gray = prepared(other)
@@ -354,10 +358,7 @@ def motion_boxes(rgb: np.ndarray, others: Sequence[np.ndarray]) -> tuple[np.ndar
             continue
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         aligned = cv2.warpAffine(small, warp, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
-        seen = cv2.warpAffine(np.ones(size[::-1], np.uint8), warp, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
-        # A few pixels in from the other frame's edge, its pixels are interpolated with (and
-        # blurred from) the border it repeats: slivers that "move" as the camera pans.
-        margin = np.ones((2 * MOTION_EDGE_MARGIN + 1,) * 2, np.uint8)
+        seen = cv2.warpAffine(everywhere, warp, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
         seen = cv2.erode(seen, margin, borderType=cv2.BORDER_CONSTANT, borderValue=0)
         above = reference - cv2.dilate(aligned, window).astype(np.int16)
         below = cv2.erode(aligned, window).astype(np.int16) - reference
