@@ -183,18 +183,26 @@ def show_policy(*, project_id: int) -> ShowPolicy:
         cached = _policy_cache.get(project_id)
         if cached is not None and cached[0] == key:
             return cached[1]
+    fields = ("score", "useful", "box", "frame__width", "frame__height", "id", "frame_id")
+    histories = {
+        (source, shot_labelled): list(
+            decided.filter(source=source, shot_labelled=shot_labelled)
+            .order_by("-decided_at", "-id")
+            .values_list(*fields)[:CALIBRATION_HISTORY]
+        )
+        for source, shot_labelled in decided.values_list("source", "shot_labelled").distinct()
+    }
+    # One read of the followed boxes for every history: strata share their frames.
+    followed = _followed_boxes(decided, {row[-1] for rows in histories.values() for row in rows})
     calibrations, shape_adjustments = {}, {}
-    for source, shot_labelled in decided.values_list("source", "shot_labelled").distinct():
-        history = decided.filter(source=source, shot_labelled=shot_labelled).order_by("-decided_at", "-id")
-        fields = ("score", "useful", "box", "frame__width", "frame__height", "id", "frame_id")
-        rows = list(history.values_list(*fields)[:CALIBRATION_HISTORY])
+    for (source, shot_labelled), rows in histories.items():
         prior = SOURCE_PRIOR.get(source, DEFAULT_PRIOR)
         stratum = calibration_stratum(source, shot_labelled)
         scores, useful = [r[0] for r in rows], [r[1] for r in rows]
         calibrations[stratum] = fit_calibration(scores, useful, prior=prior)
         adjustment = fit_shape_adjustment(
             calibrations[stratum].probability(scores),
-            box_features([r[2] for r in rows], [r[3:5] for r in rows], _followed_cover_of_outcomes(decided, rows)),
+            box_features([r[2] for r in rows], [r[3:5] for r in rows], _followed_cover_of_outcomes(rows, followed)),
             useful, prior=prior,
         )
         if adjustment is not None:
@@ -220,11 +228,9 @@ def show_policy(*, project_id: int) -> ShowPolicy:
 OUTCOME_FRAMES_PER_QUERY = 500
 
 
-def _followed_cover_of_outcomes(decided, rows: list) -> np.ndarray:
-    """float64 [N] :func:`followed_cover` of decided outcome ``rows`` (``id`` and
-    ``frame_id`` last), against the boxes followed into the same frame by the same build
-    (a frame's decided outcomes are those of its last build)."""
-    frame_ids = sorted({r[-1] for r in rows})
+def _followed_boxes(decided, frame_ids) -> dict[int, list]:
+    """frame id -> ``(outcome id, box, score)`` of the decided propagation outcomes of ``frame_ids``."""
+    frame_ids = sorted(frame_ids)
     followed: dict[int, list] = {}
     for start in range(0, len(frame_ids), OUTCOME_FRAMES_PER_QUERY):
         chunk = frame_ids[start:start + OUTCOME_FRAMES_PER_QUERY]
@@ -232,6 +238,13 @@ def _followed_cover_of_outcomes(decided, rows: list) -> np.ndarray:
             "id", "frame_id", "box", "score"
         ):
             followed.setdefault(frame_id, []).append((pk, box, score))
+    return followed
+
+
+def _followed_cover_of_outcomes(rows: list, followed: dict[int, list]) -> np.ndarray:
+    """float64 [N] :func:`followed_cover` of decided outcome ``rows`` (``id`` and
+    ``frame_id`` last), against the boxes followed into the same frame by the same build
+    (:func:`_followed_boxes`; a frame's decided outcomes are those of its last build)."""
     members_of: dict[int, list[int]] = {}
     for i, row in enumerate(rows):
         members_of.setdefault(row[-1], []).append(i)
