@@ -48,6 +48,8 @@ TEMPLATE_LONG_SIDE = 32
 REDETECT_BELOW = 0.5
 # Estimates of one object carried from different labelled frames overlap at least this much.
 AGREE_IOU = 0.5
+COLOUR_BINS = (12, 8)
+PEAKS_PER_SCALE = 3
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
@@ -109,6 +111,28 @@ def _appearance_similarity(gray_a: np.ndarray, box_a, gray_b: np.ndarray, box_b)
     return float(np.clip((a * b).sum() / denominator, 0.0, 1.0))
 
 
+def _colour_histogram(rgb: np.ndarray, box) -> np.ndarray | None:
+    """Hue-saturation histogram (L1-normalised) of the box's content, None for an empty box."""
+    x1, y1, x2, y2 = np.round(box).astype(int)
+    patch = rgb[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)]
+    if patch.size == 0 or rgb.ndim != 3:
+        return None
+    hsv = cv2.cvtColor(np.ascontiguousarray(patch), cv2.COLOR_RGB2HSV)
+    histogram = cv2.calcHist([hsv], [0, 1], None, list(COLOUR_BINS), [0, 180, 0, 256])
+    return cv2.normalize(histogram, histogram, 1.0, 0.0, cv2.NORM_L1)
+
+
+def colour_similarity(rgb_a: np.ndarray, box_a, rgb_b: np.ndarray, box_b) -> float:
+    """How alike the colours of two box contents are, in [0, 1] (1 - Bhattacharyya distance of
+    their hue-saturation histograms); 1 for gray frames, where colour says nothing."""
+    if rgb_a.ndim != 3 or rgb_b.ndim != 3:
+        return 1.0
+    a, b = _colour_histogram(rgb_a, box_a), _colour_histogram(rgb_b, box_b)
+    if a is None or b is None:
+        return 0.0
+    return float(np.clip(1.0 - cv2.compareHist(a, b, cv2.HISTCMP_BHATTACHARYYA), 0.0, 1.0))
+
+
 def search_range(seconds_apart: float) -> tuple[np.ndarray, float]:
     """``(float64 [S] scales, window margin in box sizes)`` to look for a box in a frame
     ``seconds_apart`` from the one it was drawn in (a second or less: the base range)."""
@@ -159,12 +183,20 @@ def redetect_boxes(
             if float(small_template.std()) < 1.0:
                 continue  # a flat box matches anything
             scores = cv2.matchTemplate(small_window, small_template, cv2.TM_CCOEFF_NORMED)
-            _, score, _, (left, top) = cv2.minMaxLoc(scores)
-            if score > best[0]:
-                best = (score, (left / factor + wx1, top / factor + wy1, box_w * scale, box_h * scale))
+            for _ in range(PEAKS_PER_SCALE):
+                _, score, _, (left, top) = cv2.minMaxLoc(scores)
+                if score <= 0:
+                    break
+                candidate = np.array([left / factor + wx1, top / factor + wy1, 0, 0], np.float32)
+                candidate[2:] = candidate[:2] + (box_w * scale, box_h * scale)
+                score *= colour_similarity(prev_rgb, box, next_rgb, candidate)
+                if score > best[0]:
+                    best = (score, candidate)
+                # Blank out this peak (half a template around it) to find the next-best place.
+                half_w, half_h = max(1, size[0] // 2), max(1, size[1] // 2)
+                scores[max(0, top - half_h):top + half_h + 1, max(0, left - half_w):left + half_w + 1] = -1.0
         if best[1] is not None:
-            left, top, new_w, new_h = best[1]
-            found[index] = (left, top, left + new_w, top + new_h)
+            found[index] = best[1]
             confidence[index] = float(np.clip(best[0], 0.0, 1.0))
     return clip_boxes(found, width, height), confidence
 
@@ -229,7 +261,10 @@ def propagate_boxes(
         moved[index] = new_box
         # Flat points that LK refuses from the start say nothing about this frame pair.
         inlier_share = keep.sum() / max(1, (mine & trackable).sum())
-        confidence[index] = inlier_share * _appearance_similarity(gray_prev, box, gray_next, new_box)
+        confidence[index] = (
+            inlier_share * _appearance_similarity(gray_prev, box, gray_next, new_box)
+            * colour_similarity(prev_rgb, box, next_rgb, new_box)
+        )
     lost = np.flatnonzero(confidence < REDETECT_BELOW)
     if len(lost):
         found, found_confidence = redetect_boxes(prev_rgb, next_rgb, boxes[lost], seconds_apart=seconds_apart)
