@@ -14,7 +14,8 @@ from proposals.features import FeatureConfig, get_extractor
 from proposals.labels import BACKGROUND, LabelIndex
 from proposals.regions import (FrameCandidates, candidate_boxes, exemplar_boxes, frame_candidates, motion_boxes,
                                propose_regions)
-from proposals.tracking import fuse_estimates, propagate_boxes, propagate_boxes_through, redetect_boxes
+from proposals.tracking import (colour_similarity, fuse_estimates, propagate_boxes, propagate_boxes_through,
+                                redetect_boxes)
 
 HEIGHT, WIDTH = 120, 160
 RED, GREEN = 1, 2
@@ -27,6 +28,16 @@ def smooth_background(seed: int = 0) -> np.ndarray:
 
 def textured_patch(size: int = 30, seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8)
+
+
+def tinted_patch(tint: tuple[int, int, int], size: int = 24, seed: int = 5) -> np.ndarray:
+    """One grey texture on a coloured base: correlation, which takes out each channel's mean,
+    sees the same pattern in every tint; only the colours differ."""
+    texture = np.random.default_rng(seed).integers(0, 60, (size, size, 1))
+    return np.clip(np.array(tint) + texture, 0, 255).astype(np.uint8)
+
+
+RED_TINT, BLUE_TINT = (180, 40, 40), (40, 40, 180)
 
 
 def frame_with_patch(x: int, y: int, patch: np.ndarray, background: np.ndarray) -> np.ndarray:
@@ -142,6 +153,46 @@ def test_a_box_flow_cannot_follow_is_found_again_by_its_appearance():
 
     assert iou_matrix(found, [[50, 52, 80, 82]])[0, 0] > 0.8 and confidence[0] > 0.8
     assert iou_matrix(moved, [[50, 52, 80, 82]])[0, 0] > 0.8 and propagated_confidence[0] > 0.8
+
+
+def test_colour_similarity_tells_tints_apart_and_says_nothing_on_grey_frames():
+    red_box, blue_box = [20, 20, 44, 44], [100, 60, 124, 84]
+    frame = frame_with_patch(100, 60, tinted_patch(BLUE_TINT), frame_with_patch(20, 20, tinted_patch(RED_TINT), smooth_background()))
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+
+    assert colour_similarity(frame, red_box, frame, red_box) == pytest.approx(1.0)
+    assert colour_similarity(frame, red_box, frame, blue_box) < 0.3
+    assert colour_similarity(grey, red_box, grey, blue_box) == 1.0
+    assert colour_similarity(frame, red_box, frame, [200, 200, 210, 210]) == 0.0  # outside the frame
+
+
+def test_looking_again_prefers_the_look_alike_of_the_same_colour():
+    # The object comes back a little changed (noise); a look-alike of another colour has its
+    # texture exactly, so correlation alone ranks the look-alike first.
+    background, red, blue = smooth_background(), tinted_patch(RED_TINT), tinted_patch(BLUE_TINT)
+    changed = np.clip(red + np.random.default_rng(9).integers(-10, 10, red.shape), 0, 255).astype(np.uint8)
+    before = frame_with_patch(60, 50, red, background)
+    after = frame_with_patch(110, 85, changed, frame_with_patch(15, 10, blue, background))
+
+    found, confidence = redetect_boxes(before, after, [[60, 50, 84, 74]])
+
+    assert iou_matrix(found, [[110, 85, 134, 109]])[0, 0] > 0.8
+    assert confidence[0] > 0.5
+
+
+def test_a_followed_box_whose_colour_changed_is_less_sure():
+    # The same pattern in another colour is another object: a followed box that lands on it
+    # must count for less, so that it is shown less and its other estimate wins.
+    background, box = smooth_background(), np.array([[40, 40, 64, 64]], np.float32)
+    before = frame_with_patch(40, 40, tinted_patch(RED_TINT), background)
+    same = frame_with_patch(44, 42, tinted_patch(RED_TINT), background)
+    recoloured = frame_with_patch(44, 42, tinted_patch(BLUE_TINT), background)
+
+    _, sure = propagate_boxes(before, same, box)
+    _, unsure = propagate_boxes(before, recoloured, box)
+
+    assert sure[0] > 0.7
+    assert unsure[0] < 0.5 * sure[0]
 
 
 def test_frames_seconds_apart_are_searched_further_and_over_more_scales():
