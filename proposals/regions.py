@@ -31,7 +31,7 @@ import numpy as np
 from proposals.boxes import as_boxes, box_areas, clip_boxes, covered_shares, iou_matrix, nms_keep, valid_box_mask
 from proposals.features import FeatureExtractor
 from proposals.labels import BACKGROUND, LabelIndex
-from proposals.tracking import fuse_estimates, propagate_boxes
+from proposals.tracking import colour_similarity, fuse_estimates, propagate_boxes
 from proposals.types import LabelSuggestion, RegionProposal
 
 # Segmentation runs on a reduced copy: the hierarchy cost grows with pixels, boxes do not need
@@ -408,8 +408,13 @@ def exemplar_boxes(
     Args:
         rgb: ``uint8 [H, W, 3]``; exemplars: ``(uint8 [h, w, 3] crop of a confirmed box, label id)``.
     Returns:
-        ``(float32 [N, 4] xyxy, float32 [N] correlation in [0, 1], int64 [N] the exemplar's label)``,
-        peaks of normalised cross-correlation over a few scales, near-duplicates removed.
+        ``(float32 [N, 4] xyxy, float32 [N] score in [0, 1], int64 [N] the exemplar's label)``:
+        peaks of normalised cross-correlation over a few scales, near-duplicates removed. The
+        score is the correlation times the colour similarity of the place and the exemplar:
+        correlation takes out each channel's mean, so on its own it finds the pattern of a
+        red apple in a green one, or in textured background (on the first frames of the
+        generated videos' shots, colour cut the boxes found from 84-100 to 11-24 and kept
+        half to three quarters of the right ones).
     """
     height, width = rgb.shape[:2]
     boxes, scores, labels = [], [], []
@@ -430,9 +435,11 @@ def exemplar_boxes(
             peaks = (response >= cv2.dilate(response, kernel)) & (response >= EXEMPLAR_MIN_SCORE)
             ys, xs = np.nonzero(peaks)
             best = np.argsort(-response[ys, xs])[:EXEMPLAR_MAX_PEAKS]
+            whole = (0, 0, patch_w, patch_h)
             for y, x in zip(ys[best], xs[best]):
-                boxes.append([x / factor, y / factor, (x + size[0]) / factor, (y + size[1]) / factor])
-                scores.append(float(response[y, x]))
+                box = [x / factor, y / factor, (x + size[0]) / factor, (y + size[1]) / factor]
+                boxes.append(box)
+                scores.append(float(response[y, x]) * colour_similarity(patch, whole, rgb, box))
                 labels.append(label_id)
     if not boxes:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)

@@ -260,17 +260,19 @@ def test_beat_resends_a_refresh_whose_message_was_lost(tenant, frame, monkeypatc
     assert sent == [("workers.proposals.refresh_frame_proposals", (waiting.frame_id,))]
 
 
-def test_still_images_look_for_more_of_what_people_confirmed_and_video_frames_do_not(tenant, label):
+def test_stills_and_new_shots_look_for_more_of_what_people_confirmed_and_labelled_shots_do_not(tenant, label):
     from tests.factories import VideoFactory
 
     still = FrameFactory(project=tenant.project, width=64, height=48)
     other_still = FrameFactory(project=tenant.project, width=64, height=48)
     annotation_create(frame=other_still, actor=tenant.annotator, box=Box(8, 8, 30, 30), label=label)
 
-    crops = proposing._exemplars(still)
+    crops = proposing._exemplars(still, shot_labelled=False)
     assert len(crops) == 1 and crops[0][1] == label.pk and crops[0][0].shape[:2] == (22, 22)
     video_frame = FrameFactory(project=tenant.project, video=VideoFactory(project=tenant.project))
-    assert proposing._exemplars(video_frame) == []
+    # A labelled shot's confirmed boxes are followed into the frame instead.
+    assert proposing._exemplars(video_frame, shot_labelled=True) == []
+    assert [label_id for _, label_id in proposing._exemplars(video_frame, shot_labelled=False)] == [label.pk]
     assert FrameProposals.objects.count() == 0
 
 
