@@ -33,7 +33,8 @@ def textured_patch(size: int = 30, seed: int = 1) -> np.ndarray:
 def tinted_patch(tint: tuple[int, int, int], size: int = 24, seed: int = 5) -> np.ndarray:
     """One grey texture on a coloured base: correlation, which takes out each channel's mean,
     sees the same pattern in every tint; only the colours differ."""
-    texture = np.random.default_rng(seed).integers(0, 60, (size, size, 1))
+    blocks = np.random.default_rng(seed).integers(0, 60, (size // 4, size // 4, 1))
+    texture = np.kron(blocks, np.ones((4, 4, 1), np.int64))  # coarse, so it survives resizing
     return np.clip(np.array(tint) + texture, 0, 255).astype(np.uint8)
 
 
@@ -432,6 +433,19 @@ def test_exemplars_find_every_copy_of_a_confirmed_object_in_a_crowded_scene():
     proposals = propose_regions(crowded, exemplars=[(example, RED)], top_k=20)
     found = [p for p in proposals if p.source == "exemplar"]
     assert len(found) >= 10 and all(p.suggestions[0].label_id == RED for p in found)
+
+
+def test_an_exemplar_scores_a_copy_of_its_colour_above_a_look_alike_of_another():
+    # Correlation sees one pattern in both tints; the colour check tells them apart.
+    red, blue = tinted_patch(RED_TINT), tinted_patch(BLUE_TINT)
+    frame = frame_with_patch(110, 80, blue, frame_with_patch(20, 20, red, smooth_background()))
+
+    boxes, scores, _ = exemplar_boxes(frame, [(red, RED)])
+
+    on_red = iou_matrix(boxes, [[20, 20, 44, 44]])[:, 0] > 0.7
+    on_blue = iou_matrix(boxes, [[110, 80, 134, 104]])[:, 0] > 0.7
+    assert on_red.any() and scores[on_red].max() > 0.7
+    assert scores[on_blue].max(initial=0.0) < 0.3
 
 
 def test_propose_regions_uses_the_detector_hook():
