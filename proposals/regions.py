@@ -413,8 +413,8 @@ def exemplar_boxes(
         score is the correlation times the colour similarity of the place and the exemplar:
         correlation takes out each channel's mean, so on its own it finds the pattern of a
         red apple in a green one, or in textured background (on the first frames of the
-        generated videos' shots, colour cut the boxes found from 84-100 to 11-24 and kept
-        half to three quarters of the right ones).
+        generated videos' shots, colour cut the boxes scoring 0.3 or more from 84-100 to
+        11-24 and kept 50-86 % of the right ones).
     """
     height, width = rgb.shape[:2]
     boxes, scores, labels = [], [], []

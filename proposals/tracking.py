@@ -58,8 +58,8 @@ REDETECT_BELOW = 0.5
 AGREE_IOU = 0.5
 # Hue x saturation bins of the colour check (see colour_similarity).
 COLOUR_BINS = (12, 8)
-# Places per scale whose colour re-detection compares: the best correlation is often a
-# look-alike or a patch of textured background, the object itself among the next few.
+# Re-detection weighs this many places per scale by their colour: the best correlation is
+# often a look-alike or a patch of textured background, and the object among the next few.
 PEAKS_PER_SCALE = 3
 
 

@@ -158,7 +158,8 @@ def test_a_box_flow_cannot_follow_is_found_again_by_its_appearance():
 
 def test_colour_similarity_tells_tints_apart_and_says_nothing_on_grey_frames():
     red_box, blue_box = [20, 20, 44, 44], [100, 60, 124, 84]
-    frame = frame_with_patch(100, 60, tinted_patch(BLUE_TINT), frame_with_patch(20, 20, tinted_patch(RED_TINT), smooth_background()))
+    red_frame = frame_with_patch(20, 20, tinted_patch(RED_TINT), smooth_background())
+    frame = frame_with_patch(100, 60, tinted_patch(BLUE_TINT), red_frame)
     grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
     assert colour_similarity(frame, red_box, frame, red_box) == pytest.approx(1.0)
