@@ -1,0 +1,151 @@
+"""The tracker alone, offline: how confirmed boxes carried a second land, in the annotator's seconds.
+
+    .venv/bin/python bench/tracking.py [--seed-offset N] [--video-seconds 40]
+
+bench/assist.py is the figure of merit, but one run takes minutes and moves by about 0.01 from
+run to run, more than most changes to the tracker. This bench isolates the tracker and is
+deterministic. For each of bench/assist.py's generated videos (same looks, seeds, shots and
+objects), every candidate frame (one a second per shot, JPEG-compressed, as ingest stores
+them) gets the ground truth of the candidate frames a second before and after it carried into
+it (``propagate_boxes``, then ``fuse_estimates``), as a frame between two labelled ones gets
+them in the app. bench/assist_sim.py's annotator then accepts, fixes, rejects and draws; the
+boxes shown are those whose confidence reaches a threshold. The app's calibration learns where
+to cut from each project's decisions, so the figure is the cost at the best of a few
+thresholds (and, for reference, with every box shown).
+
+Also per video: the share of carried boxes that end on something else (IoU < 0.5 with their own
+object, where it is still visible), and milliseconds per frame pair.
+Progress goes to stderr, then ONE JSON line; ``tracker_ratio`` is the worst video's best.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import av  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from bench.assist import OBJECTS_PER_SHOT, SHORT_SHOT_SECONDS, VIDEO_LOOKS, VIDEO_SHOTS  # noqa: E402
+from bench.assist_sim import MANUAL_SECONDS_PER_BOX, ActionKind, Shown, Truth, iou, plan_frame  # noqa: E402
+from proposals.synthetic import write_synthetic_video  # noqa: E402
+from proposals.tracking import fuse_estimates, propagate_boxes  # noqa: E402
+
+FPS = 25
+STEP = FPS  # candidate frames one second apart, as ingest takes them
+JPEG_QUALITY = 90  # as labeller.media.scan stores candidate frames
+THRESHOLDS = (0.0, 0.1, 0.2, 0.3)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def candidate_frames(look: str, seed: int, seconds: float, folder: Path) -> tuple[list, dict, dict]:
+    """``(shots as lists of candidate frame indices, index -> RGB as stored, index -> truths)``."""
+    video = write_synthetic_video(
+        folder / f"{look}.mp4", seconds=seconds, fps=FPS, width=640, height=360, n_shots=VIDEO_SHOTS, seed=seed,
+        objects_per_shot=OBJECTS_PER_SHOT, look=look, short_shot_seconds=SHORT_SHOT_SECONDS,
+    )
+    bounds = list(zip([0, *video.cuts], [*video.cuts, video.frame_count]))
+    shots = [list(range(start, end, STEP)) for start, end in bounds]
+    wanted = {index for shot in shots for index in shot}
+    frames = {}
+    with av.open(str(video.path)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index in wanted:
+                stored = io.BytesIO()
+                frame.to_image().save(stored, "JPEG", quality=JPEG_QUALITY)
+                frames[index] = np.asarray(Image.open(stored).convert("RGB"))
+    return shots, frames, {index: video.boxes[index] for index in wanted}
+
+
+def carried_into(frames: dict, truths: dict, target: int, sources: list[int], labels: dict[str, int]):
+    """Per source frame ``(boxes, confidence, label ids)`` in ``target``, and each box's IoU with its
+    own object there (None where that object is no longer visible)."""
+    carried, own_iou = [], []
+    visible = {truth.track_id: truth.box for truth in truths[target]}
+    for source in sources:
+        if not truths[source]:
+            continue
+        boxes = np.array([truth.box for truth in truths[source]], np.float32)
+        moved, confidence = propagate_boxes(frames[source], frames[target], boxes,
+                                            seconds_apart=abs(target - source) / FPS)
+        carried.append((moved, confidence, np.array([labels[truth.label] for truth in truths[source]])))
+        for truth, box in zip(truths[source], moved.tolist()):
+            own_iou.append(iou(tuple(box), visible[truth.track_id]) if truth.track_id in visible else None)
+    return carried, own_iou
+
+
+def measure_video(look: str, seed: int, seconds: float, folder: Path) -> dict:
+    shots, frames, truths = candidate_frames(look, seed, seconds, folder)
+    labels = {name: number for number, name in enumerate(sorted({t.label for ts in truths.values() for t in ts}))}
+    charged = {threshold: 0.0 for threshold in THRESHOLDS}
+    drawn = {threshold: 0 for threshold in THRESHOLDS}
+    rejected = {threshold: 0 for threshold in THRESHOLDS}
+    manual, own_ious, pairs, started = 0.0, [], 0, time.perf_counter()
+    for shot in shots:
+        for position, target in enumerate(shot):
+            sources = [shot[position + side] for side in (-1, 1) if 0 <= position + side < len(shot)]
+            if not sources:
+                continue
+            carried, own_iou = carried_into(frames, truths, target, sources, labels)
+            pairs += len(sources)
+            own_ious += own_iou
+            fused = fuse_estimates(carried) if carried else (np.zeros((0, 4)), np.zeros(0), np.zeros(0, int))
+            frame_truths = [Truth(tuple(t.box), labels[t.label]) for t in truths[target]]
+            manual += MANUAL_SECONDS_PER_BOX * len(frame_truths)
+            for threshold in THRESHOLDS:
+                shown = [Shown(number, tuple(box), int(label), 1, "proposed")
+                         for number, (box, score, label) in enumerate(zip(*(a.tolist() for a in fused)))
+                         if score >= threshold]
+                plan = plan_frame(shown, frame_truths)
+                charged[threshold] += plan.seconds
+                drawn[threshold] += sum(action.kind is ActionKind.DRAW for action in plan.actions)
+                rejected[threshold] += sum(action.kind is ActionKind.REJECT for action in plan.actions)
+    ratios = {threshold: charged[threshold] / manual for threshold in THRESHOLDS}
+    best = min(THRESHOLDS, key=lambda threshold: (ratios[threshold], threshold))
+    still_visible = [value for value in own_ious if value is not None]
+    return {
+        "seed": seed,
+        "ratio_all_shown": round(ratios[0.0], 4),
+        "ratio_best": round(ratios[best], 4),
+        "best_threshold": best,
+        "drawn": drawn[best],
+        "rejected": rejected[best],
+        "lost_share": round(float(np.mean(np.array(still_visible) < 0.5)), 4) if still_visible else None,
+        "ms_per_pair": round((time.perf_counter() - started) * 1000 / max(1, pairs), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed-offset", type=int, default=0, help="add this to each look's seed: held-out videos")
+    parser.add_argument("--video-seconds", type=float, default=40.0)
+    args = parser.parse_args()
+    figures = {}
+    with tempfile.TemporaryDirectory(prefix="labeller-bench-tracking-") as folder:
+        for look, seed in VIDEO_LOOKS.items():
+            figures[look] = measure_video(look, seed + args.seed_offset, args.video_seconds, Path(folder))
+            log(f"{look}: {figures[look]}")
+    print(json.dumps({
+        "bench": "tracking",
+        "tracker_ratio": max(video["ratio_best"] for video in figures.values()),
+        "videos": figures,
+        "thresholds": list(THRESHOLDS),
+        "load_average": [round(value, 2) for value in os.getloadavg()],
+    }))
+
+
+if __name__ == "__main__":
+    main()
