@@ -482,6 +482,7 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
     Without ``force`` a frame whose proposals are already fresh is left alone.
     Returns how many proposals the frame now shows.
     """
+    started = timezone.now()
     frame = Frame.objects.select_related("project", "video").filter(pk=frame_id).first()
     if frame is None or frame.status == FrameStatus.COMPLETE:
         return 0
@@ -530,10 +531,18 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
         count = _store_proposals(
             locked, proposals, shown, model_version, held=locked.assigned_to_id is not None, shot_labelled=shot_labelled
         )
+        # A person who opened the frame while this ran asked for what the loop learned after
+        # this refresh read the clock: their request stays pending for its own refresh, or they
+        # would stop waiting and be shown these older proposals.
+        pending = (
+            FrameProposals.objects.filter(frame_id=locked.pk, refresh_requested_at__gt=started)
+            .values_list("refresh_requested_at", flat=True)
+            .first()
+        )
         FrameProposals.objects.update_or_create(
             frame_id=locked.pk,
             defaults={
-                "built_at_change": clock, "built_at": timezone.now(), "refresh_requested_at": None,
+                "built_at_change": clock, "built_at": timezone.now(), "refresh_requested_at": pending,
                 "uncertainty": _record_uncertainty(locked, uncertainty),
             },
         )

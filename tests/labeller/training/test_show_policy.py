@@ -188,6 +188,32 @@ def test_a_frame_opened_with_stale_proposals_gets_fresh_ones_before_anything_is_
     assert [a for a in detail["annotations"] if a["status"] == "proposed"] == []
 
 
+def test_a_refresh_begun_before_the_frame_was_opened_leaves_the_persons_request_pending(
+    tenant, frame, label, monkeypatch
+):
+    # The worker reads the learning clock; meanwhile the person confirms a box (the loop
+    # learns) and opens this frame, asking for newer proposals. The older refresh then lands:
+    # it must not answer their request, or they stop waiting and see proposals built before it.
+    refreshed = []
+    monkeypatch.setattr(proposing, "refresh_frame_soon", lambda *, frame_id: refreshed.append(frame_id))
+    monkeypatch.setattr(proposing, "frame_candidates_cached", lambda *args, **kwargs: None)
+    other = FrameFactory(project=tenant.project, width=640, height=360)
+
+    def propose(rgb, **kwargs):
+        annotation_create(frame=other, actor=tenant.annotator, box=Box(1, 1, 20, 20), label=label)
+        opened = frame_assign_next(organization=tenant.organization, project=tenant.project, user=tenant.annotator)
+        assert opened.pk == frame.pk
+        return []
+
+    monkeypatch.setattr(proposing.ml, "propose", propose)
+    proposing.proposals_refresh(frame_id=frame.pk, force=True)
+
+    assert refreshed == [frame.pk]
+    state = proposing.frame_proposals_state(frame=frame)
+    assert state["proposals_state"] == "refreshing"
+    assert state["proposals_index_version"] < state["index_version"]
+
+
 def test_a_refresh_of_a_held_frame_keeps_the_proposals_the_person_sees(tenant, frame, label):
     store(frame, [proposal((10, 10, 60, 60), 0.5, label), proposal((300, 10, 350, 60), 0.5, label)], [0, 1])
     seen = {a.pk: a.version for a in Annotation.objects.filter(frame=frame)}
