@@ -1,3 +1,4 @@
+import sys
 from dataclasses import dataclass
 
 import pytest
@@ -49,6 +50,14 @@ def isolated_media(settings, tmp_path):
 def fresh_throttle_counts():
     """API throttles count per user id in the cache, and ids restart per test."""
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_exemplar_crops():
+    """Proposing caches confirmed crops by annotation id and version, and ids restart per test."""
+    proposing = sys.modules.get("labeller.training.proposing")  # not imported: nothing cached
+    if proposing is not None:
+        proposing._exemplar_cache.clear()
 
 
 @pytest.fixture
