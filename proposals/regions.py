@@ -31,7 +31,7 @@ import numpy as np
 from proposals.boxes import as_boxes, box_areas, clip_boxes, covered_shares, iou_matrix, nms_keep, valid_box_mask
 from proposals.features import FeatureExtractor
 from proposals.labels import BACKGROUND, LabelIndex
-from proposals.tracking import colour_similarity, fuse_estimates, propagate_boxes
+from proposals.tracking import colour_histogram, fuse_estimates, histogram_similarity, propagate_boxes
 from proposals.types import LabelSuggestion, RegionProposal
 
 # Segmentation runs on a reduced copy: the hierarchy cost grows with pixels, boxes do not need
@@ -424,6 +424,8 @@ def exemplar_boxes(
             continue
         factor = min(1.0, EXEMPLAR_LONG_SIDE / max(patch_h, patch_w))
         small = cv2.resize(rgb, (max(1, round(width * factor)), max(1, round(height * factor))), interpolation=cv2.INTER_AREA)
+        # The exemplar's colours are compared with every peak's; on a grey frame they say nothing.
+        patch_colours = colour_histogram(patch, (0, 0, patch_w, patch_h)) if rgb.ndim == patch.ndim == 3 else None
         for scale in EXEMPLAR_SCALES:
             size = (max(3, round(patch_w * factor * scale)), max(3, round(patch_h * factor * scale)))
             if size[0] >= small.shape[1] or size[1] >= small.shape[0]:
@@ -435,11 +437,14 @@ def exemplar_boxes(
             peaks = (response >= cv2.dilate(response, kernel)) & (response >= EXEMPLAR_MIN_SCORE)
             ys, xs = np.nonzero(peaks)
             best = np.argsort(-response[ys, xs])[:EXEMPLAR_MAX_PEAKS]
-            whole = (0, 0, patch_w, patch_h)
             for y, x in zip(ys[best], xs[best]):
                 box = [x / factor, y / factor, (x + size[0]) / factor, (y + size[1]) / factor]
                 boxes.append(box)
-                scores.append(float(response[y, x]) * colour_similarity(patch, whole, rgb, box))
+                if patch_colours is None:
+                    scores.append(float(response[y, x]))
+                else:
+                    colour = histogram_similarity(patch_colours, colour_histogram(rgb, box))
+                    scores.append(float(response[y, x]) * colour)
                 labels.append(label_id)
     if not boxes:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)

@@ -122,7 +122,7 @@ def _appearance_similarity(gray_a: np.ndarray, box_a, gray_b: np.ndarray, box_b)
     return float(np.clip((a * b).sum() / denominator, 0.0, 1.0))
 
 
-def _colour_histogram(rgb: np.ndarray, box) -> np.ndarray | None:
+def colour_histogram(rgb: np.ndarray, box) -> np.ndarray | None:
     """Hue-saturation histogram (L1-normalised) of the box's content in a ``[H, W, 3]`` RGB frame;
     None for a grey frame or an empty box."""
     if rgb.ndim != 3:
@@ -136,7 +136,8 @@ def _colour_histogram(rgb: np.ndarray, box) -> np.ndarray | None:
     return cv2.normalize(histogram, histogram, 1.0, 0.0, cv2.NORM_L1)
 
 
-def _histogram_similarity(a: np.ndarray | None, b: np.ndarray | None) -> float:
+def histogram_similarity(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """One minus the Bhattacharyya distance of two colour histograms; 0 where either is None."""
     if a is None or b is None:
         return 0.0
     return float(np.clip(1.0 - cv2.compareHist(a, b, cv2.HISTCMP_BHATTACHARYYA), 0.0, 1.0))
@@ -148,7 +149,7 @@ def colour_similarity(rgb_a: np.ndarray, box_a, rgb_b: np.ndarray, box_b) -> flo
     0 where a box holds no pixel."""
     if rgb_a.ndim != 3 or rgb_b.ndim != 3:
         return 1.0
-    return _histogram_similarity(_colour_histogram(rgb_a, box_a), _colour_histogram(rgb_b, box_b))
+    return histogram_similarity(colour_histogram(rgb_a, box_a), colour_histogram(rgb_b, box_b))
 
 
 def search_range(seconds_apart: float) -> tuple[np.ndarray, float]:
@@ -190,7 +191,7 @@ def redetect_boxes(
         wx1, wy1 = int(max(0, x1 - margin)), int(max(0, y1 - margin))
         wx2, wy2 = int(min(width, x2 + margin)), int(min(height, y2 + margin))
         template = prev_rgb[int(y1):int(np.ceil(y2)), int(x1):int(np.ceil(x2))]
-        template_colours = _colour_histogram(prev_rgb, box)
+        template_colours = colour_histogram(prev_rgb, box)
         window = next_rgb[wy1:wy2, wx1:wx2]
         small_window = cv2.resize(window, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
         best = (-1.0, None)
@@ -209,7 +210,7 @@ def redetect_boxes(
                 candidate = np.array([left / factor + wx1, top / factor + wy1, 0, 0], np.float32)
                 candidate[2:] = candidate[:2] + (box_w * scale, box_h * scale)
                 if template_colours is not None and next_rgb.ndim == 3:
-                    score *= _histogram_similarity(template_colours, _colour_histogram(next_rgb, candidate))
+                    score *= histogram_similarity(template_colours, colour_histogram(next_rgb, candidate))
                 if score > best[0]:
                     best = (score, candidate)
                 # Blank out this peak (half a template around it) to find the next-best place.
