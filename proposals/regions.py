@@ -31,7 +31,7 @@ import numpy as np
 from proposals.boxes import as_boxes, box_areas, clip_boxes, covered_shares, iou_matrix, nms_keep, valid_box_mask
 from proposals.features import FeatureExtractor
 from proposals.labels import BACKGROUND, LabelIndex
-from proposals.tracking import colour_histogram, fuse_estimates, histogram_similarity, propagate_boxes
+from proposals.tracking import colour_histogram, colour_weight, fuse_estimates, propagate_boxes
 from proposals.types import LabelSuggestion, RegionProposal
 
 # Segmentation runs on a reduced copy: the hierarchy cost grows with pixels, boxes do not need
@@ -440,11 +440,7 @@ def exemplar_boxes(
             for y, x in zip(ys[best], xs[best]):
                 box = [x / factor, y / factor, (x + size[0]) / factor, (y + size[1]) / factor]
                 boxes.append(box)
-                if patch_colours is None:
-                    scores.append(float(response[y, x]))
-                else:
-                    colour = histogram_similarity(patch_colours, colour_histogram(rgb, box))
-                    scores.append(float(response[y, x]) * colour)
+                scores.append(float(response[y, x]) * colour_weight(patch_colours, rgb, box))
                 labels.append(label_id)
     if not boxes:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)

@@ -143,6 +143,15 @@ def histogram_similarity(a: np.ndarray | None, b: np.ndarray | None) -> float:
     return float(np.clip(1.0 - cv2.compareHist(a, b, cv2.HISTCMP_BHATTACHARYYA), 0.0, 1.0))
 
 
+def colour_weight(template_colours: np.ndarray | None, rgb: np.ndarray, box) -> float:
+    """How much a place in ``rgb`` keeps of its pattern match for its colours: the
+    similarity of the box's colours to ``template_colours`` (:func:`colour_histogram`), or
+    1 where colour says nothing (no template colours, or a grey frame)."""
+    if template_colours is None or rgb.ndim != 3:
+        return 1.0
+    return histogram_similarity(template_colours, colour_histogram(rgb, box))
+
+
 def colour_similarity(rgb_a: np.ndarray, box_a, rgb_b: np.ndarray, box_b) -> float:
     """How alike the colours of two box contents are, in [0, 1]: one minus the Bhattacharyya
     distance of their hue-saturation histograms. 1 for grey frames, where colour says nothing;
@@ -209,8 +218,7 @@ def redetect_boxes(
                     break
                 candidate = np.array([left / factor + wx1, top / factor + wy1, 0, 0], np.float32)
                 candidate[2:] = candidate[:2] + (box_w * scale, box_h * scale)
-                if template_colours is not None and next_rgb.ndim == 3:
-                    score *= histogram_similarity(template_colours, colour_histogram(next_rgb, candidate))
+                score *= colour_weight(template_colours, next_rgb, candidate)
                 if score > best[0]:
                     best = (score, candidate)
                 # Blank out this peak (half a template around it) to find the next-best place.

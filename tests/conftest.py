@@ -57,7 +57,7 @@ def fresh_exemplar_crops():
     """Proposing caches confirmed crops by annotation id and version, and ids restart per test."""
     proposing = sys.modules.get("labeller.training.proposing")  # not imported: nothing cached
     if proposing is not None:
-        proposing._exemplar_cache.clear()
+        proposing.clear_exemplar_cache()
 
 
 @pytest.fixture

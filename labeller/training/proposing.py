@@ -71,6 +71,13 @@ _exemplar_cache: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
 _policy_cache: dict[int, tuple[tuple[int, int], "ShowPolicy"]] = {}
 
 
+def clear_exemplar_cache() -> None:
+    """Forget the cached crops: they are keyed by annotation id and version, which a new
+    database (a test's) reuses for other boxes."""
+    with _cache_lock:
+        _exemplar_cache.clear()
+
+
 # --- label suggestions for a box drawn by hand ------------------------------------------
 
 

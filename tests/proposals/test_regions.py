@@ -14,8 +14,8 @@ from proposals.features import FeatureConfig, get_extractor
 from proposals.labels import BACKGROUND, LabelIndex
 from proposals.regions import (FrameCandidates, candidate_boxes, exemplar_boxes, frame_candidates, motion_boxes,
                                propose_regions)
-from proposals.tracking import (colour_similarity, fuse_estimates, propagate_boxes, propagate_boxes_through,
-                                redetect_boxes)
+from proposals.tracking import (colour_histogram, colour_similarity, colour_weight, fuse_estimates, propagate_boxes,
+                                propagate_boxes_through, redetect_boxes)
 
 HEIGHT, WIDTH = 120, 160
 RED, GREEN = 1, 2
@@ -166,6 +166,18 @@ def test_colour_similarity_tells_tints_apart_and_says_nothing_on_grey_frames():
     assert colour_similarity(frame, red_box, frame, blue_box) < 0.3
     assert colour_similarity(grey, red_box, grey, blue_box) == 1.0
     assert colour_similarity(frame, red_box, frame, [200, 200, 210, 210]) == 0.0  # outside the frame
+
+
+def test_colour_weight_keeps_matching_colours_and_ignores_colour_where_it_says_nothing():
+    red_box, blue_box = [20, 20, 44, 44], [100, 60, 124, 84]
+    red_frame = frame_with_patch(20, 20, tinted_patch(RED_TINT), smooth_background())
+    frame = frame_with_patch(100, 60, tinted_patch(BLUE_TINT), red_frame)
+    red = colour_histogram(frame, red_box)
+
+    assert colour_weight(red, frame, red_box) == pytest.approx(1.0)
+    assert colour_weight(red, frame, blue_box) < 0.3
+    assert colour_weight(None, frame, blue_box) == 1.0  # no template colours
+    assert colour_weight(red, cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), blue_box) == 1.0  # a grey frame
 
 
 def test_looking_again_prefers_the_look_alike_of_the_same_colour():
