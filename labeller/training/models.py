@@ -107,6 +107,9 @@ class ProposalOutcome(models.Model):
     label_id = models.BigIntegerField(null=True, blank=True)
     box = models.JSONField()
     shown = models.BooleanField()
+    # The show policy's P(useful) when the proposal was made (null for outcomes recorded
+    # before it was kept): set against ``useful``, it says whether the chances are honest.
+    chance = models.FloatField(null=True, blank=True)
     # Set when the frame is completed; null while undecided.
     useful = models.BooleanField(null=True)
     label_right = models.BooleanField(null=True)

@@ -322,6 +322,23 @@ def proposal_policy_summary(*, project_id: int, recent_frames: int = 50) -> dict
         "recent_frames": len(recent),
         "shown_per_frame": round(outcomes.filter(shown=True).count() / frames, 2),
         "generated_per_frame": round(outcomes.count() / frames, 2),
+        "honesty": _chance_honesty(outcomes.filter(decided_at__isnull=False, chance__isnull=False)),
+    }
+
+
+def _chance_honesty(decided) -> dict:
+    """Whether the chances the policy gave are borne out: of ``decided`` outcomes with a
+    recorded chance, how many the policy expected to be useful (the sum of their chances)
+    against how many were, and the Brier score (mean squared gap between chance and outcome;
+    0 is perfect, 0.25 is a coin toss's at 1/2)."""
+    rows = np.array(list(decided.values_list("chance", "useful")), dtype=np.float64).reshape(-1, 2)
+    if not len(rows):
+        return {"decided": 0, "expected_useful": 0.0, "useful": 0, "brier": None}
+    return {
+        "decided": len(rows),
+        "expected_useful": round(float(rows[:, 0].sum()), 1),
+        "useful": int(rows[:, 1].sum()),
+        "brier": round(float(np.mean((rows[:, 0] - rows[:, 1]) ** 2)), 4),
     }
 
 
@@ -536,7 +553,8 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
         if locked.status == FrameStatus.COMPLETE:
             return 0
         count = _store_proposals(
-            locked, proposals, shown, model_version, held=locked.assigned_to_id is not None, shot_labelled=shot_labelled
+            locked, proposals, shown, model_version, held=locked.assigned_to_id is not None,
+            shot_labelled=shot_labelled, chances=probabilities,
         )
         # A person who opened the frame while this ran asked for what the loop learned after
         # this refresh read the clock: their request stays pending for its own refresh, or they
@@ -561,9 +579,11 @@ def _open_proposals(frame_id: int):
 
 
 def _store_proposals(
-    frame: Frame, proposals: list, shown: list[int], model_version: str, *, held: bool, shot_labelled: bool
+    frame: Frame, proposals: list, shown: list[int], model_version: str, *, held: bool, shot_labelled: bool,
+    chances: np.ndarray | None = None,
 ) -> int:
-    """Write the new proposals; the caller holds the frame's row lock."""
+    """Write the new proposals; the caller holds the frame's row lock. ``chances``: each
+    proposal's P(useful) under the show policy, recorded with its outcome."""
     # Human work may have landed while the proposals were computed: never duplicate it.
     human = Annotation.objects.filter(frame_id=frame.pk).exclude(status=AnnotationStatus.PROPOSED, source__in=MODEL_SOURCES)
     human_boxes = np.array(list(human.values_list("x1", "y1", "x2", "y2")), dtype=np.float32).reshape(-1, 4)
@@ -615,6 +635,7 @@ def _store_proposals(
                 source=proposal.source, shot_labelled=shot_labelled, score=proposal.score,
                 label_id=proposal.suggestions[0].label_id if proposal.suggestions else None,
                 box=[float(v) for v in proposal.box], shown=annotation is not None,
+                chance=None if chances is None else float(chances[i]),
             )
         )
     AnnotationEvent.objects.bulk_create(events)

@@ -95,6 +95,17 @@ class ShapeAdjustmentSerializer(serializers.Serializer):
     )
 
 
+class ChanceHonestySerializer(serializers.Serializer):
+    decided = serializers.IntegerField(help_text="Decided proposals of the recent frames with a recorded chance.")
+    expected_useful = serializers.FloatField(
+        help_text="How many of them the policy expected to be kept: their chances summed."
+    )
+    useful = serializers.IntegerField(help_text="How many were kept (or, hidden, matched a box a person confirmed).")
+    brier = serializers.FloatField(
+        allow_null=True, help_text="Mean squared gap between chance and outcome: 0 is perfect, 0.25 a coin toss's."
+    )
+
+
 class ProposalPolicySerializer(serializers.Serializer):
     decisions = serializers.IntegerField(help_text="Proposals decided so far (frames completed).")
     cold = serializers.BooleanField(help_text="Too little history yet: only the best few guesses are shown.")
@@ -109,6 +120,7 @@ class ProposalPolicySerializer(serializers.Serializer):
     recent_frames = serializers.IntegerField()
     shown_per_frame = serializers.FloatField()
     generated_per_frame = serializers.FloatField()
+    honesty = ChanceHonestySerializer(help_text="Whether the chances given on the recent frames were borne out.")
 
 
 class TrainingRunSerializer(serializers.ModelSerializer):

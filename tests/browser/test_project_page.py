@@ -274,7 +274,7 @@ def test_admins_see_how_the_project_decides_which_proposals_to_show(strict_page,
     ProposalOutcome.objects.bulk_create(
         ProposalOutcome(
             project=project, frame=frame, source="candidate", score=score / 80, box=[0, 0, 1, 1], shown=True,
-            useful=score > 40, label_right=True, box_right=True, decided_at=frame.created_at,
+            useful=score > 40, label_right=True, box_right=True, decided_at=frame.created_at, chance=0.5,
         )
         for score in range(80)
     )
@@ -284,6 +284,7 @@ def test_admins_see_how_the_project_decides_which_proposals_to_show(strict_page,
     chart.wait_for()
     assert "chance of being kept is above" in section.inner_text()
     assert chart.locator("circle").count() == 4  # four score bins from 80 decisions
+    assert "the policy expected 40 to be kept and 39 were (Brier score 0.25:" in section.inner_text()
     assert "then moved by the box's size and shape, and by how much of it a followed box covers" in (
         section.inner_text()
     )

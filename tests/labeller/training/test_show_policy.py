@@ -28,8 +28,10 @@ def label(tenant):
     return LabelFactory(project=tenant.project, name="food.dish.dessert")
 
 
-def store(frame, proposals, shown, *, held=False, shot_labelled=False):
-    return proposing._store_proposals(frame, proposals, shown, "test@1", held=held, shot_labelled=shot_labelled)
+def store(frame, proposals, shown, *, held=False, shot_labelled=False, chances=None):
+    return proposing._store_proposals(
+        frame, proposals, shown, "test@1", held=held, shot_labelled=shot_labelled, chances=chances
+    )
 
 
 def proposal(box, score, label=None, source="candidate"):
@@ -171,6 +173,25 @@ def test_the_policy_and_the_number_shown_are_visible_to_admins_only(tenant, fram
     assert len(body["shape"]["candidate"]["weights"]) == 6
 
 
+def test_each_proposal_keeps_the_chance_it_was_given_and_admins_see_whether_chances_are_borne_out(
+    tenant, frame, label
+):
+    proposals = [proposal((10, 10, 60, 60), 0.9, label), proposal((100, 100, 150, 150), 0.1, label)]
+    store(frame, proposals, [0], chances=np.array([0.8, 0.1]))
+    assert sorted(ProposalOutcome.objects.filter(frame=frame).values_list("chance", flat=True)) == [0.1, 0.8]
+    path = api_path(tenant, f"projects/{tenant.project.pk}/proposal-policy")
+    assert tenant.client("admin").get(path).json()["honesty"] == {
+        "decided": 0, "expected_useful": 0.0, "useful": 0, "brier": None,
+    }
+
+    # Decided: the likely one was kept, the unlikely one was right to be hidden.
+    ProposalOutcome.objects.filter(frame=frame, chance=0.8).update(decided_at=frame.created_at, useful=True)
+    ProposalOutcome.objects.filter(frame=frame, chance=0.1).update(decided_at=frame.created_at, useful=False)
+    honesty = tenant.client("admin").get(path).json()["honesty"]
+
+    assert honesty == {"decided": 2, "expected_useful": 0.9, "useful": 1, "brier": 0.025}
+
+
 def test_a_frame_opened_with_stale_proposals_gets_fresh_ones_before_anything_is_shown(tenant, frame, label, monkeypatch):
     refreshed = []
     monkeypatch.setattr(proposing, "refresh_frame_soon", lambda *, frame_id: refreshed.append(frame_id))
@@ -212,6 +233,24 @@ def test_a_refresh_begun_before_the_frame_was_opened_leaves_the_persons_request_
     state = proposing.frame_proposals_state(frame=frame)
     assert state["proposals_state"] == "refreshing"
     assert state["proposals_index_version"] < state["index_version"]
+
+
+def test_a_refresh_records_the_chance_the_policy_gave_each_proposal(tenant, frame, label, monkeypatch):
+    made = [proposal((10, 10, 60, 60), 0.9, label), proposal((300, 10, 350, 60), 0.2, label, source="motion")]
+    monkeypatch.setattr(proposing, "frame_candidates_cached", lambda *args, **kwargs: None)
+    monkeypatch.setattr(proposing.ml, "propose", lambda rgb, **kwargs: made)
+    decide(tenant, FrameFactory(project=tenant.project), [(s, s > 0.5) for s in np.linspace(0.0, 0.9, 60)])
+    policy = proposing.show_policy(project_id=tenant.project.pk)
+
+    proposing.proposals_refresh(frame_id=frame.pk, force=True)
+
+    expected = proposing.proposal_chances(
+        policy, [p.source for p in made], [p.score for p in made], [p.box for p in made],
+        shot_labelled=False, frame_size=(frame.width, frame.height),
+    )
+    recorded = dict(ProposalOutcome.objects.filter(frame=frame).values_list("source", "chance"))
+    assert [recorded["candidate"], recorded["motion"]] == pytest.approx(expected.tolist())
+    assert recorded["candidate"] > 0.5  # the history says high-scoring candidates are kept
 
 
 def test_a_refresh_of_a_held_frame_keeps_the_proposals_the_person_sees(tenant, frame, label):

@@ -67,6 +67,15 @@ export async function showPolicy({ element, orgPath, projectId }) {
       `Recent frames: ${policy.shown_per_frame} shown of ${policy.generated_per_frame} proposed per frame · `,
       `kept proposals needing a label fix: ${percent(policy.label_wrong)}, a box fix: ${percent(policy.box_loose)}`,
     ),
+    policy.honesty.decided
+      ? h(
+          "p",
+          { className: "policy-honesty" },
+          `Are the chances honest? Of ${policy.honesty.decided} proposals decided on those frames, `,
+          `the policy expected ${policy.honesty.expected_useful} to be kept and ${policy.honesty.useful} were `,
+          `(Brier score ${policy.honesty.brier}: 0 is perfect, 0.25 a coin toss).`,
+        )
+      : "",
     sources.length
       ? h(
           "div",
