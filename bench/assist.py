@@ -625,6 +625,7 @@ def run_dataset(admin: Api, annotator_api: Api, dataset: Dataset, args, *, retra
         "generated_per_frame": policy["generated_per_frame"],
         "label_wrong": policy["label_wrong"],
         "box_loose": policy["box_loose"],
+        "honesty": policy["honesty"],  # the chances given on the last 50 frames against what became of them
         "decisions": {source: curve["decisions"] for source, curve in policy["sources"].items()},
         "curves": {source: curve["curve"] for source, curve in policy["sources"].items()},
     }
