@@ -56,6 +56,20 @@ def covered_shares(boxes, others) -> np.ndarray:
     return inter / np.maximum(box_areas(a), 1.0)[:, None]
 
 
+def averaged_with_closest(boxes, others, *, min_iou: float, weight: float) -> np.ndarray:
+    """Each of ``boxes`` [N, 4] moved ``weight`` of the way towards the one of ``others`` [M, 4]
+    it overlaps most, where that IoU reaches ``min_iou``; the others unchanged. Returns a new
+    ``float32 [N, 4]``."""
+    averaged = as_boxes(boxes).copy()
+    overlap = iou_matrix(averaged, others)
+    if not overlap.size:
+        return averaged
+    closest = overlap.argmax(axis=1)
+    close = overlap[np.arange(len(averaged)), closest] >= min_iou
+    averaged[close] += weight * (as_boxes(others)[closest[close]] - averaged[close])
+    return averaged
+
+
 def nms_keep(boxes, scores, *, iou_threshold: float, groups=None) -> np.ndarray:
     """Indices (``int64 [K]``, by decreasing score) kept by non-maximum suppression.
 

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from proposals.boxes import (
+    averaged_with_closest,
     clip_boxes,
     iou_matrix,
     matched_ground_truth,
@@ -85,6 +86,16 @@ def test_nms_merges_duplicates_but_keeps_distinct_boxes():
     boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [0, 1, 10, 11], [50, 50, 60, 60]], np.float32)
     keep = nms_keep(boxes, [0.5, 0.9, 0.7, 0.1], iou_threshold=0.5)
     assert keep.tolist() == [1, 3]
+
+
+def test_averaged_with_closest_moves_only_boxes_with_a_close_enough_other():
+    boxes = [[0, 0, 30, 30], [100, 100, 130, 130], [200, 0, 230, 30]]
+    others = [[3, 0, 33, 30], [0, 0, 60, 60], [110, 110, 170, 170]]  # near box 0; too loose for 0 and 1
+
+    moved = averaged_with_closest(boxes, others, min_iou=0.5, weight=1 / 3)
+
+    np.testing.assert_allclose(moved, [[1, 0, 31, 30], [100, 100, 130, 130], [200, 0, 230, 30]], atol=1e-5)
+    np.testing.assert_array_equal(averaged_with_closest(boxes, np.zeros((0, 4)), min_iou=0.5, weight=0.5), boxes)
 
 
 def test_recall_at_iou_counts_matched_ground_truth():
@@ -388,6 +399,27 @@ def test_a_moving_blob_over_a_followed_box_is_not_proposed_but_one_where_nothing
     by_source = {(p.source, tuple(round(v) for v in p.box)) for p in proposals}
     assert ("motion", (120, 20, 150, 50)) in by_source
     assert [p.source for p in proposals if iou_matrix([p.box], [[46, 43, 76, 73]])[0, 0] > 0.3] == ["propagation"]
+
+
+def test_a_followed_box_moves_a_third_of_the_way_to_the_outline_the_pixels_give_of_its_object():
+    background, patch = smooth_background(), textured_patch()
+    neighbour = frame_with_patch(40, 40, patch, background)
+    current = frame_with_patch(46, 43, patch, background)
+    # The pixels outline the object a little taller than the template found it (a part came out
+    # from behind something), and a far candidate overlaps nothing followed.
+    outline = np.array([[46, 43, 76, 82], [120, 20, 150, 50]], np.float32)
+    candidates = FrameCandidates(outline, np.array([0.2, 0.2], np.float32))
+    neighbours = [(neighbour, np.array([[40, 40, 70, 70]], np.float32), np.array([7]))]
+
+    nothing = FrameCandidates(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+    alone = [p for p in propose_regions(current, neighbours=neighbours, candidates=nothing) if p.source == "propagation"]
+    with_outline = [
+        p for p in propose_regions(current, neighbours=neighbours, candidates=candidates) if p.source == "propagation"
+    ]
+
+    followed, moved = np.array(alone[0].box), np.array(with_outline[0].box)
+    np.testing.assert_allclose(moved, followed + (outline[0] - followed) / 3, atol=1e-4)
+    assert moved[3] > followed[3] + 2
 
 
 def red_discs_confirmed_green_square_rejected(extractor) -> LabelIndex:
