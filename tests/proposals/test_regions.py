@@ -90,7 +90,7 @@ def test_nms_merges_duplicates_but_keeps_distinct_boxes():
 
 def test_averaged_with_closest_moves_only_boxes_with_a_close_enough_other():
     boxes = [[0, 0, 30, 30], [100, 100, 130, 130], [200, 0, 230, 30]]
-    others = [[3, 0, 33, 30], [0, 0, 60, 60], [110, 110, 170, 170]]  # near box 0; too loose for 0 and 1
+    others = [[3, 0, 33, 30], [0, 0, 60, 60], [110, 110, 170, 170]]  # the first near box 0, the others too loose
 
     moved = averaged_with_closest(boxes, others, min_iou=0.5, weight=1 / 3)
 
