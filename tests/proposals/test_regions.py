@@ -221,21 +221,35 @@ def test_a_followed_box_whose_colour_changed_is_less_sure():
 
 
 def test_frames_seconds_apart_are_searched_further_and_over_more_scales():
-    # Four seconds later the object has crossed the frame and grown by half: a second's
-    # search range (four box sizes, +-25 %) cannot reach it, four seconds' range does.
+    # Four seconds later the object has crossed most of the frame and grown by half: a
+    # second's search range (half the frame's height around it, +-25 %) cannot reach it,
+    # four seconds' range (eight box sizes, +-56 %) does.
     background = cv2.resize(smooth_background(), (WIDTH * 3, HEIGHT * 3), interpolation=cv2.INTER_LINEAR)
-    patch = cv2.resize(textured_patch(8, seed=3), (20, 20), interpolation=cv2.INTER_NEAREST)
+    patch = cv2.resize(textured_patch(8, seed=3), (40, 40), interpolation=cv2.INTER_NEAREST)
     before = frame_with_patch(20, 20, patch, background)
-    grown = cv2.resize(patch, (30, 30), interpolation=cv2.INTER_NEAREST)
-    after = frame_with_patch(150, 150, grown, background)
-    box = np.array([[20, 20, 40, 40]], np.float32)
-    truth = [[150, 150, 180, 180]]
+    grown = cv2.resize(patch, (60, 60), interpolation=cv2.INTER_NEAREST)
+    after = frame_with_patch(300, 250, grown, background)
+    box = np.array([[20, 20, 60, 60]], np.float32)
+    truth = [[300, 250, 360, 310]]
 
     near, _ = redetect_boxes(before, after, box, seconds_apart=1.0)
     far, confidence = redetect_boxes(before, after, box, seconds_apart=4.0)
 
     assert iou_matrix(near, truth)[0, 0] < 0.5
     assert iou_matrix(far, truth)[0, 0] > 0.7 and confidence[0] > 0.8
+
+
+def test_a_small_object_is_looked_for_across_half_the_frame():
+    # Small objects cross as many pixels in a second as large ones: a 16-pixel light that
+    # moved ten of its sizes is still in the window, which is at least half the frame.
+    background = cv2.resize(smooth_background(), (WIDTH * 3, HEIGHT * 3), interpolation=cv2.INTER_LINEAR)
+    patch = cv2.resize(textured_patch(8, seed=5), (16, 16), interpolation=cv2.INTER_NEAREST)
+    before = frame_with_patch(40, 40, patch, background)
+    after = frame_with_patch(200, 40, patch, background)
+
+    found, confidence = redetect_boxes(before, after, [[40, 40, 56, 56]], seconds_apart=1.0)
+
+    assert iou_matrix(found, [[200, 40, 216, 56]])[0, 0] > 0.8 and confidence[0] > 0.8
 
 
 def test_agreeing_estimates_of_one_object_are_averaged_and_the_rest_kept():
