@@ -22,6 +22,12 @@ On the generated videos, of boxes carried a second, the colour check told the lo
 (IoU < 0.5) from the rest with an AUC of 0.90-0.98, where flow's confidence alone had
 0.73-0.77. So a box's confidence includes it (lost boxes are then shown less and looked
 for again), and re-detection picks, among a few places per scale, the best in both.
+
+The boxes of one labelled frame are distinct objects, so two of them that land on one place
+cannot both be right: the less sure one has most often jumped to a look-alike (another
+croissant, another mug) whose own box followed it there. It is looked for again with the
+places already taken left out (:func:`separate_collisions`). On the generated counter videos
+this put 12 % fewer boxes off their objects, and night's were unchanged.
 """
 
 from __future__ import annotations
@@ -66,6 +72,14 @@ COLOUR_BINS = (12, 8)
 # Re-detection weighs this many places per scale by their colour: the best correlation is
 # often a look-alike or a patch of textured background, and the object among the next few.
 PEAKS_PER_SCALE = 3
+# Two boxes carried from one frame collide when they overlap this much after and less than
+# SOURCE_APART_IOU before; a place overlapping a taken box this much is taken.
+COLLIDE_IOU = 0.5
+SOURCE_APART_IOU = 0.3
+TAKEN_IOU = 0.3
+# Looking again around taken places, this many more places per scale are weighed, since the
+# best ones are often the taken ones.
+EXTRA_PEAKS_WHEN_TAKEN = 2
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
@@ -176,7 +190,12 @@ def search_range(seconds_apart: float) -> tuple[np.ndarray, float]:
 
 
 def redetect_boxes(
-    prev_rgb: np.ndarray, next_rgb: np.ndarray, boxes, *, seconds_apart: float = 1.0
+    prev_rgb: np.ndarray,
+    next_rgb: np.ndarray,
+    boxes,
+    *,
+    seconds_apart: float = 1.0,
+    taken: Sequence[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Find each box of ``prev_rgb`` again in ``next_rgb`` by its appearance.
 
@@ -184,6 +203,8 @@ def redetect_boxes(
         prev_rgb, next_rgb: ``uint8 [H, W, 3]`` RGB frames of the same size.
         boxes: ``float32 [N, 4]`` xyxy pixels in ``prev_rgb``.
         seconds_apart: time between the two frames; sets how far and over which scales to look.
+        taken: optional, per box, ``float32 [K, 4]`` places in ``next_rgb`` held by other
+            objects; a place overlapping one at IoU >= ``TAKEN_IOU`` is not chosen.
     Returns:
         ``(boxes float32 [N, 4], confidence float32 [N] in [0, 1])``: the best match of the box's
         content over a window around it and a few scales, and its correlation times its colour
@@ -206,6 +227,8 @@ def redetect_boxes(
         wx2, wy2 = int(min(width, x2 + margin)), int(min(height, y2 + margin))
         template = prev_rgb[int(y1):int(np.ceil(y2)), int(x1):int(np.ceil(x2))]
         template_colours = colour_histogram(prev_rgb, box)
+        held = as_boxes(taken[index]) if taken is not None else as_boxes([])
+        peaks = PEAKS_PER_SCALE + (EXTRA_PEAKS_WHEN_TAKEN if len(held) else 0)
         window = next_rgb[wy1:wy2, wx1:wx2]
         small_window = cv2.resize(window, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
         best = (-1.0, None)
@@ -217,18 +240,20 @@ def redetect_boxes(
             if float(small_template.std()) < 1.0:
                 continue  # a flat box matches anything
             scores = cv2.matchTemplate(small_window, small_template, cv2.TM_CCOEFF_NORMED)
-            for _ in range(PEAKS_PER_SCALE):
+            for _ in range(peaks):
                 _, score, _, (left, top) = cv2.minMaxLoc(scores)
                 if score <= 0:
                     break
                 candidate = np.array([left / factor + wx1, top / factor + wy1, 0, 0], np.float32)
                 candidate[2:] = candidate[:2] + (box_w * scale, box_h * scale)
-                score *= colour_weight(template_colours, next_rgb, candidate)
-                if score > best[0]:
-                    best = (score, candidate)
                 # Blank out this peak (half a template around it) to find the next-best place.
                 half_w, half_h = max(1, size[0] // 2), max(1, size[1] // 2)
                 scores[max(0, top - half_h):top + half_h + 1, max(0, left - half_w):left + half_w + 1] = -1.0
+                if len(held) and iou_matrix(candidate[None], held).max() >= TAKEN_IOU:
+                    continue
+                score *= colour_weight(template_colours, next_rgb, candidate)
+                if score > best[0]:
+                    best = (score, candidate)
         if best[1] is not None:
             found[index] = best[1]
             confidence[index] = float(np.clip(best[0], 0.0, 1.0))
@@ -306,7 +331,41 @@ def propagate_boxes(
         better = found_confidence > confidence[lost]
         moved[lost[better]] = found[better]
         confidence[lost[better]] = found_confidence[better]
+    moved, confidence = separate_collisions(prev_rgb, next_rgb, boxes, moved, confidence, seconds_apart=seconds_apart)
     return clip_boxes(moved, width, height), confidence
+
+
+def separate_collisions(
+    prev_rgb: np.ndarray, next_rgb: np.ndarray, boxes, moved, confidence, *, seconds_apart: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where two of ``boxes`` (distinct in ``prev_rgb``) landed on one place in ``next_rgb``,
+    look for the less sure one again with the places of the others left out.
+
+    Args:
+        prev_rgb, next_rgb: ``uint8 [H, W, 3]`` RGB frames of the same size.
+        boxes: ``float32 [N, 4]`` xyxy in ``prev_rgb``; moved, confidence: where they were carried
+            in ``next_rgb`` (``float32 [N, 4]``, ``float32 [N]``).
+    Returns:
+        ``(float32 [N, 4], float32 [N])``: copies, with each colliding box that a surer one holds
+        moved to its best free place and given that place's confidence (kept where there is none).
+    """
+    boxes, moved = as_boxes(boxes), as_boxes(moved).copy()
+    confidence = np.asarray(confidence, np.float32).copy()
+    if len(boxes) < 2:
+        return moved, confidence
+    apart = iou_matrix(boxes, boxes) < SOURCE_APART_IOU
+    for index in np.argsort(confidence, kind="stable"):  # the least sure moves first
+        overlaps = iou_matrix(moved[index:index + 1], moved)[0]
+        overlaps[index] = 0.0
+        if not ((overlaps >= COLLIDE_IOU) & apart[index] & (confidence > confidence[index])).any():
+            continue
+        found, found_confidence = redetect_boxes(
+            prev_rgb, next_rgb, boxes[index:index + 1], seconds_apart=seconds_apart,
+            taken=[moved[overlaps >= COLLIDE_IOU]],
+        )
+        if found_confidence[0] > 0:
+            moved[index], confidence[index] = found[0], found_confidence[0]
+    return moved, confidence
 
 
 def propagate_boxes_through(frames: Sequence[np.ndarray], boxes) -> tuple[np.ndarray, np.ndarray]:

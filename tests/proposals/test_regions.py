@@ -16,7 +16,7 @@ from proposals.labels import BACKGROUND, LabelIndex
 from proposals.regions import (FrameCandidates, candidate_boxes, exemplar_boxes, frame_candidates, motion_boxes,
                                propose_regions)
 from proposals.tracking import (colour_histogram, colour_similarity, colour_weight, fuse_estimates, propagate_boxes,
-                                propagate_boxes_through, redetect_boxes)
+                                propagate_boxes_through, redetect_boxes, separate_collisions)
 
 HEIGHT, WIDTH = 120, 160
 RED, GREEN = 1, 2
@@ -203,6 +203,43 @@ def test_looking_again_prefers_the_look_alike_of_the_same_colour():
 
     assert iou_matrix(found, [[110, 85, 134, 109]])[0, 0] > 0.8
     assert confidence[0] > 0.5
+
+
+def twin_look_alikes():
+    """Two identical objects, a second apart: ``(before, after, boxes before, boxes after)``."""
+    background, patch = smooth_background(), textured_patch(24, seed=4)
+    before = frame_with_patch(20, 20, patch, frame_with_patch(80, 20, patch, background))
+    after = frame_with_patch(40, 70, patch, frame_with_patch(100, 70, patch, background))
+    return before, after, np.array([[20, 20, 44, 44], [80, 20, 104, 44]], np.float32), np.array(
+        [[40, 70, 64, 94], [100, 70, 124, 94]], np.float32)
+
+
+def test_looking_again_leaves_out_the_places_other_objects_hold():
+    before, after, boxes, truth = twin_look_alikes()
+
+    first, _ = redetect_boxes(before, after, boxes[1:])  # the twins match equally: the first place wins
+    found, confidence = redetect_boxes(before, after, boxes[1:], taken=[truth[:1]])
+    _, none = redetect_boxes(before, after, boxes[1:], taken=[truth])  # both places held
+
+    assert iou_matrix(first, truth[:1])[0, 0] > 0.8
+    assert iou_matrix(found, truth[1:])[0, 0] > 0.8 and confidence[0] > 0.8
+    assert none[0] < 0.2
+
+
+def test_of_two_boxes_that_landed_on_one_place_the_less_sure_looks_again():
+    # Both twins were carried onto the left one; the less sure is looked for again with
+    # that place left out and found on the other.
+    before, after, boxes, truth = twin_look_alikes()
+    moved = np.array([truth[0], truth[0]], np.float32)
+
+    separated, confidence = separate_collisions(before, after, boxes, moved, np.array([0.9, 0.4], np.float32))
+    other_way, _ = separate_collisions(before, after, boxes, moved, np.array([0.4, 0.9], np.float32))
+    overlapping = np.array([[20, 20, 44, 44], [24, 20, 48, 44]], np.float32)  # overlapped before too
+    kept, kept_confidence = separate_collisions(before, after, overlapping, moved, np.array([0.4, 0.9], np.float32))
+
+    assert iou_matrix(separated, truth).diagonal().min() > 0.8 and confidence[1] > 0.8
+    assert iou_matrix(other_way[:1], truth[1:])[0, 0] > 0.8  # the less sure one moves, whichever it is
+    assert kept.tolist() == moved.tolist() and kept_confidence.tolist() == pytest.approx([0.4, 0.9])
 
 
 def test_a_followed_box_whose_colour_changed_is_less_sure():
