@@ -1,6 +1,6 @@
 """The tracker alone, offline: how confirmed boxes carried a second land, in the annotator's seconds.
 
-    .venv/bin/python bench/tracking.py [--seed-offset N] [--video-seconds 40]
+    .venv/bin/python bench/tracking.py [--seed-offset N] [--video-seconds 40] [--sources both1|prev1|prev2|prev1+2|prev3]
 
 bench/assist.py is the figure of merit, but one run takes minutes and moves by about 0.01 from
 run to run, more than most changes to the tracker. This bench isolates the tracker and is
@@ -87,7 +87,14 @@ def carried_into(frames: dict, truths: dict, target: int, sources: list[int], la
     return carried, own_iou
 
 
-def measure_video(look: str, seed: int, seconds: float, folder: Path) -> dict:
+# Which labelled frames each candidate frame's boxes come from, in candidate frames (seconds)
+# before (-) and after (+) it. Between two labelled frames a second away is what most frames get
+# in the app; keyframes are labelled in video order before the frames between them, so each is
+# followed from one side, often over several seconds.
+SOURCES = {"both1": (-1, 1), "prev1": (-1,), "prev2": (-2,), "prev1+2": (-1, -2), "prev3": (-3,)}
+
+
+def measure_video(look: str, seed: int, seconds: float, folder: Path, offsets=SOURCES["both1"]) -> dict:
     shots, frames, truths = candidate_frames(look, seed, seconds, folder)
     labels = {name: number for number, name in enumerate(sorted({t.label for ts in truths.values() for t in ts}))}
     charged = {threshold: 0.0 for threshold in THRESHOLDS}
@@ -96,7 +103,7 @@ def measure_video(look: str, seed: int, seconds: float, folder: Path) -> dict:
     manual, own_ious, pairs, started = 0.0, [], 0, time.perf_counter()
     for shot in shots:
         for position, target in enumerate(shot):
-            sources = [shot[position + side] for side in (-1, 1) if 0 <= position + side < len(shot)]
+            sources = [shot[position + side] for side in offsets if 0 <= position + side < len(shot)]
             if not sources:
                 continue
             carried, own_iou = carried_into(frames, truths, target, sources, labels)
@@ -132,15 +139,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed-offset", type=int, default=0, help="add this to each look's seed: held-out videos")
     parser.add_argument("--video-seconds", type=float, default=40.0)
+    parser.add_argument("--sources", default="both1", choices=sorted(SOURCES),
+                        help="labelled frames carried from (default: a second before and after)")
     args = parser.parse_args()
     figures = {}
     with tempfile.TemporaryDirectory(prefix="labeller-bench-tracking-") as folder:
         for look, seed in VIDEO_LOOKS.items():
-            figures[look] = measure_video(look, seed + args.seed_offset, args.video_seconds, Path(folder))
+            figures[look] = measure_video(look, seed + args.seed_offset, args.video_seconds, Path(folder),
+                                          SOURCES[args.sources])
             log(f"{look}: {figures[look]}")
     print(json.dumps({
         "bench": "tracking",
         "tracker_ratio": max(video["ratio_best"] for video in figures.values()),
+        "sources": args.sources,
         "videos": figures,
         "thresholds": list(THRESHOLDS),
         "load_average": [round(value, 2) for value in os.getloadavg()],
