@@ -264,7 +264,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
                         help="where the detector and the embedding train and run")
     parser.add_argument("--backbone", default="tiny", choices=("tiny", "resnet18", "resnet50"),
-                        help="the detector's backbone (from random init, as --feature-weights none)")
+                        help="the detector's backbone, from random init")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads:
@@ -273,7 +273,8 @@ def main() -> None:
         args.videos, args.held_out_videos, args.seconds, args.min_epochs, args.min_images = 1, 1, 32.0, 1, 60
         args.bccd_train, args.bccd_epochs, args.embedding_steps, args.reference_crops = 12, 2, 5, 100
     started = time.perf_counter()
-    figures = {"look": args.look, "device": args.device, "backbone": args.backbone, "load_avg_start": list(os.getloadavg()), "torch_threads": torch.get_num_threads()}
+    figures = {"look": args.look, "device": args.device, "backbone": args.backbone,
+               "load_avg_start": list(os.getloadavg()), "torch_threads": torch.get_num_threads()}
     if "videos" not in args.skip or "embedding" not in args.skip:
         with tempfile.TemporaryDirectory() as workdir:
             log(f"writing {args.videos} {args.look} videos")

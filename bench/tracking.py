@@ -1,6 +1,6 @@
 """The tracker alone, offline: how confirmed boxes carried a second land, in the annotator's seconds.
 
-    .venv/bin/python bench/tracking.py [--seed-offset N] [--video-seconds 40] [--sources both1|prev1|prev2|prev1+2|prev3]
+    .venv/bin/python bench/tracking.py [--seed-offset N] [--video-seconds 40] [--sources both1|prev1|prev2|...]
 
 bench/assist.py is the figure of merit, but one run takes minutes and moves by about 0.01 from
 run to run, more than most changes to the tracker. This bench isolates the tracker and is
