@@ -229,18 +229,23 @@ def bccd_figures(args) -> dict:
                "seconds_per_epoch": result.seconds_per_epoch,
                "bccd_seconds_per_image": timing["seconds_per_image"],
                "bccd_cpu_seconds_per_image": timing["cpu_seconds_per_image"]}
-    if args.device == "cuda":  # the first epoch warms up
-        figures["seconds_per_epoch_gpu"] = float(np.mean([epoch.seconds for epoch in result.epochs[1:]]))
+    if args.device == "cuda":
+        figures["seconds_per_epoch_gpu"] = warm_seconds_per_epoch(result)
     else:
         figures["seconds_per_epoch_gpu"] = gpu_seconds_per_epoch(train, args) if torch.cuda.is_available() else None
     return figures
+
+
+def warm_seconds_per_epoch(result) -> float:
+    """Mean seconds of a run's epochs after the first, which warms the GPU up."""
+    return float(np.mean([epoch.seconds for epoch in result.epochs[1:]]))
 
 
 def gpu_seconds_per_epoch(frames, args) -> float:
     options = DetectorTrainingOptions(epochs=3)
     result = train_detector(frames, DetectorConfig(backbone=args.backbone), options, label_ids=[0, 1, 2],
                             device="cuda")
-    return float(np.mean([epoch.seconds for epoch in result.epochs[1:]]))  # the first epoch warms up
+    return warm_seconds_per_epoch(result)
 
 
 def main() -> None:
