@@ -8,7 +8,8 @@ deterministic. For each of bench/assist.py's generated videos (same looks, seeds
 objects), every candidate frame (one a second per shot, JPEG-compressed, as ingest stores
 them) gets the ground truth of the candidate frames a second before and after it carried into
 it (``propagate_boxes``, then ``fuse_estimates``), as a frame between two labelled ones gets
-them in the app. bench/assist_sim.py's annotator then accepts, fixes, rejects and draws; the
+them in the app, through the video's frames between (``--flow-step-seconds``, as the app
+follows them; 0 for one jump). bench/assist_sim.py's annotator then accepts, fixes, rejects and draws; the
 boxes shown are those whose confidence reaches a threshold. The app's calibration learns where
 to cut from each project's decisions, so the figure is the cost at the best of a few
 thresholds (and, for reference, with every box shown).
@@ -39,7 +40,7 @@ from PIL import Image  # noqa: E402
 from bench.assist import OBJECTS_PER_SHOT, SHORT_SHOT_SECONDS, VIDEO_LOOKS, VIDEO_SHOTS  # noqa: E402
 from bench.assist_sim import MANUAL_SECONDS_PER_BOX, ActionKind, Shown, Truth, iou, plan_frame  # noqa: E402
 from proposals.synthetic import write_synthetic_video  # noqa: E402
-from proposals.tracking import fuse_estimates, propagate_boxes  # noqa: E402
+from proposals.tracking import FLOW_STEP_SECONDS, frames_between, fuse_estimates, propagate_boxes  # noqa: E402
 
 FPS = 25
 STEP = FPS  # candidate frames one second apart, as ingest takes them
@@ -51,8 +52,12 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def candidate_frames(look: str, seed: int, seconds: float, folder: Path) -> tuple[list, dict, dict]:
-    """``(shots as lists of candidate frame indices, index -> RGB as stored, index -> truths)``."""
+def candidate_frames(
+    look: str, seed: int, seconds: float, folder: Path, step_frames: int = 0
+) -> tuple[list, dict, dict]:
+    """``(shots as lists of candidate frame indices, index -> RGB, index -> truths)``: candidate
+    frames as stored (JPEG), and with ``step_frames`` every so many frames as decoded, to follow
+    boxes through."""
     video = write_synthetic_video(
         folder / f"{look}.mp4", seconds=seconds, fps=FPS, width=640, height=360, n_shots=VIDEO_SHOTS, seed=seed,
         objects_per_shot=OBJECTS_PER_SHOT, look=look, short_shot_seconds=SHORT_SHOT_SECONDS,
@@ -60,6 +65,7 @@ def candidate_frames(look: str, seed: int, seconds: float, folder: Path) -> tupl
     bounds = list(zip([0, *video.cuts], [*video.cuts, video.frame_count]))
     shots = [list(range(start, end, STEP)) for start, end in bounds]
     wanted = {index for shot in shots for index in shot}
+    through = {index for start, end in bounds for index in range(start, end, step_frames)} if step_frames else set()
     frames = {}
     with av.open(str(video.path)) as container:
         for index, frame in enumerate(container.decode(video=0)):
@@ -67,20 +73,26 @@ def candidate_frames(look: str, seed: int, seconds: float, folder: Path) -> tupl
                 stored = io.BytesIO()
                 frame.to_image().save(stored, "JPEG", quality=JPEG_QUALITY)
                 frames[index] = np.asarray(Image.open(stored).convert("RGB"))
+            elif index in through:
+                frames[index] = frame.to_ndarray(format="rgb24")
     return shots, frames, {index: video.boxes[index] for index in wanted}
 
 
-def carried_into(frames: dict, truths: dict, target: int, sources: list[int], labels: dict[str, int]):
+def carried_into(
+    frames: dict, truths: dict, target: int, sources: list[int], labels: dict[str, int], step_frames: int = 0
+):
     """Per source frame ``(boxes, confidence, label ids)`` in ``target``, and each box's IoU with its
-    own object there (None where that object is no longer visible)."""
+    own object there (None where that object is no longer visible); with ``step_frames``, followed
+    through the video's frames between, as the app follows them."""
     carried, own_iou = [], []
     visible = {truth.track_id: truth.box for truth in truths[target]}
     for source in sources:
         if not truths[source]:
             continue
         boxes = np.array([truth.box for truth in truths[source]], np.float32)
+        between = [frames[index] for index in frames_between(source, target, step_frames) if index in frames]
         moved, confidence = propagate_boxes(frames[source], frames[target], boxes,
-                                            seconds_apart=abs(target - source) / FPS)
+                                            seconds_apart=abs(target - source) / FPS, between=between)
         carried.append((moved, confidence, np.array([labels[truth.label] for truth in truths[source]])))
         for truth, box in zip(truths[source], moved.tolist()):
             own_iou.append(iou(tuple(box), visible[truth.track_id]) if truth.track_id in visible else None)
@@ -94,8 +106,10 @@ def carried_into(frames: dict, truths: dict, target: int, sources: list[int], la
 SOURCES = {"both1": (-1, 1), "prev1": (-1,), "prev2": (-2,), "prev1+2": (-1, -2), "prev3": (-3,)}
 
 
-def measure_video(look: str, seed: int, seconds: float, folder: Path, offsets=SOURCES["both1"]) -> dict:
-    shots, frames, truths = candidate_frames(look, seed, seconds, folder)
+def measure_video(
+    look: str, seed: int, seconds: float, folder: Path, offsets=SOURCES["both1"], step_frames: int = 0
+) -> dict:
+    shots, frames, truths = candidate_frames(look, seed, seconds, folder, step_frames)
     labels = {name: number for number, name in enumerate(sorted({t.label for ts in truths.values() for t in ts}))}
     charged = {threshold: 0.0 for threshold in THRESHOLDS}
     drawn = {threshold: 0 for threshold in THRESHOLDS}
@@ -106,7 +120,7 @@ def measure_video(look: str, seed: int, seconds: float, folder: Path, offsets=SO
             sources = [shot[position + side] for side in offsets if 0 <= position + side < len(shot)]
             if not sources:
                 continue
-            carried, own_iou = carried_into(frames, truths, target, sources, labels)
+            carried, own_iou = carried_into(frames, truths, target, sources, labels, step_frames)
             pairs += len(sources)
             own_ious += own_iou
             fused = fuse_estimates(carried) if carried else (np.zeros((0, 4)), np.zeros(0), np.zeros(0, int))
@@ -141,17 +155,21 @@ def main() -> None:
     parser.add_argument("--video-seconds", type=float, default=40.0)
     parser.add_argument("--sources", default="both1", choices=sorted(SOURCES),
                         help="labelled frames carried from (default: a second before and after)")
+    parser.add_argument("--flow-step-seconds", type=float, default=FLOW_STEP_SECONDS,
+                        help="follow boxes through the video's frames this far apart, as the app does; 0: in one jump")
     args = parser.parse_args()
+    step_frames = round(args.flow_step_seconds * FPS)
     figures = {}
     with tempfile.TemporaryDirectory(prefix="labeller-bench-tracking-") as folder:
         for look, seed in VIDEO_LOOKS.items():
             figures[look] = measure_video(look, seed + args.seed_offset, args.video_seconds, Path(folder),
-                                          SOURCES[args.sources])
+                                          SOURCES[args.sources], step_frames)
             log(f"{look}: {figures[look]}")
     print(json.dumps({
         "bench": "tracking",
         "tracker_ratio": max(video["ratio_best"] for video in figures.values()),
         "sources": args.sources,
+        "flow_step_seconds": args.flow_step_seconds,
         "videos": figures,
         "thresholds": list(THRESHOLDS),
         "load_average": [round(value, 2) for value in os.getloadavg()],

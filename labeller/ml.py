@@ -212,6 +212,7 @@ class Neighbour:
     boxes: np.ndarray  # float32 [N, 4]
     label_ids: np.ndarray  # int64 [N]
     seconds_apart: float = 1.0  # from the frame proposed for
+    between: Sequence[np.ndarray] = ()  # the video's frames between, in order from this one
 
 
 def frame_candidates(
@@ -269,7 +270,7 @@ def propose(
     with stored.lock if stored is not None else contextlib.nullcontext():
         proposals = propose_regions(
             rgb,
-            neighbours=[(n.rgb, n.boxes, n.label_ids, n.seconds_apart) for n in neighbours],
+            neighbours=[(n.rgb, n.boxes, n.label_ids, n.seconds_apart, n.between) for n in neighbours],
             label_index=stored.labels if stored is not None and len(stored.labels) else None,
             extractor=feature_extractor(weights),
             candidates=candidates,

@@ -565,7 +565,9 @@ def propose_regions(
         rgb: ``uint8 [H, W, 3]`` RGB frame.
         neighbours: frames of the same shot with confirmed boxes, each
             ``(uint8 [H, W, 3], float32 [N, 4] xyxy, int64 [N] label ids)``, optionally with
-            a fourth item, the seconds between that frame and ``rgb`` (1 when absent).
+            a fourth item, the seconds between that frame and ``rgb`` (1 when absent), and a
+            fifth, the video's frames between the two in order from the neighbour (see
+            :func:`proposals.tracking.propagate_boxes`).
         label_index, extractor: when both are given (and the index is not empty), candidates are
             embedded in one batch, scored by objectness and labelled by their nearest examples.
         detector: optional ``rgb -> (float32 [N, 4], float32 [N] scores, int64 [N] label ids)``.
@@ -586,8 +588,10 @@ def propose_regions(
     height, width = rgb.shape[:2]
     found = _Candidates([], [], [], [])
     carried = []
-    for neighbour_rgb, neighbour_boxes, neighbour_labels, *seconds_apart in neighbours:
-        moved, confidence = propagate_boxes(neighbour_rgb, rgb, neighbour_boxes, seconds_apart=(seconds_apart or [1.0])[0])
+    for neighbour_rgb, neighbour_boxes, neighbour_labels, *extra in neighbours:
+        moved, confidence = propagate_boxes(
+            neighbour_rgb, rgb, neighbour_boxes, **dict(zip(("seconds_apart", "between"), extra))
+        )
         carried.append((moved, confidence, neighbour_labels))
     if carried:
         fused_boxes, fused_confidence, fused_labels = fuse_estimates(carried)

@@ -174,24 +174,37 @@ def read_frames_around(frame, offsets_s: Sequence[float]) -> list[np.ndarray]:
     [] for a still, or where the video cannot be read: they are extra evidence for proposals,
     which go on without them.
     """
+    if frame.video is None:
+        return []
+    rate = frame.video.fps or 25.0
+    return read_shot_frames(frame, sorted({frame.index + round(offset * rate) for offset in offsets_s}))
+
+
+def read_shot_frames(frame, indices: Sequence[int]) -> list[np.ndarray]:
+    """Frames ``indices`` of a video frame's shot, other than ``frame`` itself, in the order
+    given, upright and at the stored frame's size, as uint8 [H, W, 3] RGB.
+
+    Those outside the shot or that cannot be decoded are left out; [] for a still, or where
+    the video cannot be read.
+    """
     video = frame.video
     if video is None:
         return []
     start, end = (frame.shot.start_frame, frame.shot.end_frame) if frame.shot else (0, video.frame_count or 0)
-    rate = video.fps or 25.0
-    indices = sorted({frame.index + round(offset * rate) for offset in offsets_s} - {frame.index})
-    indices = [index for index in indices if start <= index < end]
+    indices = [index for index in indices if start <= index < end and index != frame.index]
+    if not indices:
+        return []
     try:
         with field_file_path(video.file) as path:
             decoded = decode_frames_at(path, indices)
     except (MediaError, OSError) as error:
-        logger.warning("frames around frame %s not read: %s", frame.pk, error)
+        logger.warning("video frames near frame %s not read: %s", frame.pk, error)
         return []
-    around = []
+    frames = []
     for index in indices:
         if index in decoded:
             image = Image.fromarray(rotate_upright(decoded[index], video.rotation))
             if image.size != (frame.width, frame.height):
                 image = image.resize((frame.width, frame.height), Image.Resampling.BILINEAR)
-            around.append(np.asarray(image))
-    return around
+            frames.append(np.asarray(image))
+    return frames

@@ -20,7 +20,7 @@ from labeller import ml
 from labeller.annotations.models import (Annotation, AnnotationAction, AnnotationEvent, AnnotationSource,
                                         AnnotationStatus, Label)
 from labeller.annotations.services import annotation_snapshot
-from labeller.media.files import read_frame_rgb, read_frames_around
+from labeller.media.files import read_frame_rgb, read_frames_around, read_shot_frames
 from labeller.media.models import Frame, FrameStatus
 from labeller.media.selectors import in_queue_order
 from labeller.training.clock import learning_clock_read
@@ -34,6 +34,7 @@ from proposals.boxes import iou_matrix
 from proposals.calibration import (ActionCosts, Calibration, ShapeAdjustment, box_features, fit_calibration,
                                    fit_shape_adjustment, followed_cover, select_shown)
 from proposals.regions import MOTION_OFFSETS_S
+from proposals.tracking import FLOW_STEP_SECONDS, frames_between
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,10 @@ def label_suggestions(*, frame: Frame, box: tuple[float, float, float, float], t
 
 # For a video whose frame rate the probe could not read.
 ASSUMED_FPS = 25.0
+# Boxes are followed through the video's frames between a labelled frame and the one proposed
+# for when they are at most this far apart: the queue's keyframes are up to about 13 s from
+# the labelled ones, and a longer stretch would hold up the proposals to decode.
+FOLLOW_THROUGH_MAX_SECONDS = 20.0
 
 
 def _neighbours(frame: Frame, limit: int = 2) -> list[ml.Neighbour]:
@@ -121,9 +126,19 @@ def _neighbours(frame: Frame, limit: int = 2) -> list[ml.Neighbour]:
                 boxes=np.array([r[:4] for r in rows], dtype=np.float32),
                 label_ids=np.array([r[4] for r in rows], dtype=np.int64),
                 seconds_apart=abs(other.index - frame.index) / fps,
+                between=_frames_between(frame, other, fps),
             )
         )
     return neighbours
+
+
+def _frames_between(frame: Frame, other: Frame, fps: float) -> list[np.ndarray]:
+    """The video's frames between a labelled frame ``other`` of the shot and ``frame``, a
+    ``FLOW_STEP_SECONDS`` apart, in order from ``other``, to follow its boxes through ([] where
+    they are too far apart, or the video cannot be read: the boxes are then followed in one jump)."""
+    if frame.video_id is None or abs(frame.index - other.index) > FOLLOW_THROUGH_MAX_SECONDS * fps:
+        return []
+    return read_shot_frames(frame, frames_between(other.index, frame.index, FLOW_STEP_SECONDS * fps))
 
 
 # --- which proposals are worth showing ---------------------------------------------------

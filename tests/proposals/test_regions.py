@@ -153,6 +153,41 @@ def test_propagation_through_several_frames_covers_a_large_shift():
     assert confidence[0] > 0.5
 
 
+def test_a_box_followed_through_the_frames_between_keeps_to_its_object_where_one_jump_takes_a_twin():
+    # The object crosses the frame, changing a little (noise) as it goes; its twin, the labelled
+    # frame's exact look, waits at the top left, where a search across the frame finds it first.
+    background, patch = smooth_background(), textured_patch()
+    rng = np.random.default_rng(3)
+    scenery = frame_with_patch(2, 2, patch, background)
+
+    def at(x: int) -> np.ndarray:
+        changed = np.clip(patch.astype(int) + rng.integers(-12, 13, patch.shape), 0, 255).astype(np.uint8)
+        return frame_with_patch(x, 60, changed, scenery)
+
+    labelled, *between, target = [frame_with_patch(10, 60, patch, scenery)] + [at(10 + 12 * step) for step in range(1, 8)]
+    box, truth, twin = [[10, 60, 40, 90]], [[94, 60, 124, 90]], [[2, 2, 32, 32]]
+
+    jumped, _ = propagate_boxes(labelled, target, box, seconds_apart=1.4)
+    followed, confidence = propagate_boxes(labelled, target, box, seconds_apart=1.4, between=between)
+
+    assert iou_matrix(jumped, twin)[0, 0] > 0.8  # what one jump does
+    assert iou_matrix(followed, truth)[0, 0] > 0.8 and confidence[0] > 0.5
+
+
+def test_a_box_the_flow_through_the_frames_between_lets_go_of_keeps_the_jumps_answer():
+    background, patch = smooth_background(), textured_patch()
+    before, after = frame_with_patch(10, 45, patch, background), frame_with_patch(50, 52, patch, background)
+    unrelated = [np.random.default_rng(seed).integers(0, 255, before.shape, dtype=np.uint8) for seed in range(3)]
+    box = np.array([[10, 45, 40, 75]], np.float32)
+
+    jumped, jump_confidence = propagate_boxes(before, after, box)
+    followed, confidence = propagate_boxes(before, after, box, between=unrelated)
+
+    assert iou_matrix(followed, [[50, 52, 80, 82]])[0, 0] > 0.8
+    np.testing.assert_array_equal(followed, jumped)
+    np.testing.assert_array_equal(confidence, jump_confidence)
+
+
 def test_a_box_flow_cannot_follow_is_found_again_by_its_appearance():
     # Frames to label are a second apart: the object jumped further than flow can follow.
     background, patch = smooth_background(), textured_patch()

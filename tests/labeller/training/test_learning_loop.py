@@ -209,3 +209,40 @@ def test_candidates_go_on_without_motion_when_the_video_cannot_be_read(tenant, i
     candidates = proposing.frame_candidates_cached(frame, read_frame_rgb(frame))
 
     assert len(candidates.boxes) and set(candidates.sources) == {"candidate"}
+
+
+def test_a_labelled_frames_boxes_are_followed_through_the_video_frames_between(tenant, ingested, synthetic):
+    from labeller.media.video import decode_frames_at
+    from proposals.tracking import FLOW_STEP_SECONDS, frames_between
+
+    shot = list(Frame.objects.filter(video=ingested).order_by("index"))
+    shot = [f for f in shot if f.shot_id == shot[0].shot_id]
+    labelled, later = shot[0], shot[2]
+    confirm_ground_truth(labelled, synthetic, tenant.annotator)
+
+    [neighbour] = proposing._neighbours(later)
+
+    wanted = frames_between(labelled.index, later.index, FLOW_STEP_SECONDS * ingested.fps)
+    assert len(wanted) >= 5 and wanted == sorted(wanted) and wanted[0] > labelled.index
+    decoded = decode_frames_at(synthetic.path, wanted)
+    assert [frame.shape for frame in neighbour.between] == [(later.height, later.width, 3)] * len(wanted)
+    for frame, index in zip(neighbour.between, wanted, strict=True):
+        differences = {number: np.abs(frame.astype(int) - image).mean() for number, image in decoded.items()}
+        assert min(differences, key=differences.get) == index  # the frames wanted, in order from the labelled one
+
+
+def test_boxes_are_followed_in_one_jump_from_a_labelled_frame_too_far_away_or_when_the_video_is_gone(
+    tenant, ingested, synthetic, monkeypatch
+):
+    shot = list(Frame.objects.filter(video=ingested).order_by("index"))
+    shot = [f for f in shot if f.shot_id == shot[0].shot_id]
+    labelled, later = shot[0], shot[2]
+    confirm_ground_truth(labelled, synthetic, tenant.annotator)
+    assert proposing._neighbours(later)[0].between
+
+    monkeypatch.setattr(proposing, "FOLLOW_THROUGH_MAX_SECONDS", 1.5)
+    assert proposing._neighbours(later)[0].between == []
+    monkeypatch.undo()
+    ingested.file.storage.delete(ingested.file.name)
+    assert proposing._neighbours(later)[0].between == []
+    assert proposing.proposals_refresh(frame_id=later.pk) > 0
