@@ -164,7 +164,8 @@ def test_a_box_followed_through_the_frames_between_keeps_to_its_object_where_one
         changed = np.clip(patch.astype(int) + rng.integers(-12, 13, patch.shape), 0, 255).astype(np.uint8)
         return frame_with_patch(x, 60, changed, scenery)
 
-    labelled, *between, target = [frame_with_patch(10, 60, patch, scenery)] + [at(10 + 12 * step) for step in range(1, 8)]
+    labelled = frame_with_patch(10, 60, patch, scenery)
+    *between, target = [at(10 + 12 * step) for step in range(1, 8)]
     box, truth, twin = [[10, 60, 40, 90]], [[94, 60, 124, 90]], [[2, 2, 32, 32]]
 
     jumped, _ = propagate_boxes(labelled, target, box, seconds_apart=1.4)
