@@ -9,10 +9,10 @@ objects), every candidate frame (one a second per shot, JPEG-compressed, as inge
 them) gets the ground truth of the candidate frames a second before and after it carried into
 it (``propagate_boxes``, then ``fuse_estimates``), as a frame between two labelled ones gets
 them in the app, through the video's frames between (``--flow-step-seconds``, as the app
-follows them; 0 for one jump). bench/assist_sim.py's annotator then accepts, fixes, rejects and draws; the
-boxes shown are those whose confidence reaches a threshold. The app's calibration learns where
-to cut from each project's decisions, so the figure is the cost at the best of a few
-thresholds (and, for reference, with every box shown).
+follows them; 0 for one jump). bench/assist_sim.py's annotator then accepts, fixes, rejects
+and draws; the boxes shown are those whose confidence reaches a threshold. The app's
+calibration learns where to cut from each project's decisions, so the figure is the cost at
+the best of a few thresholds (and, for reference, with every box shown).
 
 Also per video: the share of carried boxes that end on something else (IoU < 0.5 with their own
 object, where it is still visible), and milliseconds per frame pair.

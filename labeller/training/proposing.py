@@ -102,6 +102,9 @@ ASSUMED_FPS = 25.0
 # for when they are at most this far apart: the queue's keyframes are up to about 13 s from
 # the labelled ones, and a longer stretch would hold up the proposals to decode.
 FOLLOW_THROUGH_MAX_SECONDS = 20.0
+# The frames between are held in memory together: at most this many pixels (about 180 MB), so a
+# large video is followed in longer steps (1080p: 29 frames; 640x360: the full 100).
+FOLLOW_THROUGH_MAX_PIXELS = 60_000_000
 
 
 def _neighbours(frame: Frame, limit: int = 2) -> list[ml.Neighbour]:
@@ -136,9 +139,12 @@ def _frames_between(frame: Frame, other: Frame, fps: float) -> list[np.ndarray]:
     """The video's frames between a labelled frame ``other`` of the shot and ``frame``, a
     ``FLOW_STEP_SECONDS`` apart, in order from ``other``, to follow its boxes through ([] where
     they are too far apart, or the video cannot be read: the boxes are then followed in one jump)."""
-    if frame.video_id is None or abs(frame.index - other.index) > FOLLOW_THROUGH_MAX_SECONDS * fps:
+    gap = abs(frame.index - other.index)
+    if frame.video_id is None or gap > FOLLOW_THROUGH_MAX_SECONDS * fps:
         return []
-    return read_shot_frames(frame, frames_between(other.index, frame.index, FLOW_STEP_SECONDS * fps))
+    most = max(1, FOLLOW_THROUGH_MAX_PIXELS // max(1, frame.width * frame.height))
+    step = max(FLOW_STEP_SECONDS * fps, gap / (most + 1))
+    return read_shot_frames(frame, frames_between(other.index, frame.index, step))
 
 
 # --- which proposals are worth showing ---------------------------------------------------

@@ -231,7 +231,7 @@ def test_a_labelled_frames_boxes_are_followed_through_the_video_frames_between(t
         assert min(differences, key=differences.get) == index  # the frames wanted, in order from the labelled one
 
 
-def test_boxes_are_followed_in_one_jump_from_a_labelled_frame_too_far_away_or_when_the_video_is_gone(
+def test_boxes_are_followed_in_fewer_steps_on_large_frames_and_in_one_jump_when_too_far_or_the_video_is_gone(
     tenant, ingested, synthetic, monkeypatch
 ):
     shot = list(Frame.objects.filter(video=ingested).order_by("index"))
@@ -240,6 +240,8 @@ def test_boxes_are_followed_in_one_jump_from_a_labelled_frame_too_far_away_or_wh
     confirm_ground_truth(labelled, synthetic, tenant.annotator)
     assert proposing._neighbours(later)[0].between
 
+    monkeypatch.setattr(proposing, "FOLLOW_THROUGH_MAX_PIXELS", 4 * later.width * later.height)
+    assert len(proposing._neighbours(later)[0].between) == 4  # in longer steps, to bound the memory held
     monkeypatch.setattr(proposing, "FOLLOW_THROUGH_MAX_SECONDS", 1.5)
     assert proposing._neighbours(later)[0].between == []
     monkeypatch.undo()
