@@ -102,8 +102,9 @@ ASSUMED_FPS = 25.0
 # for when they are at most this far apart: the queue's keyframes are up to about 13 s from
 # the labelled ones, and a longer stretch would hold up the proposals to decode.
 FOLLOW_THROUGH_MAX_SECONDS = 20.0
-# The frames between are held in memory together: at most this many pixels (about 180 MB), so a
-# large video is followed in longer steps (1080p: 29 frames; 640x360: the full 100).
+# The frames between are held in memory together: at most this many pixels (about 180 MB) per
+# labelled frame, so a large video is followed in longer steps (1080p: 28 frames; 640x360: all
+# 100 of 20 s).
 FOLLOW_THROUGH_MAX_PIXELS = 60_000_000
 
 
