@@ -177,34 +177,35 @@ def read_frames_around(frame, offsets_s: Sequence[float]) -> list[np.ndarray]:
     if frame.video is None:
         return []
     rate = frame.video.fps or 25.0
-    return read_shot_frames(frame, sorted({frame.index + round(offset * rate) for offset in offsets_s}))
+    return list(read_shot_frames(frame, sorted({frame.index + round(offset * rate) for offset in offsets_s})).values())
 
 
-def read_shot_frames(frame, indices: Sequence[int]) -> list[np.ndarray]:
-    """Frames ``indices`` of a video frame's shot, other than ``frame`` itself, in the order
-    given, upright and at the stored frame's size, as uint8 [H, W, 3] RGB.
+def read_shot_frames(frame, indices: Sequence[int]) -> dict[int, np.ndarray]:
+    """Frames ``indices`` of a video frame's shot, other than ``frame`` itself, by number in the
+    order given, upright and at the stored frame's size, as uint8 [H, W, 3] RGB; decoded in one
+    pass after one seek, so callers ask for all they need at once.
 
-    Those outside the shot or that cannot be decoded are left out; [] for a still, or where
+    Those outside the shot or that cannot be decoded are left out; {} for a still, or where
     the video cannot be read.
     """
     video = frame.video
     if video is None:
-        return []
+        return {}
     start, end = (frame.shot.start_frame, frame.shot.end_frame) if frame.shot else (0, video.frame_count or 0)
     indices = [index for index in indices if start <= index < end and index != frame.index]
     if not indices:
-        return []
+        return {}
     try:
         with field_file_path(video.file) as path:
             decoded = decode_frames_at(path, indices)
     except (MediaError, OSError) as error:
         logger.warning("video frames near frame %s not read: %s", frame.pk, error)
-        return []
-    frames = []
+        return {}
+    frames = {}
     for index in indices:
         if index in decoded:
             image = Image.fromarray(rotate_upright(decoded[index], video.rotation))
             if image.size != (frame.width, frame.height):
                 image = image.resize((frame.width, frame.height), Image.Resampling.BILINEAR)
-            frames.append(np.asarray(image))
+            frames[index] = np.asarray(image)
     return frames

@@ -121,6 +121,9 @@ def _neighbours(frame: Frame, limit: int = 2) -> list[ml.Neighbour]:
     )
     nearest = sorted(candidates, key=lambda f: abs(f.index - frame.index))[:limit]
     fps = (frame.video.fps if frame.video_id is not None else None) or ASSUMED_FPS
+    wanted = {other.pk: _indices_between(frame, other, fps) for other in nearest}
+    # All the labelled frames' frames between in one pass over the video (they often overlap).
+    decoded = read_shot_frames(frame, sorted({index for indices in wanted.values() for index in indices}))
     neighbours = []
     for other in nearest:
         rows = list(confirmed.filter(frame=other).values_list("x1", "y1", "x2", "y2", "label_id"))
@@ -130,22 +133,23 @@ def _neighbours(frame: Frame, limit: int = 2) -> list[ml.Neighbour]:
                 boxes=np.array([r[:4] for r in rows], dtype=np.float32),
                 label_ids=np.array([r[4] for r in rows], dtype=np.int64),
                 seconds_apart=abs(other.index - frame.index) / fps,
-                between=_frames_between(frame, other, fps),
+                between=[decoded[index] for index in wanted[other.pk] if index in decoded],
             )
         )
     return neighbours
 
 
-def _frames_between(frame: Frame, other: Frame, fps: float) -> list[np.ndarray]:
-    """The video's frames between a labelled frame ``other`` of the shot and ``frame``, a
-    ``FLOW_STEP_SECONDS`` apart, in order from ``other``, to follow its boxes through ([] where
-    they are too far apart, or the video cannot be read: the boxes are then followed in one jump)."""
+def _indices_between(frame: Frame, other: Frame, fps: float) -> list[int]:
+    """Numbers of the video's frames between a labelled frame ``other`` of the shot and ``frame``,
+    a ``FLOW_STEP_SECONDS`` apart, in order from ``other``, to follow its boxes through ([] where
+    they are too far apart: the boxes are then followed in one jump, as where the video cannot
+    be read)."""
     gap = abs(frame.index - other.index)
     if frame.video_id is None or gap > FOLLOW_THROUGH_MAX_SECONDS * fps:
         return []
     most = max(1, FOLLOW_THROUGH_MAX_PIXELS // max(1, frame.width * frame.height))
     step = max(FLOW_STEP_SECONDS * fps, gap / (most + 1))
-    return read_shot_frames(frame, frames_between(other.index, frame.index, step))
+    return frames_between(other.index, frame.index, step)
 
 
 # --- which proposals are worth showing ---------------------------------------------------

@@ -248,3 +248,27 @@ def test_boxes_are_followed_in_fewer_steps_on_large_frames_and_in_one_jump_when_
     ingested.file.storage.delete(ingested.file.name)
     assert proposing._neighbours(later)[0].between == []
     assert proposing.proposals_refresh(frame_id=later.pk) > 0
+
+
+def test_the_frames_between_of_every_labelled_neighbour_are_decoded_in_one_pass(
+    tenant, ingested, synthetic, monkeypatch
+):
+    from labeller.media import files
+
+    shot = list(Frame.objects.filter(video=ingested).order_by("index"))
+    shot = [f for f in shot if f.shot_id == shot[0].shot_id]
+    for labelled in (shot[0], shot[1]):
+        confirm_ground_truth(labelled, synthetic, tenant.annotator)
+    passes = []
+    real = files.decode_frames_at
+
+    def counting(path, indices):
+        passes.append(sorted(indices))
+        return real(path, indices)
+
+    monkeypatch.setattr(files, "decode_frames_at", counting)
+    nearer, further = proposing._neighbours(shot[2])
+
+    assert len(passes) == 1
+    assert 0 < len(nearer.between) < len(further.between)
+    assert nearer.between[-1] is further.between[-1]  # the frame next to shot[2], decoded once for both
