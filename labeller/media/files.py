@@ -13,7 +13,9 @@ import logging
 import re
 import shutil
 import tempfile
+import threading
 import unicodedata
+from collections import Counter, OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -167,6 +169,90 @@ def field_file_path(field_file: FieldFile):
     return stored_file_path(field_file.storage, field_file.name)
 
 
+class LocalCopies:
+    """Local copies of files on storage without local paths (S3), kept between calls in one
+    process up to a byte budget, the least recently used dropped first.
+
+    Every refresh of a video frame's proposals decodes frames of its video; without this, each
+    would copy the whole video from object storage first. A stored name never gets new bytes
+    (Django's storage gives every save a fresh name), so a copy stays right for as long as it is
+    kept. On disk storage the file itself is used and nothing is copied.
+    """
+
+    def __init__(self, max_bytes: int | None = None):
+        self._max_bytes = max_bytes
+        self._folder: tempfile.TemporaryDirectory | None = None
+        # (id of the storage, name) -> (copy, the storage, held so that its id is not reused);
+        # least recently used first.
+        self._copies: OrderedDict[tuple[int, str], tuple[Path, object]] = OrderedDict()
+        self._in_use: Counter[tuple[int, str]] = Counter()
+        self._lock = threading.Lock()
+
+    @property
+    def max_bytes(self) -> int:
+        return self._max_bytes if self._max_bytes is not None else settings.MEDIA_LOCAL_COPY_BYTES
+
+    @contextmanager
+    def path(self, storage, name: str) -> Iterator[Path]:
+        """A local path to the stored file ``name``, valid inside the ``with`` block."""
+        try:
+            local = Path(storage.path(name))
+        except NotImplementedError:
+            local = None
+        if local is not None:
+            yield local
+            return
+        key = (id(storage), name)
+        with self._lock:
+            kept = self._copies.get(key)
+            if kept is not None:
+                self._copies.move_to_end(key)
+            self._in_use[key] += 1
+        try:
+            yield kept[0] if kept is not None else self._copy(storage, name, key)
+        finally:
+            with self._lock:
+                self._in_use[key] -= 1
+                if not self._in_use[key]:
+                    del self._in_use[key]
+                self._drop_beyond_budget()
+
+    def _copy(self, storage, name: str, key: tuple[int, str]) -> Path:
+        with self._lock:
+            if self._folder is None:
+                self._folder = tempfile.TemporaryDirectory(prefix="labeller-copies-")
+            folder = self._folder.name
+        # A copy cut short is deleted, never kept as if whole.
+        with tempfile.NamedTemporaryFile(dir=folder, suffix=Path(name).suffix, delete=False) as copy:
+            try:
+                with storage.open(name, "rb") as source:
+                    shutil.copyfileobj(source, copy, length=1024 * 1024)
+            except BaseException:
+                Path(copy.name).unlink(missing_ok=True)
+                raise
+        with self._lock:
+            if key in self._copies:  # another thread copied it meanwhile
+                Path(copy.name).unlink(missing_ok=True)
+            else:
+                self._copies[key] = (Path(copy.name), storage)
+            return self._copies[key][0]
+
+    def _drop_beyond_budget(self) -> None:
+        # Called with the lock held. A copy being read is never dropped, nor the newest one.
+        sizes = {key: path.stat().st_size for key, (path, _) in self._copies.items() if path.exists()}
+        total = sum(sizes.values())
+        for key in list(self._copies)[:-1]:
+            if total <= self.max_bytes:
+                break
+            if not self._in_use[key]:
+                total -= sizes.get(key, 0)
+                self._copies.pop(key)[0].unlink(missing_ok=True)
+
+
+# One per process: a Celery worker's child keeps the videos it read last.
+video_copies = LocalCopies()
+
+
 def read_frames_around(frame, offsets_s: Sequence[float]) -> list[np.ndarray]:
     """The frames of a video frame's shot ``offsets_s`` seconds from it (those inside the shot),
     decoded from the video, upright and at the stored frame's size, as uint8 [H, W, 3] RGB.
@@ -196,7 +282,7 @@ def read_shot_frames(frame, indices: Sequence[int]) -> dict[int, np.ndarray]:
     if not indices:
         return {}
     try:
-        with field_file_path(video.file) as path:
+        with video_copies.path(video.file.storage, video.file.name) as path:
             decoded = decode_frames_at(path, indices)
     except (MediaError, OSError) as error:
         logger.warning("video frames near frame %s not read: %s", frame.pk, error)

@@ -164,6 +164,10 @@ if os.environ.get("LABELLER_S3_BUCKET"):
         },
     }
 
+# Object storage: the videos a worker process decodes frames from are copied locally and kept
+# up to this many bytes (least recently used dropped first; unused on disk storage).
+MEDIA_LOCAL_COPY_BYTES = env_int("LABELLER_MEDIA_LOCAL_COPY_BYTES", 2 * 1024**3)
+
 # django-axes counts failed logins (the app's login page and the Django admin's) and locks
 # out a username from one address after LABELLER_LOGIN_FAILURE_LIMIT failures for
 # LABELLER_LOGIN_COOLOFF_MINUTES. Username and address together: a stranger who mistypes

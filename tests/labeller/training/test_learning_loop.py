@@ -272,3 +272,28 @@ def test_the_frames_between_of_every_labelled_neighbour_are_decoded_in_one_pass(
     assert len(passes) == 1
     assert 0 < len(nearer.between) < len(further.between)
     assert nearer.between[-1] is further.between[-1]  # the frame next to shot[2], decoded once for both
+
+
+def test_on_object_storage_a_video_is_copied_once_for_every_refresh_that_decodes_its_frames(
+    tenant, ingested, synthetic, monkeypatch
+):
+    from labeller.media import files
+    from labeller.media.models import Video
+    from tests.labeller.media.test_local_copies import CountingStorage
+
+    shot = list(Frame.objects.filter(video=ingested).order_by("index"))
+    shot = [f for f in shot if f.shot_id == shot[0].shot_id]
+    confirm_ground_truth(shot[0], synthetic, tenant.annotator)
+    (on_disk,) = proposing._neighbours(shot[2])
+
+    storage = CountingStorage()
+    with ingested.file.open("rb") as handle:
+        storage.files[ingested.file.name] = handle.read()
+    monkeypatch.setattr(Video._meta.get_field("file"), "storage", storage)
+    monkeypatch.setattr(files, "video_copies", files.LocalCopies(max_bytes=10**9))
+    refreshes = [proposing._neighbours(Frame.objects.get(pk=shot[2].pk)) for _ in range(3)]
+
+    assert storage.opened == [ingested.file.name]
+    for (neighbour,) in refreshes:
+        assert len(neighbour.between) == len(on_disk.between) > 0
+        assert all(np.array_equal(a, b) for a, b in zip(neighbour.between, on_disk.between))

@@ -1,0 +1,133 @@
+"""Local copies of videos on storage without local paths (object storage such as S3)."""
+
+import os
+import threading
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage, Storage
+
+from labeller.media.files import LocalCopies
+
+
+class CountingStorage(Storage):
+    """Bytes in a dict and no local path, as on S3; counts the files opened."""
+
+    def __init__(self):
+        self.files = {}
+        self.opened = []
+
+    def _save(self, name, content):
+        self.files[name] = content.read()
+        return name
+
+    def _open(self, name, mode="rb"):
+        self.opened.append(name)
+        return ContentFile(self.files[name], name=name)
+
+    def exists(self, name):
+        return name in self.files
+
+
+class BreakingStorage(CountingStorage):
+    def _open(self, name, mode="rb"):
+        handle = super()._open(name, mode)
+        first = handle.read(3)
+
+        class Broken:
+            def read(self, size=-1):
+                if first:
+                    raise OSError("connection reset")
+
+            def close(self):
+                pass
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                self.close()
+
+        return Broken()
+
+
+def stored(storage, name, size):
+    return storage.save(name, ContentFile(bytes(range(256)) * (size // 256)))
+
+
+def test_a_file_read_twice_is_copied_once_with_its_bytes():
+    storage = CountingStorage()
+    name = stored(storage, "videos/a.mp4", 4096)
+    copies = LocalCopies(max_bytes=10_000)
+
+    with copies.path(storage, name) as first:
+        assert first.read_bytes() == storage.open(name).read()
+    with copies.path(storage, name) as second:
+        assert second == first
+
+    assert storage.opened.count(name) == 2  # the copy, and the check above; not the second read
+
+
+def test_the_least_recently_used_copy_is_dropped_past_the_budget_but_never_one_being_read():
+    storage = CountingStorage()
+    names = [stored(storage, f"videos/{n}.mp4", 4096) for n in "abc"]
+    copies = LocalCopies(max_bytes=9000)  # two fit
+
+    with copies.path(storage, names[0]) as a:
+        with copies.path(storage, names[1]) as b:
+            pass
+        with copies.path(storage, names[2]) as c:
+            pass
+        # Three copies are over the budget: b goes, since a is being read and c is the newest.
+        assert a.exists() and not b.exists() and c.exists()
+    storage.opened.clear()
+    with copies.path(storage, names[0]), copies.path(storage, names[2]):
+        pass
+    assert storage.opened == []
+    with copies.path(storage, names[1]):
+        pass
+    assert storage.opened == [names[1]]
+    # Copying b again dropped a, now the least recently used.
+    assert not a.exists() and c.exists()
+
+
+def test_a_copy_cut_short_is_not_kept():
+    storage = BreakingStorage()
+    name = stored(storage, "videos/a.mp4", 4096)
+    copies = LocalCopies(max_bytes=10_000)
+
+    with pytest.raises(OSError), copies.path(storage, name):
+        pass
+    assert copies._copies == {}
+    folder = copies._folder.name
+    assert os.listdir(folder) == []
+
+
+def test_files_on_disk_are_read_in_place(tmp_path):
+    storage = FileSystemStorage(location=tmp_path)
+    name = stored(storage, "videos/a.mp4", 1024)
+    copies = LocalCopies(max_bytes=10_000)
+
+    with copies.path(storage, name) as path:
+        assert path == tmp_path / name
+    assert copies._folder is None
+
+
+def test_readers_in_threads_share_one_copy():
+    storage = CountingStorage()
+    name = stored(storage, "videos/a.mp4", 64 * 1024)
+    copies = LocalCopies(max_bytes=10**6)
+    seen = []
+
+    def read():
+        with copies.path(storage, name) as path:
+            seen.append(path.read_bytes())
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(seen) == 4 and all(data == seen[0] for data in seen)
+    assert len(copies._copies) == 1
+    assert len(os.listdir(copies._folder.name)) == 1
