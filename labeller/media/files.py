@@ -147,20 +147,29 @@ def read_frame_rgb(frame) -> np.ndarray:
         return np.array(image.convert("RGB"))
 
 
+def _path_on_disk(storage, name: str) -> Path | None:
+    """The stored file's own path, or None on storage without local paths (S3)."""
+    try:
+        return Path(storage.path(name))
+    except NotImplementedError:
+        return None
+
+
+def _copy_stored(storage, name: str, into) -> None:
+    with storage.open(name, "rb") as source:
+        shutil.copyfileobj(source, into, length=1024 * 1024)
+    into.flush()
+
+
 @contextmanager
 def stored_file_path(storage, name: str) -> Iterator[Path]:
     """A local path to a stored file: the file itself on disk storage, else a temporary copy."""
-    try:
-        local = Path(storage.path(name))
-    except NotImplementedError:
-        local = None
+    local = _path_on_disk(storage, name)
     if local is not None:
         yield local
         return
     with tempfile.NamedTemporaryFile(suffix=Path(name).suffix) as copy:
-        with storage.open(name, "rb") as source:
-            shutil.copyfileobj(source, copy, length=1024 * 1024)
-        copy.flush()
+        _copy_stored(storage, name, copy)
         yield Path(copy.name)
 
 
@@ -195,10 +204,7 @@ class LocalCopies:
     @contextmanager
     def path(self, storage, name: str) -> Iterator[Path]:
         """A local path to the stored file ``name``, valid inside the ``with`` block."""
-        try:
-            local = Path(storage.path(name))
-        except NotImplementedError:
-            local = None
+        local = _path_on_disk(storage, name)
         if local is not None:
             yield local
             return
@@ -225,8 +231,7 @@ class LocalCopies:
         # A copy cut short is deleted, never kept as if whole.
         with tempfile.NamedTemporaryFile(dir=folder, suffix=Path(name).suffix, delete=False) as copy:
             try:
-                with storage.open(name, "rb") as source:
-                    shutil.copyfileobj(source, copy, length=1024 * 1024)
+                _copy_stored(storage, name, copy)
             except BaseException:
                 Path(copy.name).unlink(missing_ok=True)
                 raise
