@@ -8,8 +8,10 @@ browsers never execute, are sent inline (the workspace shows frames); everything
 else is an attachment.
 """
 
+import atexit
 import inspect
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -188,14 +190,35 @@ class LocalCopies:
     kept. On disk storage the file itself is used and nothing is copied.
     """
 
-    def __init__(self, max_bytes: int | None = None):
+    def __init__(self, max_bytes: int | None = None, *, root: Path | None = None):
         self._max_bytes = max_bytes
-        self._folder: tempfile.TemporaryDirectory | None = None
+        self._root = root or Path(tempfile.gettempdir()) / f"labeller-copies-{os.getuid()}"
+        self._lock = threading.Lock()
+        self._start(owner=None)
+
+    def _start(self, *, owner: int | None) -> None:
+        # ``owner``: the process whose folder holds the copies (set on first use, since a
+        # worker's children are forked after this module is imported).
+        self._owner = owner
+        self._folder: Path | None = None
         # (id of the storage, name) -> (copy, the storage, held so that its id is not reused);
         # least recently used first.
         self._copies: OrderedDict[tuple[int, str], tuple[Path, object]] = OrderedDict()
         self._in_use: Counter[tuple[int, str]] = Counter()
-        self._lock = threading.Lock()
+
+    def _own_folder(self) -> Path:
+        """This process's folder of copies, made on first use. Called with the lock held."""
+        if self._folder is None:
+            self._root.mkdir(mode=0o700, exist_ok=True)
+            for folder in self._root.iterdir():
+                # Left by a process that died without cleaning up (killed, or out of memory), or
+                # by an earlier one with this process's number.
+                if not (folder.name.isdigit() and _process_alive(int(folder.name))) or folder.name == str(os.getpid()):
+                    shutil.rmtree(folder, ignore_errors=True)
+            self._folder = self._root / str(os.getpid())
+            self._folder.mkdir()
+            atexit.register(shutil.rmtree, self._folder, ignore_errors=True)
+        return self._folder
 
     @property
     def max_bytes(self) -> int:
@@ -210,6 +233,8 @@ class LocalCopies:
             return
         key = (id(storage), name)
         with self._lock:
+            if self._owner != os.getpid():
+                self._start(owner=os.getpid())  # forked: the parent's copies are the parent's
             kept = self._copies.get(key)
             if kept is not None:
                 self._copies.move_to_end(key)
@@ -225,9 +250,7 @@ class LocalCopies:
 
     def _copy(self, storage, name: str, key: tuple[int, str]) -> Path:
         with self._lock:
-            if self._folder is None:
-                self._folder = tempfile.TemporaryDirectory(prefix="labeller-copies-")
-            folder = self._folder.name
+            folder = self._own_folder()
         # A copy cut short is deleted, never kept as if whole.
         with tempfile.NamedTemporaryFile(dir=folder, suffix=Path(name).suffix, delete=False) as copy:
             try:
@@ -252,6 +275,16 @@ class LocalCopies:
             if not self._in_use[key]:
                 total -= sizes.get(key, 0)
                 self._copies.pop(key)[0].unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
 
 
 # One per process: a Celery worker's child keeps the videos it read last.
