@@ -217,7 +217,7 @@ class LocalCopies:
                     shutil.rmtree(folder, ignore_errors=True)
             self._folder = self._root / str(os.getpid())
             self._folder.mkdir()
-            atexit.register(shutil.rmtree, self._folder, ignore_errors=True)
+            atexit.register(_remove_if_mine, self._folder, os.getpid())
         return self._folder
 
     @property
@@ -275,6 +275,12 @@ class LocalCopies:
             if not self._in_use[key]:
                 total -= sizes.get(key, 0)
                 self._copies.pop(key)[0].unlink(missing_ok=True)
+
+
+def _remove_if_mine(folder: Path, pid: int) -> None:
+    # A forked child inherits its parent's exit handlers; only the folder's owner removes it.
+    if os.getpid() == pid:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _process_alive(pid: int) -> bool:
