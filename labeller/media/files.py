@@ -213,7 +213,7 @@ class LocalCopies:
             for folder in self._root.iterdir():
                 # Left by a process that died without cleaning up (killed, or out of memory), or
                 # by an earlier one with this process's number.
-                if not (folder.name.isdigit() and _process_alive(int(folder.name))) or folder.name == str(os.getpid()):
+                if folder.name.isdigit() and (folder.name == str(os.getpid()) or not _process_alive(int(folder.name))):
                     shutil.rmtree(folder, ignore_errors=True)
             self._folder = self._root / str(os.getpid())
             self._folder.mkdir()

@@ -136,12 +136,13 @@ def test_copies_left_by_a_dead_process_are_removed_and_a_forked_child_makes_its_
     leftover = root / str(finished.pid)
     leftover.mkdir(parents=True)
     (leftover / "old.mp4").write_bytes(b"x" * 100)
+    (root / "notes").mkdir()  # not a process's: left alone
     copies = LocalCopies(root=root, max_bytes=10_000)
 
     with copies.path(storage, name) as path:
         pass
     assert path.parent == root / str(os.getpid())
-    assert not leftover.exists()
+    assert not leftover.exists() and (root / "notes").exists()
 
     copies._owner = -1  # as in a child forked after its parent made copies
     with copies.path(storage, name) as again:

@@ -275,7 +275,7 @@ def test_the_frames_between_of_every_labelled_neighbour_are_decoded_in_one_pass(
 
 
 def test_on_object_storage_a_video_is_copied_once_for_every_refresh_that_decodes_its_frames(
-    tenant, ingested, synthetic, monkeypatch
+    tenant, ingested, synthetic, monkeypatch, tmp_path
 ):
     from labeller.media import files
     from labeller.media.models import Video
@@ -290,7 +290,7 @@ def test_on_object_storage_a_video_is_copied_once_for_every_refresh_that_decodes
     with ingested.file.open("rb") as handle:
         storage.files[ingested.file.name] = handle.read()
     monkeypatch.setattr(Video._meta.get_field("file"), "storage", storage)
-    monkeypatch.setattr(files, "video_copies", files.LocalCopies(max_bytes=10**9))
+    monkeypatch.setattr(files, "video_copies", files.LocalCopies(max_bytes=10**9, root=tmp_path / "copies"))
     refreshes = [proposing._neighbours(Frame.objects.get(pk=shot[2].pk)) for _ in range(3)]
 
     assert storage.opened == [ingested.file.name]
