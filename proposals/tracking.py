@@ -55,6 +55,10 @@ LK_PARAMS = dict(
     minEigThreshold=1e-4,
 )
 APPEARANCE_PATCH = (24, 24)
+# Flow: corners tracked per box, and the largest forward-backward round trip (pixels) a point
+# may make and still count.
+FLOW_POINTS_PER_BOX = 40
+FORWARD_BACKWARD_MAX_PIXELS = 1.0
 # Re-detection: the window searched around a lost box (in box sizes, and in shares of the
 # frame's shorter side, whichever is larger), the scales tried, and the working resolution.
 # A small object crosses as many pixels in a second as a large one, so many box sizes: on the
@@ -279,8 +283,6 @@ def propagate_boxes(
     next_rgb: np.ndarray,
     boxes,
     *,
-    max_points_per_box: int = 40,
-    forward_backward_threshold: float = 1.0,
     seconds_apart: float = 1.0,
     between: Sequence[np.ndarray] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -300,10 +302,7 @@ def propagate_boxes(
     """
     boxes = as_boxes(boxes)
     height, width = prev_rgb.shape[:2]
-    moved, confidence = follow_with_flow(
-        prev_rgb, next_rgb, boxes, max_points_per_box=max_points_per_box,
-        forward_backward_threshold=forward_backward_threshold,
-    )
+    moved, confidence = follow_with_flow(prev_rgb, next_rgb, boxes)
     lost = np.flatnonzero(confidence < REDETECT_BELOW)
     if len(lost):
         found, found_confidence = redetect_boxes(prev_rgb, next_rgb, boxes[lost], seconds_apart=seconds_apart)
@@ -329,14 +328,7 @@ def frames_between(source: int, target: int, step_frames: float) -> list[int]:
     return [source + round(gap * step / steps) for step in range(1, steps)]
 
 
-def follow_with_flow(
-    prev_rgb: np.ndarray,
-    next_rgb: np.ndarray,
-    boxes,
-    *,
-    max_points_per_box: int = 40,
-    forward_backward_threshold: float = 1.0,
-) -> tuple[np.ndarray, np.ndarray]:
+def follow_with_flow(prev_rgb: np.ndarray, next_rgb: np.ndarray, boxes) -> tuple[np.ndarray, np.ndarray]:
     """Move ``boxes`` from ``prev_rgb`` to ``next_rgb`` by optical flow alone: the median
     shift and scale of the box's points that pass the forward-backward check.
 
@@ -353,7 +345,7 @@ def follow_with_flow(
 
     valid = valid_box_mask(moved, min_size=3.0)
     point_sets = [
-        _points_in_box(gray_prev, box, max_points_per_box) if ok else np.zeros((0, 2), np.float32)
+        _points_in_box(gray_prev, box, FLOW_POINTS_PER_BOX) if ok else np.zeros((0, 2), np.float32)
         for box, ok in zip(moved, valid)
     ]
     owners = np.concatenate([np.full(len(p), i) for i, p in enumerate(point_sets)]).astype(int)
@@ -365,7 +357,7 @@ def follow_with_flow(
     start, forward, backward = start.reshape(-1, 2), forward.reshape(-1, 2), backward.reshape(-1, 2)
     round_trip_error = np.linalg.norm(start - backward, axis=1)
     reliable = (status_forward.ravel() == 1) & (status_backward.ravel() == 1)
-    reliable &= round_trip_error < forward_backward_threshold
+    reliable &= round_trip_error < FORWARD_BACKWARD_MAX_PIXELS
 
     trackable = status_forward.ravel() == 1
     for index, box in enumerate(moved.copy()):
