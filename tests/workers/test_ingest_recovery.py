@@ -114,8 +114,12 @@ def test_a_worker_killed_mid_ingest_is_noticed_by_beat_and_the_video_completes(t
     with publishing_to("filesystem://", filesystem_broker_options(tmp_path)):
         with running_worker(env, log, "bulk") as first:
             video = upload_video(tenant, synthetic)
+            # The stage turns to scanning when the probe hands over, and the scan beats when it
+            # starts: kill the worker once it is scanning, not while the scan waits in the queue.
             wait_for(
-                lambda: Video.objects.get(pk=video.pk).stage == IngestStage.SCANNING,
+                lambda: Video.objects.filter(
+                    pk=video.pk, stage=IngestStage.SCANNING, ingest_heartbeat_at__isnull=False
+                ).exists(),
                 timeout=90, log=log, what="the scan to start",
             )
             first.send_signal(signal.SIGKILL)
