@@ -90,24 +90,31 @@ def check_exports() -> int:
 # long without one means its worker died. Well above the slowest step between beats (embedding
 # a long video's candidates on a CPU: about 100 s), well below Redis's hour of visibility.
 INGEST_SILENT_S = 300
+# A stage waiting this long in the queue with no worker starting it may have lost its message
+# (the broker was down, or a worker was killed as it took it): it is sent again. A copy of a
+# message that was only slow does nothing, so this may be short of the longest queue's wait.
+INGEST_QUEUED_OVERDUE_S = 600
 
 
 @shared_task(name="workers.maintenance.check_ingest_runs", acks_late=True)
 def check_ingest_runs(now: str | None = None) -> dict:
-    """Restart ingest runs whose worker went silent, once; then fail them with a reason.
+    """Restart ingest runs whose worker went silent, once; then fail them with a reason. Send
+    again the stages no worker started.
 
     ``now`` (ISO 8601) is for tests and replays; beat leaves it out.
     """
     from django.utils.dateparse import parse_datetime
 
-    from labeller.media.ingest import ingest_runs_recover_stalled
+    from labeller.media.ingest import ingest_runs_recover_stalled, ingest_stages_resend_waiting
 
-    recovered = ingest_runs_recover_stalled(
-        silent_for=timedelta(seconds=INGEST_SILENT_S), now=parse_datetime(now) if now else None
-    )
+    when = parse_datetime(now) if now else None
+    recovered = ingest_runs_recover_stalled(silent_for=timedelta(seconds=INGEST_SILENT_S), now=when)
     if recovered.restarted or recovered.failed:
         logger.warning("ingest runs with a silent worker: restarted %s, failed %s", recovered.restarted, recovered.failed)
-    return {"restarted": recovered.restarted, "failed": recovered.failed}
+    resent = ingest_stages_resend_waiting(waiting_for=timedelta(seconds=INGEST_QUEUED_OVERDUE_S), now=when)
+    if resent:
+        logger.warning("ingest stages that no worker started: sent again for videos %s", resent)
+    return {"restarted": recovered.restarted, "failed": recovered.failed, "resent": resent}
 
 
 # A running import beats about once a second while it unpacks, decodes, hashes and stores

@@ -6,7 +6,10 @@ Derived rows are replaced atomically, so a retried or re-run stage never duplica
 orphans anything. Intermediate results (candidate JPEGs, the scan manifest, embeddings)
 live in Django storage, so consecutive stages may run on different workers. A running stage
 keeps a heartbeat on the video; beat restarts, then fails, runs whose heartbeat stopped because
-their worker died (``ingest_runs_recover_stalled``).
+their worker died (``ingest_runs_recover_stalled``). A stage starts only once: the first message
+to find it waiting claims it (:func:`_start_stage`), so beat can send again a stage that waited
+too long in the queue, its message lost (``ingest_stages_resend_waiting``), and a copy that was
+merely slow does nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from labeller.annotations.models import Annotation
@@ -55,7 +59,10 @@ RUNNING_STAGES = (IngestStage.PROBING, IngestStage.SCANNING, IngestStage.KEYFRAM
 # kills its worker every time (out of memory) must not loop for ever.
 MAX_INGEST_RECOVERIES = 1
 # What starting a run again writes.
-RUN_FIELDS = ["ingest_token", "stage", "progress", "error", "ingest_heartbeat_at", "ingest_recoveries", "updated_at"]
+RUN_FIELDS = [
+    "ingest_token", "stage", "progress", "error", "ingest_heartbeat_at", "ingest_enqueued_at", "ingest_recoveries",
+    "updated_at",
+]
 
 
 def media_error_to_domain(error: MediaError) -> DomainError:
@@ -100,6 +107,7 @@ def video_create_from_file(*, project: Project, actor, path: Path, original_name
             created_by=actor,
             stage=IngestStage.PROBING,
             ingest_token=uuid.uuid4(),
+            ingest_enqueued_at=timezone.now(),
             **_probe_fields(probe),
         )
         with path.open("rb") as handle:
@@ -119,7 +127,7 @@ def video_ingest_restart(*, video: Video) -> Video:
         video = Video.objects.select_for_update().get(pk=video.pk)
         video.ingest_token = uuid.uuid4()
         video.stage, video.progress, video.error = IngestStage.PROBING, 0, ""
-        video.ingest_heartbeat_at, video.ingest_recoveries = None, 0
+        video.ingest_heartbeat_at, video.ingest_enqueued_at, video.ingest_recoveries = None, timezone.now(), 0
         video.save(update_fields=RUN_FIELDS)
         _enqueue_stage(video, IngestStage.PROBING)
     return video
@@ -162,11 +170,37 @@ def ingest_runs_recover_stalled(*, silent_for: timedelta, now: datetime | None =
                 video.stage, video.progress, video.error = IngestStage.PROBING, 0, ""
                 video.ingest_recoveries += 1
                 restarted.append(video.pk)
-            video.ingest_heartbeat_at = None
+            video.ingest_heartbeat_at, video.ingest_enqueued_at = None, timezone.now()
             video.save(update_fields=RUN_FIELDS)
             if video.stage == IngestStage.PROBING:
                 _enqueue_stage(video, IngestStage.PROBING)
     return RecoveredIngests(restarted=restarted, failed=failed)
+
+
+def ingest_stages_resend_waiting(*, waiting_for: timedelta, now: datetime | None = None) -> list[int]:
+    """Send again the stages that have waited ``waiting_for`` in the queue without a worker
+    starting them; the ids of their videos.
+
+    Their message is lost: published while the broker was down (the write is kept, see
+    ``labeller.core.tasks``), or taken by a worker killed before the stage's first beat (the
+    embedded broker never hands a taken message out again), and nothing else would ever start
+    the stage. A message that was only slow, behind a long queue, and its copy both arrive; the
+    first claims the stage and the other stops (:func:`_start_stage`).
+    """
+    now = now or timezone.now()
+    waiting = Video.objects.filter(stage__in=RUNNING_STAGES, ingest_heartbeat_at__isnull=True).filter(
+        Q(ingest_enqueued_at__lt=now - waiting_for) | Q(ingest_enqueued_at__isnull=True)
+    )
+    resent = []
+    for video in waiting.only("pk", "stage", "ingest_token").order_by("pk"):
+        # Marked as sent now, unless a worker started it or a new run began meanwhile.
+        marked = Video.objects.filter(
+            pk=video.pk, ingest_token=video.ingest_token, stage=video.stage, ingest_heartbeat_at__isnull=True
+        ).update(ingest_enqueued_at=now)
+        if marked:
+            _enqueue_stage(video, IngestStage(video.stage))
+            resent.append(video.pk)
+    return resent
 
 
 STAGE_TASKS = {
@@ -190,6 +224,34 @@ def _current_run(video_id: int, token: str) -> Video | None:
     if video is None or str(video.ingest_token) != token or video.stage == IngestStage.FAILED:
         return None
     return video
+
+
+def _start_stage(video_id: int, token: str, stage: IngestStage, redelivered: bool) -> Video | None:
+    """The video, if this message is the one to run ``stage`` now; None means: stop quietly.
+
+    The first message to find the stage waiting (the run's current stage, no heartbeat) claims
+    it with its first beat. Any other stops: one of an older run, one for a stage already
+    passed, or a second copy of the stage's message while the first runs (beat's, see
+    :func:`ingest_stages_resend_waiting`). A message the broker ``redelivered`` (on Redis, one
+    whose worker died before acknowledging it) takes over its stage even though it was claimed:
+    the claim was its own.
+    """
+    video = _current_run(video_id, token)
+    if video is None:
+        return None
+    mine = Video.objects.filter(pk=video.pk, ingest_token=video.ingest_token, stage=stage)
+    if not redelivered:
+        mine = mine.filter(ingest_heartbeat_at__isnull=True)
+    claimed = mine.update(progress=STAGE_START[stage], ingest_heartbeat_at=timezone.now())
+    return video if claimed else None
+
+
+def ingest_stage_release(*, video_id: int, token: str, stage: IngestStage) -> None:
+    """A stage that failed for a passing reason waits for its retry again: its claim is given
+    back, so that the retry, or beat's copy if the retry is lost, can take it."""
+    Video.objects.filter(pk=video_id, ingest_token=token, stage=stage).update(
+        ingest_heartbeat_at=None, ingest_enqueued_at=timezone.now()
+    )
 
 
 def _set_progress(video: Video, stage: IngestStage, fraction: float = 0.0) -> None:
@@ -217,7 +279,8 @@ def _advance(video: Video, next_stage: IngestStage) -> None:
     with transaction.atomic():
         # Waiting in the queue is not silence: the next stage beats when it starts.
         updated = Video.objects.filter(pk=video.pk, ingest_token=video.ingest_token).update(
-            stage=next_stage, progress=STAGE_START[next_stage], ingest_heartbeat_at=None
+            stage=next_stage, progress=STAGE_START[next_stage], ingest_heartbeat_at=None,
+            ingest_enqueued_at=timezone.now(),
         )
         if updated:
             _enqueue_stage(video, next_stage)
@@ -233,23 +296,21 @@ def _run_prefix(video: Video, token: str) -> str:
     return _work_prefix(video) + f"run-{token}/"
 
 
-def ingest_probe(*, video_id: int, token: str) -> None:
-    video = _current_run(video_id, token)
+def ingest_probe(*, video_id: int, token: str, redelivered: bool = False) -> None:
+    video = _start_stage(video_id, token, IngestStage.PROBING, redelivered)
     if video is None:
         return
-    _set_progress(video, IngestStage.PROBING)
     with field_file_path(video.file) as path:
         probe = probe_video(path, max_duration_s=settings.LABELLER["MAX_VIDEO_SECONDS"])
     Video.objects.filter(pk=video.pk, ingest_token=video.ingest_token).update(**_probe_fields(probe))
     _advance(video, IngestStage.SCANNING)
 
 
-def ingest_scan(*, video_id: int, token: str, embed) -> None:
+def ingest_scan(*, video_id: int, token: str, embed, redelivered: bool = False) -> None:
     """One decode pass: shot cuts, candidate frames (JPEG) and their embeddings."""
-    video = _current_run(video_id, token)
+    video = _start_stage(video_id, token, IngestStage.SCANNING, redelivered)
     if video is None:
         return
-    _set_progress(video, IngestStage.SCANNING)
     project = video.project
     config = ScanConfig(every_nth=project.every_nth_frame or None, jpeg_quality=project.jpeg_quality)
     storage = video.file.storage
@@ -306,12 +367,11 @@ def _load_manifest(video: Video, token: str) -> tuple[dict, np.ndarray]:
     return manifest, embeddings
 
 
-def ingest_keyframes(*, video_id: int, token: str) -> None:
+def ingest_keyframes(*, video_id: int, token: str, redelivered: bool = False) -> None:
     """Choose keyframes per shot by farthest-point sampling of the candidates' embeddings."""
-    video = _current_run(video_id, token)
+    video = _start_stage(video_id, token, IngestStage.KEYFRAMES, redelivered)
     if video is None:
         return
-    _set_progress(video, IngestStage.KEYFRAMES)
     project = video.project
     manifest, embeddings = _load_manifest(video, token)
     candidates = manifest["candidates"]
@@ -332,12 +392,11 @@ def ingest_keyframes(*, video_id: int, token: str) -> None:
     _advance(video, IngestStage.FRAMES)
 
 
-def ingest_frames(*, video_id: int, token: str) -> None:
+def ingest_frames(*, video_id: int, token: str, redelivered: bool = False) -> None:
     """Replace the video's shots and frames with this run's, thumbnails included."""
-    video = _current_run(video_id, token)
+    video = _start_stage(video_id, token, IngestStage.FRAMES, redelivered)
     if video is None:
         return
-    _set_progress(video, IngestStage.FRAMES)
     manifest, _ = _load_manifest(video, token)
     storage = video.file.storage
     keyframe_rows = set(manifest["keyframe_rows"])

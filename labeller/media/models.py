@@ -40,6 +40,9 @@ class Video(VersionedModel):
     # Set while a stage runs and on its progress, cleared while the next stage waits in the
     # queue: a running stage whose heartbeat stops lost its worker (see ingest_runs_recover_stalled).
     ingest_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When the stage now waiting in the queue was sent (cleared of meaning once it beats): beat
+    # sends a stage again that no worker started for minutes (see ingest_stages_resend_waiting).
+    ingest_enqueued_at = models.DateTimeField(null=True, blank=True)
     # Runs beat restarted after a silent worker, since the last upload or reingest.
     ingest_recoveries = models.PositiveSmallIntegerField(default=0)
     # Probe results.

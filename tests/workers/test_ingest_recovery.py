@@ -1,5 +1,6 @@
 """A video whose ingest worker dies is restarted by beat within minutes, then failed with a
-reason; it never sits in its stage until the broker's visibility timeout."""
+reason; it never sits in its stage until the broker's visibility timeout. A stage whose message
+was lost is sent again, and a stage runs once however many copies of its message arrive."""
 
 import signal
 import uuid
@@ -9,23 +10,30 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from labeller.media.ingest import ingest_runs_recover_stalled
+from labeller.media import ingest
+from labeller.media.ingest import ingest_runs_recover_stalled, ingest_stages_resend_waiting
 from labeller.media.models import IngestStage, Video
 from tests.celery_worker import filesystem_broker_options, publishing_to, running_worker, wait_for, worker_env
 from tests.factories import VideoFactory
 from tests.workers.test_real_worker import upload_video
 from workers.celery import _visibility_timeout_of_the_queues_served
-from workers.maintenance import INGEST_SILENT_S, check_ingest_runs
+from workers.ingest import probe_video
+from workers.maintenance import INGEST_QUEUED_OVERDUE_S, INGEST_SILENT_S, check_ingest_runs
 
 SILENT = timedelta(seconds=INGEST_SILENT_S)
+OVERDUE = timedelta(seconds=INGEST_QUEUED_OVERDUE_S)
 
 
-def running_video(project, *, stage=IngestStage.SCANNING, beat_ago: timedelta | None = timedelta(minutes=10)):
+def running_video(
+    project, *, stage=IngestStage.SCANNING, beat_ago: timedelta | None = timedelta(minutes=10),
+    sent_ago: timedelta | None = None,
+):
     return VideoFactory(
         project=project,
         stage=stage,
         ingest_token=uuid.uuid4(),
         ingest_heartbeat_at=None if beat_ago is None else timezone.now() - beat_ago,
+        ingest_enqueued_at=None if sent_ago is None else timezone.now() - sent_ago,
     )
 
 
@@ -127,9 +135,9 @@ def test_a_worker_killed_mid_ingest_is_noticed_by_beat_and_the_video_completes(t
         stuck = Video.objects.get(pk=video.pk)
         assert stuck.stage == IngestStage.SCANNING and stuck.ingest_heartbeat_at is not None
 
-        assert check_ingest_runs() == {"restarted": [], "failed": []}  # silent for seconds only
+        assert check_ingest_runs() == {"restarted": [], "failed": [], "resent": []}  # silent for seconds only
         later = (timezone.now() + SILENT + timedelta(seconds=1)).isoformat()
-        assert check_ingest_runs(now=later) == {"restarted": [video.pk], "failed": []}
+        assert check_ingest_runs(now=later) == {"restarted": [video.pk], "failed": [], "resent": []}
 
         with running_worker(env, log, "bulk"):
             wait_for(
@@ -139,3 +147,95 @@ def test_a_worker_killed_mid_ingest_is_noticed_by_beat_and_the_video_completes(t
     video.refresh_from_db()
     assert video.stage == IngestStage.READY, video.error
     assert video.ingest_heartbeat_at is None and video.ingest_recoveries == 1
+
+
+@pytest.mark.django_db
+def test_a_stage_no_worker_started_is_sent_again_once_per_wait(tenant):
+    lost = running_video(tenant.project, stage=IngestStage.KEYFRAMES, beat_ago=None, sent_ago=OVERDUE * 1.1)
+    waiting = running_video(tenant.project, stage=IngestStage.FRAMES, beat_ago=None, sent_ago=OVERDUE / 10)
+    running_video(tenant.project, stage=IngestStage.SCANNING, beat_ago=timedelta(seconds=5), sent_ago=OVERDUE * 2)
+    running_video(tenant.project, stage=IngestStage.READY, beat_ago=None, sent_ago=OVERDUE * 2)
+
+    with mock.patch("labeller.media.ingest.enqueue") as enqueue:
+        assert ingest_stages_resend_waiting(waiting_for=OVERDUE) == [lost.pk]
+        enqueue.assert_called_once_with("workers.ingest.select_keyframes", lost.pk, str(lost.ingest_token))
+        # Sent again now: the next round waits its own while before sending another copy.
+        assert ingest_stages_resend_waiting(waiting_for=OVERDUE) == []
+        later = timezone.now() + OVERDUE + timedelta(seconds=1)
+        assert ingest_stages_resend_waiting(waiting_for=OVERDUE, now=later) == [lost.pk, waiting.pk]
+    assert enqueue.call_count == 3
+
+
+@pytest.mark.django_db
+def test_a_stage_runs_once_however_many_copies_of_its_message_arrive(tenant, tmp_path):
+    from tests.pipeline import make_synthetic
+
+    synthetic = make_synthetic(tmp_path)
+    with mock.patch("labeller.media.ingest.enqueue") as enqueue:
+        video = ingest.video_create_from_file(
+            project=tenant.project, actor=tenant.admin, path=synthetic.path, original_name="a.mp4"
+        )
+        token = str(video.ingest_token)
+        ingest.ingest_probe(video_id=video.pk, token=token)
+        ingest.ingest_probe(video_id=video.pk, token=token)  # beat's copy, arriving late
+    assert [c.args[0] for c in enqueue.call_args_list] == ["workers.ingest.probe_video", "workers.ingest.scan_video"]
+    video.refresh_from_db()
+    assert (video.stage, video.ingest_heartbeat_at) == (IngestStage.SCANNING, None)
+
+    # A copy of the scan's message while the scan runs (it beat) stops before any work.
+    Video.objects.filter(pk=video.pk).update(ingest_heartbeat_at=timezone.now())
+    with mock.patch("labeller.media.ingest.scan_video", side_effect=AssertionError("scanned twice")):
+        ingest.ingest_scan(video_id=video.pk, token=token, embed=None)
+    assert Video.objects.get(pk=video.pk).stage == IngestStage.SCANNING
+
+
+@pytest.mark.django_db
+def test_a_stage_that_failed_for_a_passing_reason_is_retried_and_goes_on(tenant, tmp_path):
+    from labeller.media.video import probe_video as real_probe
+    from tests.pipeline import make_synthetic
+
+    synthetic = make_synthetic(tmp_path)
+    with mock.patch("labeller.media.ingest.enqueue"):
+        video = ingest.video_create_from_file(
+            project=tenant.project, actor=tenant.admin, path=synthetic.path, original_name="a.mp4"
+        )
+        attempts = []
+
+        def probe_once_failing(path, **options):
+            attempts.append(path)
+            if len(attempts) == 1:
+                raise OSError("storage hiccup")
+            return real_probe(path, **options)
+
+        # The first attempt claims the stage and fails; its retry, another message, must claim it again.
+        with mock.patch("labeller.media.ingest.probe_video", side_effect=probe_once_failing):
+            probe_video.apply(args=(video.pk, str(video.ingest_token)))
+    assert len(attempts) == 2
+    video.refresh_from_db()
+    assert (video.stage, video.error) == (IngestStage.SCANNING, "")
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_video_uploaded_while_the_broker_was_down_is_ingested_once_beat_sends_its_stage_again(
+    tenant, tmp_path, settings
+):
+    from tests.pipeline import make_synthetic
+
+    env = worker_env(tmp_path, "filesystem://", settings)
+    synthetic = make_synthetic(tmp_path, seconds=4, n_shots=2, seed=5)
+    log = tmp_path / "worker.log"
+    with publishing_to("filesystem://", filesystem_broker_options(tmp_path)):
+        with mock.patch("labeller.core.tasks.current_app.send_task", side_effect=OSError("broker unreachable")):
+            video = upload_video(tenant, synthetic)  # kept, its first stage's message lost
+        with running_worker(env, log, "bulk"):
+            assert check_ingest_runs()["resent"] == []  # waiting minutes only
+            later = (timezone.now() + OVERDUE + timedelta(seconds=1)).isoformat()
+            assert check_ingest_runs(now=later) == {"restarted": [], "failed": [], "resent": [video.pk]}
+            wait_for(
+                lambda: Video.objects.get(pk=video.pk).stage in (IngestStage.READY, IngestStage.FAILED),
+                timeout=120, log=log, what="the ingest sent again",
+            )
+    video.refresh_from_db()
+    assert video.stage == IngestStage.READY, video.error
+    assert video.ingest_recoveries == 0
