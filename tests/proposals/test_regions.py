@@ -15,8 +15,9 @@ from proposals.features import FeatureConfig, get_extractor
 from proposals.labels import BACKGROUND, LabelIndex
 from proposals.regions import (FrameCandidates, candidate_boxes, exemplar_boxes, frame_candidates, motion_boxes,
                                propose_regions)
-from proposals.tracking import (colour_histogram, colour_similarity, colour_weight, fuse_estimates, propagate_boxes,
-                                propagate_boxes_through, redetect_boxes, separate_collisions)
+from proposals.tracking import (colour_histogram, colour_similarity, colour_weight, fuse_estimates, masked_correlation,
+                                own_pixels, propagate_boxes, propagate_boxes_through, redetect_boxes,
+                                separate_collisions)
 
 HEIGHT, WIDTH = 120, 160
 RED, GREEN = 1, 2
@@ -260,6 +261,53 @@ def test_looking_again_leaves_out_the_places_other_objects_hold():
     assert iou_matrix(first, truth[:1])[0, 0] > 0.8
     assert iou_matrix(found, truth[1:])[0, 0] > 0.8 and confidence[0] > 0.8
     assert none[0] < 0.2
+
+
+def test_looking_again_leaves_out_the_pixels_another_labelled_box_covers():
+    # A strongly textured object stands in front of the right half of a faint one. Matched
+    # whole, the faint one's template is mostly the other object's texture and is found where
+    # that object went; with the other box's pixels left out, its own half finds it.
+    background, faint, strong = smooth_background(), tinted_patch(RED_TINT), textured_patch(24, seed=7)
+    before = frame_with_patch(52, 40, strong, frame_with_patch(40, 40, faint, background))
+    after = frame_with_patch(20, 80, faint, frame_with_patch(110, 75, strong, background))
+    boxes = np.array([[40, 40, 64, 64], [52, 40, 76, 64]], np.float32)
+    truth = np.array([[20, 80, 44, 104], [110, 75, 134, 99]], np.float32)
+
+    whole, _ = redetect_boxes(before, after, boxes[:1])
+    own, confidence = redetect_boxes(before, after, boxes[:1], others=[boxes[1:]])
+    moved, _ = propagate_boxes(before, after, boxes)  # the frames' other boxes are known there
+
+    assert iou_matrix(whole, truth[:1])[0, 0] < 0.2
+    assert iou_matrix(own, truth[:1])[0, 0] > 0.8 and confidence[0] > 0.3
+    assert iou_matrix(moved, truth).diagonal().min() > 0.8
+
+
+def test_the_masked_correlation_is_opencvs_and_scores_a_flat_window_minus_one():
+    rng = np.random.default_rng(3)
+    window = cv2.GaussianBlur(rng.integers(0, 255, (60, 90, 3), dtype=np.uint8), (0, 0), 2)
+    window[:, :25] = 120  # flat: OpenCV divides by zero there
+    template = rng.integers(0, 255, (14, 20, 3), dtype=np.uint8)
+    mask = (rng.random((14, 20)) > 0.3).astype(np.uint8)
+
+    opencv = cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED, mask=mask)
+    ours = masked_correlation(window, template, mask)
+
+    finite = np.isfinite(opencv) & (np.abs(opencv) <= 1.0)
+    assert ours.shape == opencv.shape and finite.mean() > 0.5
+    assert np.abs(ours[finite] - opencv[finite]).max() < 1e-4
+    assert (ours[:, :5] == -1.0).all()  # wholly on the flat strip
+    grey_window, grey_template = cv2.cvtColor(window, cv2.COLOR_RGB2GRAY), cv2.cvtColor(template, cv2.COLOR_RGB2GRAY)
+    grey = cv2.matchTemplate(grey_window, grey_template, cv2.TM_CCOEFF_NORMED, mask=mask)
+    finite = np.isfinite(grey) & (np.abs(grey) <= 1.0)
+    assert np.abs(masked_correlation(grey_window, grey_template, mask)[finite] - grey[finite]).max() < 1e-4
+
+
+def test_a_template_keeps_its_own_pixels_unless_too_few_are_left():
+    covered = own_pixels((10, 20), (100, 50), [[110.5, 40, 140, 55.2]])  # the right half's top rows
+    assert covered.shape == (10, 20) and covered[:6, 10:].sum() == 0 and covered[6:, :].all() and covered[:, :10].all()
+    assert own_pixels((10, 20), (100, 50), []) is None  # nothing covers it
+    assert own_pixels((10, 20), (100, 50), [[0, 0, 10, 10]]) is None  # another box far away
+    assert own_pixels((10, 20), (100, 50), [[95, 45, 118, 65]]) is None  # 90 % covered: matched whole
 
 
 def test_of_two_boxes_that_landed_on_one_place_the_less_sure_looks_again():
