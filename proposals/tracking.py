@@ -244,8 +244,8 @@ def masked_correlation(window: np.ndarray, template: np.ndarray, mask: np.ndarra
     """``cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED, mask=mask)`` (``uint8 [h, w, 3]``
     or grey ``[h, w]`` images, ``uint8 [th, tw]`` 0/1 mask with some 1s), built from plain
     correlations: OpenCV's own masked path takes four times as long as an unmasked match, this
-    about twice. Places where the
-    window is flat under the mask score -1 (OpenCV gives NaN or infinity there).
+    about twice. Places where the window is flat under the mask score -1 (OpenCV gives NaN or
+    infinity there).
 
     Over the masked pixels, with the template's channel means taken out (``centred``, zero
     outside the mask), the numerator is the correlation of the window with ``centred``; the

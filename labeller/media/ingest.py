@@ -194,10 +194,8 @@ def ingest_stages_resend_waiting(*, waiting_for: timedelta, now: datetime | None
     resent = []
     for video in waiting.only("pk", "stage", "ingest_token").order_by("pk"):
         # Marked as sent now, unless a worker started it or a new run began meanwhile.
-        marked = Video.objects.filter(
-            pk=video.pk, ingest_token=video.ingest_token, stage=video.stage, ingest_heartbeat_at__isnull=True
-        ).update(ingest_enqueued_at=now)
-        if marked:
+        marked = _run_at_stage(video.pk, video.ingest_token, video.stage).filter(ingest_heartbeat_at__isnull=True)
+        if marked.update(ingest_enqueued_at=now):
             _enqueue_stage(video, IngestStage(video.stage))
             resent.append(video.pk)
     return resent
@@ -209,6 +207,7 @@ STAGE_TASKS = {
     IngestStage.KEYFRAMES: "workers.ingest.select_keyframes",
     IngestStage.FRAMES: "workers.ingest.write_frames",
 }
+STAGE_OF_TASK = {task_name: stage for stage, task_name in STAGE_TASKS.items()}
 
 
 def _enqueue_stage(video: Video, stage: IngestStage) -> None:
@@ -239,19 +238,25 @@ def _start_stage(video_id: int, token: str, stage: IngestStage, redelivered: boo
     video = _current_run(video_id, token)
     if video is None:
         return None
-    mine = Video.objects.filter(pk=video.pk, ingest_token=video.ingest_token, stage=stage)
+    mine = _run_at_stage(video.pk, video.ingest_token, stage)
     if not redelivered:
         mine = mine.filter(ingest_heartbeat_at__isnull=True)
     claimed = mine.update(progress=STAGE_START[stage], ingest_heartbeat_at=timezone.now())
     return video if claimed else None
 
 
-def ingest_stage_release(*, video_id: int, token: str, stage: IngestStage) -> None:
-    """A stage that failed for a passing reason waits for its retry again: its claim is given
-    back, so that the retry, or beat's copy if the retry is lost, can take it."""
-    Video.objects.filter(pk=video_id, ingest_token=token, stage=stage).update(
+def ingest_stage_release(*, video_id: int, token: str, task_name: str) -> None:
+    """The stage of task ``task_name`` failed for a passing reason and waits for its retry again:
+    its claim is given back, so that the retry, or beat's copy if the retry is lost, can take it.
+    A stage the run has already left is not touched."""
+    _run_at_stage(video_id, token, STAGE_OF_TASK[task_name]).update(
         ingest_heartbeat_at=None, ingest_enqueued_at=timezone.now()
     )
+
+
+def _run_at_stage(video_id: int, token, stage: IngestStage):
+    """The video's row, while ``stage`` is the current stage of the run ``token``."""
+    return Video.objects.filter(pk=video_id, ingest_token=token, stage=stage)
 
 
 def _set_progress(video: Video, stage: IngestStage, fraction: float = 0.0) -> None:
