@@ -48,6 +48,15 @@ counter / night), the tracker's cost from both sides a second away fell from 0.2
 0.212 / 0.194, from a second before from 0.258 / 0.238 to 0.243 / 0.224, from two seconds before
 from 0.304 / 0.263 to 0.298 / 0.230, and on two other videos of the looks (seeds +10, both
 sides) from 0.255 / 0.213 to 0.246 / 0.201.
+
+The same holds in the frame proposed for: an object partly behind another there is matched
+against that other object's pixels too, and its colours include the other's, so it is found
+unsure, or elsewhere, and hidden. So a box carried with little confidence onto a place that a
+surer carried box overlaps is looked for again with the surer box's pixels left out of the frame
+searched (:func:`look_behind`; a normalised correlation masked on both sides). Offline, from
+both sides a second away, the tracker's cost fell from 0.212 / 0.194 to 0.205 / 0.186 (counter /
+night), from a second before from 0.243 / 0.224 to 0.241 / 0.216, from two seconds before from
+0.298 / 0.230 to 0.295 / 0.216, and on the seeds +10 from 0.246 / 0.201 to 0.246 / 0.195.
 """
 
 from __future__ import annotations
@@ -114,6 +123,12 @@ EXTRA_PEAKS_WHEN_TAKEN = 2
 # least this share of it is left; a box mostly covered is matched whole.
 MIN_TEMPLATE_SHARE_OWN = 0.4
 MIN_OWN_PIXELS = 4
+# A box carried with less confidence than LOOK_BEHIND_BELOW onto a place that a box at least
+# HIDES_WHEN_SURE sure overlaps is looked for again with that box's pixels left out of the
+# frame searched, at places where at least MIN_VISIBLE_SHARE of its template stays in view.
+LOOK_BEHIND_BELOW = 0.6
+HIDES_WHEN_SURE = 0.6
+MIN_VISIBLE_SHARE = 0.4
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
@@ -175,17 +190,22 @@ def _appearance_similarity(gray_a: np.ndarray, box_a, gray_b: np.ndarray, box_b)
     return float(np.clip((a * b).sum() / denominator, 0.0, 1.0))
 
 
-def colour_histogram(rgb: np.ndarray, box) -> np.ndarray | None:
-    """Hue-saturation histogram (L1-normalised) of the box's content in a ``[H, W, 3]`` RGB frame;
-    None for a grey frame or an empty box."""
+def colour_histogram(rgb: np.ndarray, box, left_out=()) -> np.ndarray | None:
+    """Hue-saturation histogram (L1-normalised) of the box's content in a ``[H, W, 3]`` RGB frame,
+    without the pixels of the ``left_out`` boxes (xyxy in the same frame); None for a grey frame
+    or where no pixel is left."""
     if rgb.ndim != 3:
         return None
     x1, y1, x2, y2 = np.round(box).astype(int)
-    patch = rgb[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)]
+    x1, y1 = max(x1, 0), max(y1, 0)
+    patch = rgb[y1:max(y2, y1), x1:max(x2, x1)]
     if patch.size == 0:
         return None
+    kept = outside_boxes(patch.shape[:2], (x1, y1), left_out)
+    if kept is not None and not kept.any():
+        return None
     hsv = cv2.cvtColor(np.ascontiguousarray(patch), cv2.COLOR_RGB2HSV)
-    histogram = cv2.calcHist([hsv], [0, 1], None, list(COLOUR_BINS), [0, 180, 0, 256])
+    histogram = cv2.calcHist([hsv], [0, 1], kept, list(COLOUR_BINS), [0, 180, 0, 256])
     return cv2.normalize(histogram, histogram, 1.0, 0.0, cv2.NORM_L1)
 
 
@@ -196,13 +216,14 @@ def histogram_similarity(a: np.ndarray | None, b: np.ndarray | None) -> float:
     return float(np.clip(1.0 - cv2.compareHist(a, b, cv2.HISTCMP_BHATTACHARYYA), 0.0, 1.0))
 
 
-def colour_weight(template_colours: np.ndarray | None, rgb: np.ndarray, box) -> float:
+def colour_weight(template_colours: np.ndarray | None, rgb: np.ndarray, box, left_out=()) -> float:
     """How much a place in ``rgb`` keeps of its pattern match for its colours: the
-    similarity of the box's colours to ``template_colours`` (:func:`colour_histogram`), or
-    1 where colour says nothing (no template colours, or a grey frame)."""
+    similarity of the box's colours (without the ``left_out`` boxes' pixels) to
+    ``template_colours`` (:func:`colour_histogram`), or 1 where colour says nothing (no
+    template colours, or a grey frame)."""
     if template_colours is None or rgb.ndim != 3:
         return 1.0
-    return histogram_similarity(template_colours, colour_histogram(rgb, box))
+    return histogram_similarity(template_colours, colour_histogram(rgb, box, left_out))
 
 
 def colour_similarity(rgb_a: np.ndarray, box_a, rgb_b: np.ndarray, box_b) -> float:
@@ -223,24 +244,34 @@ def search_range(seconds_apart: float) -> tuple[np.ndarray, float]:
     return SCALE_STEP ** np.arange(-steps, steps + 1), min(MAX_MARGIN_BOXES, SEARCH_MARGIN_BOXES * spread)
 
 
+def outside_boxes(shape: tuple[int, int], origin: tuple[int, int], boxes) -> np.ndarray | None:
+    """``uint8 [h, w]`` mask of an image part of ``shape`` cut at ``origin`` (x, y) from its frame:
+    1 where none of ``boxes`` (float [K, 4] xyxy in that frame) lies, 0 where one does; None
+    where none of them covers any of it."""
+    boxes = as_boxes(boxes)
+    if not len(boxes):
+        return None
+    kept = np.ones(shape, np.uint8)
+    left, top = origin
+    for x1, y1, x2, y2 in boxes.tolist():
+        rows = slice(max(0, int(y1) - top), max(0, int(np.ceil(y2)) - top))
+        kept[rows, max(0, int(x1) - left):max(0, int(np.ceil(x2)) - left)] = 0
+    return None if kept.all() else kept
+
+
 def own_pixels(shape: tuple[int, int], origin: tuple[int, int], others) -> np.ndarray | None:
     """``uint8 [h, w]`` mask of a template of ``shape`` cut at ``origin`` (x, y) from its frame:
     1 where none of ``others`` (float [K, 4] xyxy boxes in that frame) lies, 0 where one does;
     None where nothing is covered, or too much (less than MIN_TEMPLATE_SHARE_OWN would be left)."""
-    others = as_boxes(others)
-    if not len(others):
-        return None
-    own = np.ones(shape, np.uint8)
-    left, top = origin
-    for x1, y1, x2, y2 in others.tolist():
-        rows = slice(max(0, int(y1) - top), max(0, int(np.ceil(y2)) - top))
-        own[rows, max(0, int(x1) - left):max(0, int(np.ceil(x2)) - left)] = 0
-    if own.all() or own.mean() < MIN_TEMPLATE_SHARE_OWN:
+    own = outside_boxes(shape, origin, others)
+    if own is None or own.mean() < MIN_TEMPLATE_SHARE_OWN:
         return None
     return own
 
 
-def masked_correlation(window: np.ndarray, template: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def masked_correlation(
+    window: np.ndarray, template: np.ndarray, mask: np.ndarray, window_mask: np.ndarray | None = None
+) -> np.ndarray:
     """``cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED, mask=mask)`` (``uint8 [h, w, 3]``
     or grey ``[h, w]`` images, ``uint8 [th, tw]`` 0/1 mask with some 1s), built from plain
     correlations: OpenCV's own masked path takes four times as long as an unmasked match, this
@@ -251,7 +282,14 @@ def masked_correlation(window: np.ndarray, template: np.ndarray, mask: np.ndarra
     outside the mask), the numerator is the correlation of the window with ``centred``; the
     window's own variance there is its masked sum of squares less its masked sums squared
     over the pixel count.
+
+    With ``window_mask`` (``uint8 [h, w]`` 0/1), the window's 0 pixels are left out too, so each
+    place is scored over the template pixels that fall on the window's 1s, with both means
+    taken over those (Padfield's masked normalised cross-correlation, IEEE TIP 2012); OpenCV
+    has no such mode. It takes five plain correlations per channel.
     """
+    if window_mask is not None:
+        return _masked_both_correlation(window, template, mask, window_mask)
     image, pattern, weight = window.astype(np.float32), template.astype(np.float32), mask.astype(np.float32)
     if image.ndim == 2:  # grey
         image, pattern = image[..., None], pattern[..., None]
@@ -266,6 +304,36 @@ def masked_correlation(window: np.ndarray, template: np.ndarray, mask: np.ndarra
     scores = np.full(numerator.shape, -1.0, np.float32)
     # Flat: under a hundredth of a grey level squared per pixel, which is rounding, not texture.
     np.divide(numerator, denominator, out=scores, where=variance > 0.01 * count)
+    return scores
+
+
+def _masked_both_correlation(window: np.ndarray, template: np.ndarray, mask: np.ndarray, window_mask: np.ndarray):
+    """:func:`masked_correlation` with pixels left out of both the template and the window."""
+    image, pattern = window.astype(np.float32), template.astype(np.float32)
+    if image.ndim == 2:  # grey
+        image, pattern = image[..., None], pattern[..., None]
+    image -= image.mean(axis=(0, 1))  # changes no score; smaller squares lose less to rounding
+    seen, weight = window_mask.astype(np.float32), mask.astype(np.float32)
+
+    def correlate(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return cv2.matchTemplate(np.ascontiguousarray(a), np.ascontiguousarray(b), cv2.TM_CCORR)
+
+    count = correlate(seen, weight)  # the pixels both keep, per place
+    some = count > 0.5  # sums of 0/1 products, up to rounding
+    count = np.maximum(count, 1.0)
+    numerator = template_variance = window_variance = 0.0
+    for channel in range(image.shape[2]):
+        kept_image, kept_pattern = image[..., channel] * seen, pattern[..., channel] * weight
+        pattern_sums, image_sums = correlate(seen, kept_pattern), correlate(kept_image, weight)
+        numerator = numerator + correlate(kept_image, kept_pattern) - pattern_sums * image_sums / count
+        template_variance = template_variance + correlate(seen, kept_pattern * pattern[..., channel]) - (
+            pattern_sums * pattern_sums / count)
+        window_variance = window_variance + correlate(kept_image * image[..., channel], weight) - (
+            image_sums * image_sums / count)
+    denominator = np.sqrt(np.maximum(template_variance, 0.0) * np.maximum(window_variance, 0.0))
+    scores = np.full(numerator.shape, -1.0, np.float32)
+    flat = 0.01 * count  # as in masked_correlation: rounding, not texture
+    np.divide(numerator, denominator, out=scores, where=some & (window_variance > flat) & (template_variance > flat))
     return scores
 
 
@@ -286,6 +354,7 @@ def redetect_boxes(
     seconds_apart: float = 1.0,
     taken: Sequence[np.ndarray] | None = None,
     others: Sequence[np.ndarray] | None = None,
+    hidden: Sequence[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Find each box of ``prev_rgb`` again in ``next_rgb`` by its appearance.
 
@@ -297,6 +366,10 @@ def redetect_boxes(
             objects; a place overlapping one at IoU >= ``TAKEN_IOU`` is not chosen.
         others: optional, per box, ``float32 [K, 4]`` the other labelled boxes of ``prev_rgb``
             that overlap it; their pixels are left out of its template (:func:`own_pixels`).
+        hidden: optional, per box, ``float32 [K, 4]`` places in ``next_rgb`` of objects that may
+            stand in front of it there; their pixels are left out of the frame searched and of
+            the colour check, and a place keeps at least ``MIN_VISIBLE_SHARE`` of the template
+            in view (the box found is the whole template's, hidden part included).
     Returns:
         ``(boxes float32 [N, 4], confidence float32 [N] in [0, 1])``: the best match of the box's
         content over a window around it and a few scales, and its correlation times its colour
@@ -322,8 +395,12 @@ def redetect_boxes(
         own = own_pixels(template.shape[:2], (int(x1), int(y1)), others[index] if others is not None else [])
         held = as_boxes(taken[index]) if taken is not None else as_boxes([])
         peaks = PEAKS_PER_SCALE + (EXTRA_PEAKS_WHEN_TAKEN if len(held) else 0)
+        in_front = as_boxes(hidden[index]) if hidden is not None else as_boxes([])
         window = next_rgb[wy1:wy2, wx1:wx2]
         small_window = cv2.resize(window, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+        in_view = outside_boxes(window.shape[:2], (wx1, wy1), in_front)
+        if in_view is not None:
+            in_view = cv2.resize(in_view, small_window.shape[1::-1], interpolation=cv2.INTER_NEAREST)
         best = (-1.0, None)
         for scale in scales.tolist():
             size = (max(2, round(box_w * scale * factor)), max(2, round(box_h * scale * factor)))
@@ -334,6 +411,12 @@ def redetect_boxes(
                 continue  # a flat box matches anything
             small_own = None if own is None else cv2.resize(own, size, interpolation=cv2.INTER_NEAREST)
             if small_own is None or small_own.sum() < MIN_OWN_PIXELS:
+                small_own = None if in_view is None else np.ones(size[::-1], np.uint8)
+            if in_view is not None:
+                scores = masked_correlation(small_window, small_template, small_own, in_view)
+                visible = cv2.matchTemplate(in_view.astype(np.float32), small_own.astype(np.float32), cv2.TM_CCORR)
+                scores[visible < MIN_VISIBLE_SHARE * float(small_own.sum())] = -1.0
+            elif small_own is None:
                 scores = cv2.matchTemplate(small_window, small_template, cv2.TM_CCOEFF_NORMED)
             else:
                 scores = masked_correlation(small_window, small_template, small_own)
@@ -348,7 +431,7 @@ def redetect_boxes(
                 scores[max(0, top - half_h):top + half_h + 1, max(0, left - half_w):left + half_w + 1] = -1.0
                 if len(held) and iou_matrix(candidate[None], held).max() >= TAKEN_IOU:
                     continue
-                score *= colour_weight(template_colours, next_rgb, candidate)
+                score *= colour_weight(template_colours, next_rgb, candidate, in_front)
                 if score > best[0]:
                     best = (score, candidate)
         if best[1] is not None:
@@ -398,6 +481,7 @@ def propagate_boxes(
         kept = held >= HELD_BY_FLOW
         moved[kept] = chained[kept]
         confidence[kept] = np.maximum(confidence[kept], held[kept])
+    moved, confidence = look_behind(prev_rgb, next_rgb, boxes, moved, confidence, seconds_apart=seconds_apart)
     return clip_boxes(moved, width, height), confidence
 
 
@@ -492,6 +576,42 @@ def separate_collisions(
             taken=[moved[overlaps >= COLLIDE_IOU]],
         )
         if found_confidence[0] > 0:
+            moved[index], confidence[index] = found[0], found_confidence[0]
+    return moved, confidence
+
+
+def look_behind(
+    prev_rgb: np.ndarray, next_rgb: np.ndarray, boxes, moved, confidence, *, seconds_apart: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Look again for each unsure box of ``boxes`` that a surer one overlaps in ``next_rgb``, with
+    the surer ones' pixels left out of the frame searched: the object may be partly behind them.
+
+    Args:
+        prev_rgb, next_rgb: ``uint8 [H, W, 3]`` RGB frames of the same size.
+        boxes: ``float32 [N, 4]`` xyxy in ``prev_rgb``; moved, confidence: where they were carried
+            in ``next_rgb`` (``float32 [N, 4]``, ``float32 [N]``).
+    Returns:
+        ``(float32 [N, 4], float32 [N])``: copies, with each box under ``LOOK_BEHIND_BELOW`` that a
+        box at least ``HIDES_WHEN_SURE`` (and surer) overlaps moved to the place found that way
+        where its confidence there is higher, least sure first.
+    """
+    boxes, moved = as_boxes(boxes), as_boxes(moved).copy()
+    confidence = np.asarray(confidence, np.float32).copy()
+    if len(boxes) < 2:
+        return moved, confidence
+    for index in np.argsort(confidence, kind="stable"):
+        if confidence[index] >= LOOK_BEHIND_BELOW:
+            break
+        overlaps = iou_matrix(moved[index:index + 1], moved)[0] > 0
+        overlaps[index] = False
+        in_front = overlaps & (confidence >= HIDES_WHEN_SURE) & (confidence > confidence[index])
+        if not in_front.any():
+            continue
+        found, found_confidence = redetect_boxes(
+            prev_rgb, next_rgb, boxes[index:index + 1], seconds_apart=seconds_apart,
+            others=overlapping_others(boxes, [index]), hidden=[moved[in_front]],
+        )
+        if found_confidence[0] > confidence[index]:
             moved[index], confidence[index] = found[0], found_confidence[0]
     return moved, confidence
 

@@ -15,9 +15,9 @@ from proposals.features import FeatureConfig, get_extractor
 from proposals.labels import BACKGROUND, LabelIndex
 from proposals.regions import (FrameCandidates, candidate_boxes, exemplar_boxes, frame_candidates, motion_boxes,
                                propose_regions)
-from proposals.tracking import (colour_histogram, colour_similarity, colour_weight, fuse_estimates, masked_correlation,
-                                own_pixels, propagate_boxes, propagate_boxes_through, redetect_boxes,
-                                separate_collisions)
+from proposals.tracking import (colour_histogram, colour_similarity, colour_weight, fuse_estimates, look_behind,
+                                masked_correlation, outside_boxes, own_pixels, propagate_boxes, propagate_boxes_through,
+                                redetect_boxes, separate_collisions)
 
 HEIGHT, WIDTH = 120, 160
 RED, GREEN = 1, 2
@@ -226,6 +226,11 @@ def test_colour_weight_keeps_matching_colours_and_ignores_colour_where_it_says_n
     assert colour_weight(red, frame, blue_box) < 0.3
     assert colour_weight(None, frame, blue_box) == 1.0  # no template colours
     assert colour_weight(red, cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), blue_box) == 1.0  # a grey frame
+    # A box over both patches, half of it behind the blue one: its own pixels are red.
+    both = [20, 20, 124, 84]
+    assert colour_weight(red, frame, both) < 0.5
+    assert colour_weight(red, frame, [20, 20, 44, 84], left_out=[[0, 44, 160, 120]]) == pytest.approx(1.0)
+    assert colour_histogram(frame, red_box, left_out=[[0, 0, 160, 120]]) is None  # nothing left
 
 
 def test_looking_again_prefers_the_look_alike_of_the_same_colour():
@@ -300,6 +305,82 @@ def test_the_masked_correlation_is_opencvs_and_scores_a_flat_window_minus_one():
     grey = cv2.matchTemplate(grey_window, grey_template, cv2.TM_CCOEFF_NORMED, mask=mask)
     finite = np.isfinite(grey) & (np.abs(grey) <= 1.0)
     assert np.abs(masked_correlation(grey_window, grey_template, mask)[finite] - grey[finite]).max() < 1e-4
+
+
+def test_the_masked_correlation_can_leave_out_pixels_of_the_window_too():
+    rng = np.random.default_rng(4)
+    window = cv2.GaussianBlur(rng.integers(0, 255, (50, 70, 3), dtype=np.uint8), (0, 0), 1.5)
+    template = rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)
+    mask = (rng.random((12, 16)) > 0.3).astype(np.uint8)
+    window_mask = np.ones((50, 70), np.uint8)
+    window_mask[10:30, 20:45] = 0  # something stands in front there
+
+    scores = masked_correlation(window, template, mask, window_mask)
+
+    # Where both masks keep everything the mask adds nothing; elsewhere, each place is the
+    # normalised correlation over the pixels both keep, with the means taken over those.
+    unmasked = masked_correlation(window, template, mask)
+    assert scores.shape == unmasked.shape
+    assert np.abs(scores[35:, :] - unmasked[35:, :]).max() < 1e-4  # rows whose places see no 0
+    for top, left in [(5, 15), (12, 30), (20, 10), (3, 40)]:
+        kept = (mask * window_mask[top:top + 12, left:left + 16]).astype(bool)
+        a = window[top:top + 12, left:left + 16].astype(float)[kept]
+        b = template.astype(float)[kept]
+        a, b = a - a.mean(axis=0), b - b.mean(axis=0)
+        assert scores[top, left] == pytest.approx((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()), abs=1e-4)
+    grey = cv2.cvtColor(window, cv2.COLOR_RGB2GRAY), cv2.cvtColor(template, cv2.COLOR_RGB2GRAY)
+    whole = np.ones((50, 70), np.uint8)
+    assert np.abs(masked_correlation(*grey, mask, whole) - masked_correlation(*grey, mask)).max() < 1e-4
+    flat = np.full((50, 70, 3), 120, np.uint8)
+    assert (masked_correlation(flat, template, mask, window_mask) == -1.0).all()
+
+
+def a_faint_object_behind_a_strong_one():
+    """``(before, after, boxes before, boxes after)``: a faint object and a strongly textured one
+    apart, then the strong one in front of the faint one's right half."""
+    background, faint, strong = smooth_background(), tinted_patch(RED_TINT), textured_patch(24, seed=7)
+    before = frame_with_patch(100, 20, strong, frame_with_patch(30, 40, faint, background))
+    after = frame_with_patch(82, 70, strong, frame_with_patch(70, 70, faint, background))
+    return before, after, np.array([[30, 40, 54, 64], [100, 20, 124, 44]], np.float32), np.array(
+        [[70, 70, 94, 94], [82, 70, 106, 94]], np.float32)
+
+
+def test_looking_again_around_what_stands_in_front_finds_the_object_sure():
+    # Matched whole, the faint object's place holds half of the other object's texture and
+    # colours, so it is found unsure (and would be hidden); with the other object's pixels
+    # left out of the frame searched, its own half finds it sure.
+    before, after, boxes, truth = a_faint_object_behind_a_strong_one()
+
+    whole, whole_confidence = redetect_boxes(before, after, boxes[:1])
+    behind, confidence = redetect_boxes(before, after, boxes[:1], hidden=[truth[1:]])
+    _, covered = redetect_boxes(before, after, boxes[:1], hidden=[[[50, 50, 115, 115]]])  # hidden wholly
+
+    assert whole_confidence[0] < 0.2
+    assert iou_matrix(behind, truth[:1])[0, 0] > 0.8 and confidence[0] > 0.8
+    assert covered[0] < 0.2  # too little of it in view anywhere near: not found there
+
+
+def test_an_unsure_box_that_a_surer_one_overlaps_is_looked_for_behind_it():
+    before, after, boxes, truth = a_faint_object_behind_a_strong_one()
+    carried = np.array([[60, 75, 84, 99], truth[1]], np.float32)  # the faint one a little off
+
+    moved, confidence = look_behind(before, after, boxes, carried, np.array([0.1, 0.9], np.float32))
+    sure, sure_confidence = look_behind(before, after, boxes, carried, np.array([0.7, 0.9], np.float32))
+    alone, alone_confidence = look_behind(before, after, boxes, carried, np.array([0.1, 0.5], np.float32))
+    propagated, propagated_confidence = propagate_boxes(before, after, boxes)
+
+    assert iou_matrix(moved, truth).diagonal().min() > 0.8 and confidence[0] > 0.8
+    assert confidence[1] == pytest.approx(0.9)  # the surer box stays as it was
+    assert sure.tolist() == carried.tolist() and sure_confidence.tolist() == pytest.approx([0.7, 0.9])
+    assert alone.tolist() == carried.tolist() and alone_confidence.tolist() == pytest.approx([0.1, 0.5])
+    assert iou_matrix(propagated, truth).diagonal().min() > 0.8 and propagated_confidence.min() > 0.8
+
+
+def test_outside_boxes_marks_what_no_box_covers():
+    kept = outside_boxes((10, 20), (100, 50), [[110.5, 40, 140, 55.2]])
+    assert kept.shape == (10, 20) and kept[:6, 10:].sum() == 0 and kept[6:, :].all() and kept[:, :10].all()
+    assert outside_boxes((10, 20), (100, 50), []) is None
+    assert outside_boxes((10, 20), (100, 50), [[0, 0, 10, 10]]) is None
 
 
 def test_a_template_keeps_its_own_pixels_unless_too_few_are_left():
