@@ -148,8 +148,8 @@ def ingest_runs_recover_stalled(*, silent_for: timedelta, now: datetime | None =
     visibility timeout redelivered the task (an hour on Redis). The run restarts under a new
     token, so the dead stage's own message, when the broker redelivers it, stops at once.
     """
-    silent_since = (now or timezone.now()) - silent_for
-    stalled = Video.objects.filter(stage__in=RUNNING_STAGES, ingest_heartbeat_at__lt=silent_since)
+    now = now or timezone.now()
+    stalled = Video.objects.filter(stage__in=RUNNING_STAGES, ingest_heartbeat_at__lt=now - silent_for)
     restarted, failed = [], []
     for video_id in stalled.values_list("pk", flat=True):
         with transaction.atomic():
@@ -170,7 +170,9 @@ def ingest_runs_recover_stalled(*, silent_for: timedelta, now: datetime | None =
                 video.stage, video.progress, video.error = IngestStage.PROBING, 0, ""
                 video.ingest_recoveries += 1
                 restarted.append(video.pk)
-            video.ingest_heartbeat_at, video.ingest_enqueued_at = None, timezone.now()
+            # Sent at the round's own time, so that the same round (a replay's, too) does not
+            # take the probe just sent for one that waited too long (ingest_stages_resend_waiting).
+            video.ingest_heartbeat_at, video.ingest_enqueued_at = None, now
             video.save(update_fields=RUN_FIELDS)
             if video.stage == IngestStage.PROBING:
                 _enqueue_stage(video, IngestStage.PROBING)

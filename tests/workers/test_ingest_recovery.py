@@ -167,6 +167,23 @@ def test_a_stage_no_worker_started_is_sent_again_once_per_wait(tenant):
 
 
 @pytest.mark.django_db
+def test_a_run_restarted_by_a_round_is_not_sent_again_by_the_same_round(tenant, django_capture_on_commit_callbacks):
+    # A round given its time (a replay) restarts the silent run at that time, and its second
+    # step must not take the probe it has just sent for one that waited too long.
+    video = running_video(tenant.project)
+    later = timezone.now() + timedelta(hours=1)
+
+    with mock.patch("labeller.media.ingest.enqueue") as enqueue:
+        with django_capture_on_commit_callbacks(execute=True):
+            outcome = check_ingest_runs(later.isoformat())
+
+    assert outcome == {"restarted": [video.pk], "failed": [], "resent": []}
+    enqueue.assert_called_once()
+    video.refresh_from_db()
+    assert video.stage == IngestStage.PROBING and video.ingest_enqueued_at == later
+
+
+@pytest.mark.django_db
 def test_a_stage_runs_once_however_many_copies_of_its_message_arrive(tenant, tmp_path):
     from tests.pipeline import make_synthetic
 
