@@ -54,9 +54,9 @@ against that other object's pixels too, and its colours include the other's, so 
 unsure, or elsewhere, and hidden. So a box carried with little confidence onto a place that a
 surer carried box overlaps is looked for again with the surer box's pixels left out of the frame
 searched (:func:`look_behind`; a normalised correlation masked on both sides). Offline, from
-both sides a second away, the tracker's cost fell from 0.212 / 0.194 to 0.205 / 0.186 (counter /
-night), from a second before from 0.243 / 0.224 to 0.241 / 0.216, from two seconds before from
-0.298 / 0.230 to 0.295 / 0.216, and on the seeds +10 from 0.246 / 0.201 to 0.246 / 0.195.
+both sides a second away, the tracker's cost fell from 0.212 / 0.194 to 0.200 / 0.183 (counter /
+night), from a second before from 0.243 / 0.224 to 0.237 / 0.210, from two seconds before from
+0.298 / 0.230 to 0.294 / 0.221, and on the seeds +10 from 0.246 / 0.201 to 0.247 / 0.184.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ MIN_OWN_PIXELS = 4
 # HIDES_WHEN_SURE sure overlaps is looked for again with that box's pixels left out of the
 # frame searched, at places where at least MIN_VISIBLE_SHARE of its template stays in view.
 LOOK_BEHIND_BELOW = 0.6
-HIDES_WHEN_SURE = 0.6
+HIDES_WHEN_SURE = 0.4
 MIN_VISIBLE_SHARE = 0.4
 
 
