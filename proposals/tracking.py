@@ -270,7 +270,8 @@ def own_pixels(shape: tuple[int, int], origin: tuple[int, int], others) -> np.nd
 
 
 def masked_correlation(
-    window: np.ndarray, template: np.ndarray, mask: np.ndarray, window_mask: np.ndarray | None = None
+    window: np.ndarray, template: np.ndarray, mask: np.ndarray, window_mask: np.ndarray | None = None,
+    min_in_view: float = 0.0,
 ) -> np.ndarray:
     """``cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED, mask=mask)`` (``uint8 [h, w, 3]``
     or grey ``[h, w]`` images, ``uint8 [th, tw]`` 0/1 mask with some 1s), built from plain
@@ -286,10 +287,11 @@ def masked_correlation(
     With ``window_mask`` (``uint8 [h, w]`` 0/1), the window's 0 pixels are left out too, so each
     place is scored over the template pixels that fall on the window's 1s, with both means
     taken over those (Padfield's masked normalised cross-correlation, IEEE TIP 2012); OpenCV
-    has no such mode. It takes five plain correlations per channel.
+    has no such mode. It takes five plain correlations per channel. Places where less than
+    ``min_in_view`` of the template's mask falls on the window's 1s score -1 too.
     """
     if window_mask is not None:
-        return _masked_both_correlation(window, template, mask, window_mask)
+        return _masked_both_correlation(window, template, mask, window_mask, min_in_view)
     image, pattern, weight = window.astype(np.float32), template.astype(np.float32), mask.astype(np.float32)
     if image.ndim == 2:  # grey
         image, pattern = image[..., None], pattern[..., None]
@@ -307,7 +309,9 @@ def masked_correlation(
     return scores
 
 
-def _masked_both_correlation(window: np.ndarray, template: np.ndarray, mask: np.ndarray, window_mask: np.ndarray):
+def _masked_both_correlation(
+    window: np.ndarray, template: np.ndarray, mask: np.ndarray, window_mask: np.ndarray, min_in_view: float
+) -> np.ndarray:
     """:func:`masked_correlation` with pixels left out of both the template and the window."""
     image, pattern = window.astype(np.float32), template.astype(np.float32)
     if image.ndim == 2:  # grey
@@ -319,7 +323,7 @@ def _masked_both_correlation(window: np.ndarray, template: np.ndarray, mask: np.
         return cv2.matchTemplate(np.ascontiguousarray(a), np.ascontiguousarray(b), cv2.TM_CCORR)
 
     count = correlate(seen, weight)  # the pixels both keep, per place
-    some = count > 0.5  # sums of 0/1 products, up to rounding
+    some = (count > 0.5) & (count >= min_in_view * float(weight.sum()))  # sums of 0/1 products, up to rounding
     count = np.maximum(count, 1.0)
     numerator = template_variance = window_variance = 0.0
     for channel in range(image.shape[2]):
@@ -413,9 +417,7 @@ def redetect_boxes(
             if small_own is None or small_own.sum() < MIN_OWN_PIXELS:
                 small_own = None if in_view is None else np.ones(size[::-1], np.uint8)
             if in_view is not None:
-                scores = masked_correlation(small_window, small_template, small_own, in_view)
-                visible = cv2.matchTemplate(in_view.astype(np.float32), small_own.astype(np.float32), cv2.TM_CCORR)
-                scores[visible < MIN_VISIBLE_SHARE * float(small_own.sum())] = -1.0
+                scores = masked_correlation(small_window, small_template, small_own, in_view, MIN_VISIBLE_SHARE)
             elif small_own is None:
                 scores = cv2.matchTemplate(small_window, small_template, cv2.TM_CCOEFF_NORMED)
             else:

@@ -332,6 +332,10 @@ def test_the_masked_correlation_can_leave_out_pixels_of_the_window_too():
     assert np.abs(masked_correlation(*grey, mask, whole) - masked_correlation(*grey, mask)).max() < 1e-4
     flat = np.full((50, 70, 3), 120, np.uint8)
     assert (masked_correlation(flat, template, mask, window_mask) == -1.0).all()
+    # Asked for 90 % of the template in view, the places that lose a fifth or more of it to the
+    # window's 0s score -1; those that see no 0 stay.
+    mostly_in_view = masked_correlation(window, template, mask, window_mask, min_in_view=0.9)
+    assert (mostly_in_view[5:25, 10:40] == -1.0).all() and np.array_equal(mostly_in_view[35:, :], scores[35:, :])
 
 
 def a_faint_object_behind_a_strong_one():
