@@ -49,6 +49,9 @@ PALETTE_SIZE = 16
 SURROUND_MARGIN = 0.35
 
 Detector = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+# ``rgb, float32 [N, 4] boxes -> float32 [N, 4]``: moves followed boxes to their objects'
+# visible extent (proposals.training.refiner.refine_boxes with a project's refiner).
+BoxRefiner = Callable[[np.ndarray, np.ndarray], np.ndarray]
 # ``(str [N] sources, float32 [N] scores, float32 [N, 4] boxes) -> float [N] P(useful)``.
 Chance = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 CHANCE_TIE_BREAK = 1e-3
@@ -545,6 +548,20 @@ def frame_candidates(
     return FrameCandidates(boxes, prior, vectors, sources)
 
 
+def follow_neighbours(
+    rgb: np.ndarray, neighbours: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The confirmed boxes of ``neighbours`` (as :func:`propose_regions` takes them) followed
+    into ``rgb`` and fused: (float32 [N, 4] boxes, float [N] confidence, int64 [N] label ids)."""
+    carried = []
+    for neighbour_rgb, neighbour_boxes, neighbour_labels, *extra in neighbours:
+        moved, confidence = propagate_boxes(
+            neighbour_rgb, rgb, neighbour_boxes, **dict(zip(("seconds_apart", "between"), extra))
+        )
+        carried.append((moved, confidence, neighbour_labels))
+    return fuse_estimates(carried)
+
+
 def propose_regions(
     rgb: np.ndarray,
     *,
@@ -552,6 +569,7 @@ def propose_regions(
     label_index: LabelIndex | None = None,
     extractor: FeatureExtractor | None = None,
     detector: Detector | None = None,
+    refiner: BoxRefiner | None = None,
     exemplars: Sequence[tuple[np.ndarray, int]] = (),
     candidates: FrameCandidates | None = None,
     top_k: int = 20,
@@ -571,6 +589,8 @@ def propose_regions(
         label_index, extractor: when both are given (and the index is not empty), candidates are
             embedded in one batch, scored by objectness and labelled by their nearest examples.
         detector: optional ``rgb -> (float32 [N, 4], float32 [N] scores, int64 [N] label ids)``.
+        refiner: optional :data:`BoxRefiner`, learned from the project's confirmed boxes: the
+            boxes followed from neighbours are moved by it before anything else sees them.
         exemplars: crops of confirmed boxes with their label ids, to find more like them
             (see :func:`exemplar_boxes`).
         candidates: the frame's class-agnostic and moving candidates computed earlier (see
@@ -587,14 +607,10 @@ def propose_regions(
     """
     height, width = rgb.shape[:2]
     found = _Candidates([], [], [], [])
-    carried = []
-    for neighbour_rgb, neighbour_boxes, neighbour_labels, *extra in neighbours:
-        moved, confidence = propagate_boxes(
-            neighbour_rgb, rgb, neighbour_boxes, **dict(zip(("seconds_apart", "between"), extra))
-        )
-        carried.append((moved, confidence, neighbour_labels))
-    if carried:
-        fused_boxes, fused_confidence, fused_labels = fuse_estimates(carried)
+    if neighbours:
+        fused_boxes, fused_confidence, fused_labels = follow_neighbours(rgb, neighbours)
+        if refiner is not None and len(fused_boxes):
+            fused_boxes = refiner(rgb, fused_boxes)
         found.extend(fused_boxes, fused_confidence, Source.PROPAGATION, fused_labels)
     if detector is not None:
         detected_boxes, detected_scores, detected_labels = detector(rgb)
