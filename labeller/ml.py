@@ -256,6 +256,7 @@ def propose(
     candidates: FrameCandidates | None = None,
     exemplars: Sequence[tuple[np.ndarray, int]] = (),
     detector=None,
+    refiner=None,
     weights: str | None = None,
     top_k: int = 20,
     chance=None,
@@ -276,6 +277,7 @@ def propose(
             candidates=candidates,
             exemplars=exemplars,
             detector=detector,
+            refiner=refiner,
             top_k=top_k,
             chance=chance,
         )
@@ -344,17 +346,83 @@ def load_detector(path):
     promoted version has a new path, so every worker picks it up on its next proposal."""
     from proposals.training.detector import load_detector as load
 
+    return _loaded_once(_detector_cache, path,
+                        lambda: load(path, score_threshold=DETECTOR_MIN_SCORE, max_detections=DETECTOR_PROPOSALS))
+
+
+def _loaded_once(cache: OrderedDict, path, load):
+    """``cache[path]``, loading it with ``load()`` the first time (a few recent paths are kept)."""
     key = str(path)
     with _detector_lock:
-        if key in _detector_cache:
-            _detector_cache.move_to_end(key)
-            return _detector_cache[key]
-    detector = load(path, score_threshold=DETECTOR_MIN_SCORE, max_detections=DETECTOR_PROPOSALS)
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+    loaded = load()
     with _detector_lock:
-        _detector_cache[key] = detector
-        while len(_detector_cache) > DETECTOR_CACHE_ENTRIES:
-            _detector_cache.popitem(last=False)
-    return detector
+        cache[key] = loaded
+        while len(cache) > DETECTOR_CACHE_ENTRIES:
+            cache.popitem(last=False)
+    return loaded
+
+
+# --- the box refiner of a detector version ------------------------------------------------
+
+_refiner_cache: OrderedDict[str, object] = OrderedDict()
+
+
+def train_box_refiner(frames, *, seed: int, log):
+    """A box refiner trained on ``frames``' confirmed boxes (``LABELLER["REFINER_STEPS"]``
+    steps); ``log(step, loss)`` may raise to stop. See proposals.training.refiner."""
+    from proposals.training.refiner import train_box_refiner as train
+
+    return train(frames, steps=settings.LABELLER["REFINER_STEPS"], seed=seed, log=log)
+
+
+def evaluate_box_refiner(refiner, frames, *, seed: int):
+    """``proposals.training.refiner.RefinerScore`` of ``refiner`` (None: none) on ``frames``."""
+    from proposals.training.refiner import evaluate_box_refiner as evaluate
+
+    return evaluate(refiner, frames, seed=seed)
+
+
+def follow_neighbours(rgb: np.ndarray, neighbours: Sequence[Neighbour]) -> np.ndarray:
+    """float32 [N, 4]: the confirmed boxes of ``neighbours`` followed into ``rgb`` and fused, as
+    :func:`propose` follows them before anything else sees them."""
+    from proposals.regions import follow_neighbours as follow
+
+    if not neighbours:
+        return np.zeros((0, 4), np.float32)
+    return follow(rgb, [(n.rgb, n.boxes, n.label_ids, n.seconds_apart, n.between) for n in neighbours])[0]
+
+
+def evaluate_box_refiner_on_followed(refiner, cases):
+    """``proposals.training.refiner.FollowedScore`` of ``refiner`` on ``(frame, followed boxes,
+    confirmed boxes)`` cases."""
+    from proposals.training.refiner import evaluate_on_followed
+
+    return evaluate_on_followed(refiner, cases)
+
+
+def save_box_refiner(refiner, path, **metadata) -> None:
+    from proposals.training.refiner import save_box_refiner as save
+
+    save(refiner, path, **metadata)
+
+
+def load_box_refiner(path):
+    """``rgb, boxes -> refined boxes`` of the refiner saved at ``path`` (see
+    :func:`load_box_refiner_net`)."""
+    from proposals.training.refiner import refine_boxes
+
+    return functools.partial(refine_boxes, load_box_refiner_net(path))
+
+
+def load_box_refiner_net(path):
+    """The refiner network saved at ``path``, loaded once per process per path (a promoted
+    version has a new path, so every worker picks it up on its next proposal)."""
+    from proposals.training.refiner import load_box_refiner as load
+
+    return _loaded_once(_refiner_cache, path, lambda: load(path))
 
 
 # --- retraining the embedding -----------------------------------------------------------

@@ -13,7 +13,8 @@ STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.Static
 MEDIA_ROOT = Path(os.environ.get("LABELLER_MEDIA_ROOT") or tempfile.mkdtemp(prefix="labeller-test-media-"))
 LABELLER["FEATURE_WEIGHTS"] = "none"  # noqa: F405  (no network here: random-init weights)
 # Retraining in tests: a few small epochs on tiny frames, so a real run takes seconds.
-LABELLER.update(TRAINING_EPOCHS=20, TRAINING_MIN_IMAGES=0, DETECTOR_MAX_SIDE=96, TRAINING_MIN_FRAMES=6, EMBEDDING_STEPS=4)  # noqa: F405
+LABELLER.update(TRAINING_EPOCHS=20, TRAINING_MIN_IMAGES=0, DETECTOR_MAX_SIDE=96, TRAINING_MIN_FRAMES=6,  # noqa: F405
+                EMBEDDING_STEPS=4, REFINER_STEPS=20)
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not :memory:, so a real Celery worker process can share the test database;
     # one per test run, so runs side by side do not share it.

@@ -154,6 +154,10 @@ class TrainingRun(TimestampedModel):
     (``metrics``: a detector's mAP@0.5 and per-label AP, an embedding's nearest-neighbour
     recall@1, on its validation frames, beside the then current model's on the same frames).
     ``artifact`` is the checkpoint in storage. ``epochs_*`` count steps for an embedding.
+    A detector run also trains a box refiner for the boxes followed from confirmed ones
+    (proposals.training.refiner); ``refiner_artifact`` is its checkpoint, kept only when it
+    placed the validation frames' boxes better than no refiner, and it is in use while the
+    run's detector is (it is part of that version).
     ``heartbeat_at`` moves while a worker trains it: a run whose worker died is failed by beat,
     never left running. At most one queued-or-running run per project (a database constraint,
     so concurrent Retrain clicks start one).
@@ -179,6 +183,7 @@ class TrainingRun(TimestampedModel):
     metrics = models.JSONField(default=dict, blank=True)
     decision = models.CharField(max_length=255, blank=True, default="")
     artifact = models.CharField(max_length=500, blank=True, default="")
+    refiner_artifact = models.CharField(max_length=500, blank=True, default="")
     error = models.TextField(blank=True, default="")
     cancel_requested = models.BooleanField(default=False)
     started_at = models.DateTimeField(null=True, blank=True)

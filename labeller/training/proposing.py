@@ -24,11 +24,10 @@ from labeller.media.files import read_frame_rgb, read_frames_around, read_shot_f
 from labeller.media.models import Frame, FrameStatus
 from labeller.media.selectors import in_queue_order
 from labeller.training.clock import learning_clock_read
-from labeller.training.feature_models import project_feature_weights
+from labeller.training.feature_models import current_detector, current_refiner, project_feature_weights
 from labeller.training.hooks import refresh_frame_soon
 from labeller.training.models import FrameProposals, ProjectLearning, ProposalOutcome
 from labeller.training.outcomes import box_of as _box_of
-from labeller.training.runs import current_detector
 from labeller.training.services import IndexConflict, index_load, index_state, index_state_peek, index_sync
 from proposals.boxes import iou_matrix
 from proposals.calibration import (ActionCosts, Calibration, ShapeAdjustment, box_features, fit_calibration,
@@ -137,6 +136,12 @@ def _neighbours(frame: Frame, limit: int = 2) -> list[ml.Neighbour]:
             )
         )
     return neighbours
+
+
+def followed_into(frame: Frame, rgb: np.ndarray) -> np.ndarray:
+    """float32 [N, 4]: the boxes of the frame's labelled neighbours followed into it (``rgb``),
+    as :func:`proposals_refresh` follows them; none where nothing in its shot is labelled."""
+    return ml.follow_neighbours(rgb, _neighbours(frame))
 
 
 def _indices_between(frame: Frame, other: Frame, fps: float) -> list[int]:
@@ -566,7 +571,8 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
             rgb, neighbours=neighbours, stored=stored, avoid_boxes=avoid,
             candidates=frame_candidates_cached(frame, rgb, weights),
             exemplars=_exemplars(frame, shot_labelled=shot_labelled),
-            detector=_project_detector(frame.project_id), weights=weights, top_k=PROPOSALS_GENERATED,
+            detector=_project_detector(frame.project_id), refiner=current_refiner(project_id=frame.project_id),
+            weights=weights, top_k=PROPOSALS_GENERATED,
             chance=chance if shot_labelled and not policy.cold else None,
         )
         if p.box[2] > p.box[0] and p.box[3] > p.box[1]

@@ -42,6 +42,7 @@ from labeller.training.clock import learning_clock_read, learning_clock_tick
 from labeller.training.feature_models import local_checkpoint, project_feature_weights
 from labeller.training.hooks import index_sync_soon, repropose_soon
 from labeller.training.models import ACTIVE_RUN_STATES, ProjectLearning, RunKind, RunState, RunTrigger, TrainingRun
+from labeller.training.proposing import followed_into
 
 logger = logging.getLogger(__name__)
 
@@ -315,9 +316,9 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
     return TrainingRun.objects.get(pk=run.pk)
 
 
-def _save_artifact(run: TrainingRun, save) -> str:
+def _save_artifact(run: TrainingRun, save, kind: str | None = None) -> str:
     """Write the checkpoint with ``save(path)`` to a temporary file, then into storage."""
-    kind = "detector" if run.kind == RunKind.DETECTOR else "embedding"
+    kind = kind or ("detector" if run.kind == RunKind.DETECTOR else "embedding")
     name = f"orgs/{run.project.organization_id}/projects/{run.project_id}/models/{kind}-{run.number}-{run.pk}.pt"
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.pt"
@@ -372,6 +373,7 @@ def _train_detector(run: TrainingRun) -> None:
         "current": None if current_scores is None else {"run": current_run.number, **_scores_as_dict(current_scores, names)},
     }
     name = _save_artifact(run, lambda path: ml.save_detector(result.detector, path, run_id=run.pk, project_id=project_id))
+    refiner_name, metrics["refiner"] = _train_refiner(run, train_frames, val_frames, current_run)
     hyperparameters = {
         "backbone": str(result.detector.config.backbone), "max_side": result.detector.config.max_side,
         "epochs": options.epochs, "batch_size": options.batch_size, "learning_rate": options.learning_rate,
@@ -380,9 +382,53 @@ def _train_detector(run: TrainingRun) -> None:
     }
     with transaction.atomic():
         finished = _finish(run.pk, RunState.SUCCEEDED, metrics=metrics, artifact=name, decision=decision.reason,
-                           hyperparameters=hyperparameters)
+                           hyperparameters=hyperparameters, refiner_artifact=refiner_name)
         if finished and decision.promote:
             _promote(TrainingRun.objects.get(pk=run.pk))
+
+
+def _stop_if_cancelled(run_id: int) -> None:
+    if TrainingRun.objects.filter(pk=run_id, cancel_requested=True).exists():
+        raise RunCancelled
+
+
+def _followed_cases(val_frames) -> list[tuple]:
+    """(frame, boxes followed into it from its labelled neighbours, its confirmed boxes) for the
+    validation frames of a video (stills have nothing followed)."""
+    frames = Frame.objects.select_related("video").in_bulk([frame.frame_id for frame in val_frames])
+    return [(frame.image, followed_into(frames[frame.frame_id], frame.image), frame.boxes)
+            for frame in val_frames if frames[frame.frame_id].shot_id is not None]
+
+
+def _train_refiner(run: TrainingRun, train_frames, val_frames, current_run: TrainingRun | None) -> tuple[str, dict]:
+    """Train the version's box refiner on the run's training frames; keep it (its checkpoint's
+    name, else "") when it mends the validation frames' boxes moved as the tracker errs, and
+    the boxes really followed into those frames from their labelled neighbours would cost a
+    person no more seconds refined than as they are. Why both: a few validation frames a second
+    from their labels hold few followed boxes that need mending (the refiner's gain is a box in
+    twenty), but a refiner trained on few frames also moves good boxes off their objects, and
+    that shows there. Its figures, beside those of the refiner in use on the same frames."""
+    if not settings.LABELLER["REFINER_STEPS"]:
+        return "", {"kept": False, "reason": "off (LABELLER_REFINER_STEPS=0)"}
+    training = ml.train_box_refiner(train_frames, seed=SEED, log=lambda step, loss: _stop_if_cancelled(run.pk))
+    cases = _followed_cases(val_frames)
+    followed = ml.evaluate_box_refiner_on_followed(training.refiner, cases)
+    moved = ml.evaluate_box_refiner(training.refiner, val_frames, seed=SEED)
+    kept = moved.helps and followed.no_worse
+    figures = {**moved.as_dict(), "followed": followed.as_dict(), "kept": kept,
+               "steps": settings.LABELLER["REFINER_STEPS"], "samples": training.samples,
+               "seconds": round(training.seconds, 2), "loss_curve": training.loss_curve}
+    if current_run is not None and current_run.refiner_artifact:
+        try:
+            in_use = ml.load_box_refiner_net(local_checkpoint(current_run.refiner_artifact))
+            figures["current"] = {"run": current_run.number,
+                                  "followed": ml.evaluate_box_refiner_on_followed(in_use, cases).as_dict()}
+        except (FileNotFoundError, OSError, ValueError, RuntimeError):
+            logger.exception("run %s: the refiner in use cannot be loaded to compare", run.pk)
+    if not kept:
+        return "", figures
+    name = _save_artifact(run, lambda path: ml.save_box_refiner(training.refiner, path, run_id=run.pk), kind="refiner")
+    return name, figures
 
 
 # The loss curve of an embedding run keeps at most this many points (one per step otherwise).
@@ -571,20 +617,6 @@ def learned_notice(*, project_id: int) -> dict | None:
     if row is None:
         return None
     return {"notice": row["notice"], "at": row["notice_at"], "version": row["current_run__number"] or 0}
-
-
-def current_detector(*, project_id: int):
-    """The project's promoted detector, or None (no run promoted yet, or its file is gone)."""
-    artifact = (
-        ProjectLearning.objects.filter(project_id=project_id).values_list("current_run__artifact", flat=True).first()
-    )
-    if not artifact:
-        return None
-    try:
-        return ml.load_detector(local_checkpoint(artifact))
-    except (FileNotFoundError, OSError, ValueError, RuntimeError):
-        logger.exception("project %s: the current detector %s cannot be loaded; proposing without it", project_id, artifact)
-        return None
 
 
 # --- beat ---------------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ def test_an_admin_retrains_watches_the_run_and_compares_versions(page, project, 
     page.locator("#active-run").wait_for(state="hidden")
     assert page.get_by_role("img", name="AP at IoU 0.5 per label, version 1").is_visible()
     assert page.locator("#compare-loss path.line").count() >= 1
+    assert "Its box refiner" in page.locator("#compare-caption").inner_text()
     row = page.locator("tr[data-run='1']")
     assert row.locator(".state").inner_text() == "in use"
 

@@ -13,14 +13,16 @@ from django.utils import timezone
 from labeller import ml
 from labeller.annotations.models import Annotation, AnnotationStatus, Label
 from labeller.media.models import Frame, FrameStatus
-from labeller.training import proposing, runs, services
+from labeller.training import feature_models, proposing, runs, services
 from labeller.training.clock import learning_clock_read
 from labeller.training.models import FrameProposals, ProjectLearning, ProposalOutcome, RunState, RunTrigger, TrainingRun
 from labeller.training.proposing import proposals_refresh
 from proposals.boxes import iou_matrix
+from proposals.training.refiner import refine_boxes, train_box_refiner
 from tests.concurrency import in_parallel
 from tests.conftest import api_path
 from tests.factories import FrameFactory
+from tests.pipeline import ingest_synthetic, make_synthetic
 from tests.training_data import labelled_frames
 
 pytestmark = pytest.mark.django_db
@@ -56,6 +58,64 @@ def test_a_run_trains_on_complete_frames_evaluates_per_label_and_promotes_the_fi
     assert learning.notice.startswith("The model learned from")
     # Proposals built by the old model are stale now.
     assert learning_clock_read(project_id=tenant.project.pk) == clock_before + 1
+
+
+def test_a_detector_run_keeps_its_box_refiner_only_if_the_boxes_followed_into_validation_frames_cost_less(
+    tenant, tmp_path
+):
+    """On a real video: the validation frames get their labelled neighbours' boxes followed into
+    them, and the refiner is judged on those, the boxes it will refine."""
+    synthetic = make_synthetic(tmp_path, seconds=10, n_shots=2, seed=11, objects_per_shot=3)
+    labels = {name: Label.objects.get_or_create(project=tenant.project, name=name)[0] for name in synthetic.classes}
+    video = ingest_synthetic(tenant.project, tenant.admin, synthetic)
+    for frame in Frame.objects.filter(video=video):
+        Annotation.objects.bulk_create(
+            Annotation(project=tenant.project, frame=frame, label=labels[truth.label], x1=truth.box[0], y1=truth.box[1],
+                       x2=truth.box[2], y2=truth.box[3], status=AnnotationStatus.CONFIRMED)
+            for truth in synthetic.boxes[frame.index]
+        )
+    Frame.objects.filter(video=video).update(status=FrameStatus.COMPLETE, completed_at=timezone.now())
+
+    run = trained(tenant)
+
+    assert run.state == RunState.SUCCEEDED, run.error
+    figures = run.metrics["refiner"]
+    followed = figures["followed"]
+    assert 0 < followed["boxes"] <= sum(len(synthetic.boxes[Frame.objects.get(pk=pk).index]) for pk in run.val_frame_ids)
+    assert followed["seconds_before"] > 0 and len(figures["loss_curve"]) == 10
+    assert figures["kept"] == (figures["good_after"] > figures["good_before"]
+                               and followed["seconds_after"] <= followed["seconds_before"])
+    assert bool(run.refiner_artifact) == figures["kept"]
+
+
+def test_stills_have_nothing_followed_to_judge_a_refiner_by_so_none_is_kept(tenant):
+    labelled_frames(tenant.project, 16)
+    run = trained(tenant)
+    assert run.state == RunState.SUCCEEDED, run.error
+    assert run.metrics["refiner"]["followed"]["boxes"] == 0 and not run.metrics["refiner"]["kept"]
+    assert run.refiner_artifact == "" and feature_models.current_refiner(project_id=tenant.project.pk) is None
+
+
+def test_the_refiner_of_the_version_in_use_refines_the_proposals(tenant, settings, monkeypatch):
+    settings.LABELLER = {**settings.LABELLER, "REFINER_STEPS": 0}
+    labelled_frames(tenant.project, 16)
+    run = trained(tenant)
+    assert run.metrics["refiner"] == {"kept": False, "reason": "off (LABELLER_REFINER_STEPS=0)"}
+    # A refiner kept with the version (trained here on the stills' boxes).
+    frames = runs._training_frames(tenant.project.pk, run.train_frame_ids)
+    net = train_box_refiner(frames, steps=2, seed=0).refiner
+    name = runs._save_artifact(run, lambda path: ml.save_box_refiner(net, path), kind="refiner")
+    TrainingRun.objects.filter(pk=run.pk).update(refiner_artifact=name)
+
+    refine = feature_models.current_refiner(project_id=tenant.project.pk)
+    boxes = np.array([[10, 10, 40, 40]], np.float32)
+    assert np.array_equal(refine(frames[0].image, boxes), refine_boxes(net, frames[0].image, boxes))
+    passed = []
+    real_propose = ml.propose
+    monkeypatch.setattr(ml, "propose",
+                        lambda *args, **kwargs: passed.append(kwargs["refiner"]) or real_propose(*args, **kwargs))
+    proposals_refresh(frame_id=labelled_frames(tenant.project, 1, seed=9, complete=False)[0].pk, force=True)
+    assert len(passed) == 1 and passed[0] is not None
 
 
 def test_the_split_is_stable_as_frames_arrive(tenant):

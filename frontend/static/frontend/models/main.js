@@ -86,9 +86,22 @@ function showComparison(run) {
   $("#compare-caption").textContent =
     `Version ${run.number}: mAP@0.5 ${score2(run.metrics.map50)} on ${run.metrics.val_frames} validation frames` +
     (beside ? `, against ${score2(beside.map50)} for version ${beside.run} on the same frames.` : ".") +
+    refinerSentence(run.metrics.refiner) +
     (current && current.id !== run.id ? ` Version ${current.number} is in use.` : "");
   $("#compare-chart").replaceChildren(barChart(labels, series, { label: `AP at IoU 0.5 per label, version ${run.number}` }));
   $("#compare-loss").replaceChildren(lossChart(run, `Loss of version ${run.number} by epoch`));
+}
+
+// What the version's box refiner would save on the boxes the tracker follows (see proposals/training/refiner.py).
+function refinerSentence(refiner) {
+  const followed = refiner?.followed;
+  if (!followed) return "";
+  if (!followed.boxes) return " Its box refiner is not used: no validation frame had boxes followed into it to judge it by.";
+  return (
+    ` Its box refiner: the boxes followed into the validation frames would take a person ${followed.seconds_after} s` +
+    ` refined, against ${followed.seconds_before} s as followed` +
+    (refiner.kept ? "; it is kept with this version." : "; it is not used.")
+  );
 }
 
 function showEmbeddingComparison(run) {
