@@ -14,6 +14,11 @@ and draws; the boxes shown are those whose confidence reaches a threshold. The a
 calibration learns where to cut from each project's decisions, so the figure is the cost at
 the best of a few thresholds (and, for reference, with every box shown).
 
+With ``--refine`` the fused boxes are then moved by a box refiner (proposals.training.refiner)
+learned from the video's own labelled frames, as a project's detector run learns one: the
+candidate frames at even places in their shot train the refiner used on the odd ones, and back,
+so no frame's own truth refines its boxes.
+
 Also per video: the share of carried boxes that end on something else (IoU < 0.5 with their own
 object, where it is still visible), and milliseconds per frame pair.
 Progress goes to stderr, then ONE JSON line; ``tracker_ratio`` is the worst video's best.
@@ -40,6 +45,8 @@ from PIL import Image  # noqa: E402
 from bench.assist import OBJECTS_PER_SHOT, SHORT_SHOT_SECONDS, VIDEO_LOOKS, VIDEO_SHOTS  # noqa: E402
 from bench.assist_sim import MANUAL_SECONDS_PER_BOX, ActionKind, Shown, Truth, iou, plan_frame  # noqa: E402
 from proposals.synthetic import write_synthetic_video  # noqa: E402
+from proposals.training.data import TrainingFrame  # noqa: E402
+from proposals.training.refiner import refine_boxes, train_box_refiner  # noqa: E402
 from proposals.tracking import FLOW_STEP_SECONDS, frames_between, fuse_estimates, propagate_boxes  # noqa: E402
 
 FPS = 25
@@ -106,11 +113,31 @@ def carried_into(
 SOURCES = {"both1": (-1, 1), "prev1": (-1,), "prev2": (-2,), "prev1+2": (-1, -2), "prev3": (-3,)}
 
 
+REFINER_STEPS = 1000  # as a detector run in the app (LABELLER_REFINER_STEPS)
+
+
+def fold_refiners(shots: list, frames: dict, truths: dict) -> dict:
+    """candidate frame -> the refiner trained on the other fold's frames (see the module doc)."""
+    fold_of = {index: position % 2 for shot in shots for position, index in enumerate(shot)}
+    refiners = {}
+    for fold in (0, 1):
+        training = [
+            TrainingFrame(index, frames[index], np.array([t.box for t in truths[index]], np.float32).reshape(-1, 4),
+                          np.zeros(len(truths[index]), np.int64), complete=True)
+            for index, other in fold_of.items() if other != fold
+        ]
+        net = train_box_refiner(training, steps=REFINER_STEPS, seed=fold).refiner
+        refiners |= {index: net for index, other in fold_of.items() if other == fold}
+    return refiners
+
+
 def measure_video(
-    look: str, seed: int, seconds: float, folder: Path, offsets=SOURCES["both1"], step_frames: int = 0
+    look: str, seed: int, seconds: float, folder: Path, offsets=SOURCES["both1"], step_frames: int = 0,
+    refine: bool = False,
 ) -> dict:
     shots, frames, truths = candidate_frames(look, seed, seconds, folder, step_frames)
     labels = {name: number for number, name in enumerate(sorted({t.label for ts in truths.values() for t in ts}))}
+    refiners = fold_refiners(shots, frames, truths) if refine else {}
     charged = {threshold: 0.0 for threshold in THRESHOLDS}
     drawn = {threshold: 0 for threshold in THRESHOLDS}
     rejected = {threshold: 0 for threshold in THRESHOLDS}
@@ -124,6 +151,8 @@ def measure_video(
             pairs += len(sources)
             own_ious += own_iou
             fused = fuse_estimates(carried) if carried else (np.zeros((0, 4)), np.zeros(0), np.zeros(0, int))
+            if refine and len(fused[0]):
+                fused = (refine_boxes(refiners[target], frames[target], fused[0]), *fused[1:])
             frame_truths = [Truth(tuple(t.box), labels[t.label]) for t in truths[target]]
             manual += MANUAL_SECONDS_PER_BOX * len(frame_truths)
             for threshold in THRESHOLDS:
@@ -157,19 +186,22 @@ def main() -> None:
                         help="labelled frames carried from (default: a second before and after)")
     parser.add_argument("--flow-step-seconds", type=float, default=FLOW_STEP_SECONDS,
                         help="follow boxes through the video's frames this far apart, as the app does; 0: in one jump")
+    parser.add_argument("--refine", action="store_true",
+                        help="move the fused boxes by a box refiner learned from the video's other labelled frames")
     args = parser.parse_args()
     step_frames = round(args.flow_step_seconds * FPS)
     figures = {}
     with tempfile.TemporaryDirectory(prefix="labeller-bench-tracking-") as folder:
         for look, seed in VIDEO_LOOKS.items():
             figures[look] = measure_video(look, seed + args.seed_offset, args.video_seconds, Path(folder),
-                                          SOURCES[args.sources], step_frames)
+                                          SOURCES[args.sources], step_frames, args.refine)
             log(f"{look}: {figures[look]}")
     print(json.dumps({
         "bench": "tracking",
         "tracker_ratio": max(video["ratio_best"] for video in figures.values()),
         "sources": args.sources,
         "flow_step_seconds": args.flow_step_seconds,
+        "refine": args.refine,
         "videos": figures,
         "thresholds": list(THRESHOLDS),
         "load_average": [round(value, 2) for value in os.getloadavg()],
