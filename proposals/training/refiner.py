@@ -55,7 +55,8 @@ LEARNING_RATE = 2e-3
 
 
 class BoxRefinerNet(nn.Module):
-    """Four stride-2 convolutions and a small head: about 0.2 M weights, 2 ms a box on a CPU."""
+    """Four stride-2 convolutions and a small head: 0.14 M weights; a frame's boxes, refined twice,
+    take about 10 ms on a CPU core (while the tracker takes about a second)."""
 
     def __init__(self) -> None:
         super().__init__()

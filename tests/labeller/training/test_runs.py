@@ -60,7 +60,7 @@ def test_a_run_trains_on_complete_frames_evaluates_per_label_and_promotes_the_fi
     assert learning_clock_read(project_id=tenant.project.pk) == clock_before + 1
 
 
-def test_a_detector_run_keeps_its_box_refiner_only_if_the_boxes_followed_into_validation_frames_cost_less(
+def test_a_detector_run_judges_its_box_refiner_on_the_boxes_really_followed_into_its_validation_frames(
     tenant, tmp_path
 ):
     """On a real video: the validation frames get their labelled neighbours' boxes followed into
