@@ -243,8 +243,8 @@ LABELLER = {
     "TRAINING_MIN_IMAGES": env_int("LABELLER_TRAINING_MIN_IMAGES", 1500),
     "TRAINING_MAX_EPOCHS": env_int("LABELLER_TRAINING_MAX_EPOCHS", 80),
     "DETECTOR_LEARNING_RATE": float(os.environ.get("LABELLER_DETECTOR_LEARNING_RATE", "4e-3")),
-    # Steps of the box refiner a detector run also trains (proposals.training.refiner; about a
-    # minute on two CPU cores); 0: none.
+    # Steps of the box refiner a detector run also trains (proposals.training.refiner; about
+    # 40 s on two CPU cores); 0: none.
     "REFINER_STEPS": env_int("LABELLER_REFINER_STEPS", 1000),
     # Steps of an embedding run (batch-hard triplets, P labels x 4 crops each).
     "EMBEDDING_STEPS": env_int("LABELLER_EMBEDDING_STEPS", 120),

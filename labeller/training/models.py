@@ -156,8 +156,9 @@ class TrainingRun(TimestampedModel):
     ``artifact`` is the checkpoint in storage. ``epochs_*`` count steps for an embedding.
     A detector run also trains a box refiner for the boxes followed from confirmed ones
     (proposals.training.refiner); ``refiner_artifact`` is its checkpoint, kept only when it
-    placed the validation frames' boxes better than no refiner, and it is in use while the
-    run's detector is (it is part of that version).
+    mended the validation frames' boxes moved at random and cost no more on the boxes followed
+    into them (``metrics["refiner"]``), and it is in use while the run's detector is (it is
+    part of that version).
     ``heartbeat_at`` moves while a worker trains it: a run whose worker died is failed by beat,
     never left running. At most one queued-or-running run per project (a database constraint,
     so concurrent Retrain clicks start one).
