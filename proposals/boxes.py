@@ -47,6 +47,16 @@ def box_areas(boxes) -> np.ndarray:
     return np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
 
 
+def paired_iou(boxes_a, boxes_b) -> np.ndarray:
+    """``float32 [N]``: the IoU of each box of ``boxes_a`` with the box in the same row of ``boxes_b``
+    (:func:`iou_matrix`'s diagonal, without the N x N matrix)."""
+    a, b = as_boxes(boxes_a), as_boxes(boxes_b)
+    width = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    height = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = width * height
+    return inter / np.maximum(box_areas(a) + box_areas(b) - inter, 1e-9)
+
+
 def covered_shares(boxes, others) -> np.ndarray:
     """``float32 [N, M]``: the share of each of ``boxes`` [N, 4] that each of ``others`` [M, 4] covers."""
     a, b = as_boxes(boxes), as_boxes(others)

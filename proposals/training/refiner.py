@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from proposals.boxes import iou_matrix
+from proposals.boxes import iou_matrix, paired_iou, valid_box_mask
 from proposals.calibration import ActionCosts
 from proposals.training.checkpoints import CHECKPOINT_FORMAT_VERSION, load_checkpoint, save_checkpoint
 from proposals.training.data import TrainingFrame
@@ -49,6 +49,7 @@ JITTER_PER_BOX = 40
 REFINE_STEPS = 2
 REFINE_PULL = 0.5
 GOOD_IOU = 0.7  # the annotator accepts a box this close to the truth as it is
+MATCH_IOU = 0.5  # ... and fixes one this close; a box further off is rejected and drawn
 MIN_BOX_SIDE = 4.0
 BATCH = 128
 LEARNING_RATE = 2e-3
@@ -119,8 +120,7 @@ def _tensor(crops: np.ndarray) -> torch.Tensor:
 
 
 def _usable(frame: TrainingFrame) -> np.ndarray:
-    boxes = frame.boxes
-    return boxes[(boxes[:, 2] - boxes[:, 0] >= MIN_BOX_SIDE) & (boxes[:, 3] - boxes[:, 1] >= MIN_BOX_SIDE)]
+    return frame.boxes[valid_box_mask(frame.boxes, min_size=MIN_BOX_SIDE)]
 
 
 def training_pairs(frames: Sequence[TrainingFrame], rng: np.random.Generator, per_box: int = JITTER_PER_BOX):
@@ -192,7 +192,7 @@ def refine_boxes(net: BoxRefinerNet, rgb: np.ndarray, boxes, *, steps: int = REF
     """float32 [N, 4]: ``boxes`` (xyxy pixels in ``rgb``) moved ``steps`` times ``pull`` of the
     way the refiner predicts; boxes too small to judge stay as they are."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4).copy()
-    judged = np.flatnonzero((boxes[:, 2] - boxes[:, 0] >= MIN_BOX_SIDE) & (boxes[:, 3] - boxes[:, 1] >= MIN_BOX_SIDE))
+    judged = np.flatnonzero(valid_box_mask(boxes, min_size=MIN_BOX_SIDE))
     if not len(judged):
         return boxes
     current = boxes[judged]
@@ -224,14 +224,6 @@ class RefinerScore:
                 "mean_iou_after": round(self.mean_iou_after, 4), "boxes": self.boxes}
 
 
-def _paired_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    width = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    height = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = width * height
-    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
-    return inter / np.maximum(union, 1e-9)
-
-
 def evaluate_box_refiner(net: BoxRefinerNet | None, frames: Sequence[TrainingFrame], *, seed: int,
                          per_box: int = 8) -> RefinerScore:
     """:class:`RefinerScore` of ``net`` (None: no refiner, the boxes as moved) on ``frames``; the
@@ -245,8 +237,8 @@ def evaluate_box_refiner(net: BoxRefinerNet | None, frames: Sequence[TrainingFra
         jittered = jittered_boxes(truths, rng, per_box)
         repeated = np.repeat(truths, per_box, axis=0)
         refined = jittered if net is None else refine_boxes(net, frame.image, jittered)
-        before.append(_paired_iou(jittered, repeated))
-        after.append(_paired_iou(refined, repeated))
+        before.append(paired_iou(jittered, repeated))
+        after.append(paired_iou(refined, repeated))
     if not before:
         return RefinerScore(0.0, 0.0, 0.0, 0)
     before_all, after_all = np.concatenate(before), np.concatenate(after)
@@ -275,9 +267,6 @@ class FollowedScore:
                 "boxes": self.boxes}
 
 
-MATCH_IOU = 0.5
-
-
 def _seconds_for(followed: np.ndarray, truths: np.ndarray) -> float:
     costs = ActionCosts()
     if not len(truths):
@@ -289,7 +278,9 @@ def _seconds_for(followed: np.ndarray, truths: np.ndarray) -> float:
                           np.where(best >= MATCH_IOU, costs.accept + costs.fix_box, costs.reject + costs.draw)).sum())
 
 
-def evaluate_on_followed(net: BoxRefinerNet, cases: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> FollowedScore:
+def evaluate_on_followed(
+    net: BoxRefinerNet, cases: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]
+) -> FollowedScore:
     """:class:`FollowedScore` of ``net`` on ``cases``: (uint8 [H, W, 3] frame, float32 [N, 4]
     boxes followed into it, float32 [M, 4] its confirmed boxes). A frame nothing was followed
     into says nothing about a refiner and is left out."""

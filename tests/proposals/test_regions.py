@@ -8,6 +8,7 @@ from proposals.boxes import (
     iou_matrix,
     matched_ground_truth,
     nms_keep,
+    paired_iou,
     recall_at_iou,
     valid_box_mask,
 )
@@ -74,6 +75,13 @@ def test_iou_matrix_of_known_boxes():
     ious = iou_matrix([[0, 0, 10, 10]], [[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]])
     np.testing.assert_allclose(ious, [[1.0, 1 / 3, 0.0]], rtol=1e-6)
     assert iou_matrix(np.zeros((0, 4)), [[0, 0, 1, 1]]).shape == (0, 1)
+
+
+def test_paired_iou_is_the_iou_matrix_diagonal():
+    a = np.array([[0, 0, 10, 10], [5, 5, 25, 15], [0, 0, 4, 4]], np.float32)
+    b = np.array([[5, 0, 15, 10], [5, 5, 25, 15], [10, 10, 20, 20]], np.float32)
+    np.testing.assert_allclose(paired_iou(a, b), np.diag(iou_matrix(a, b)), rtol=1e-6)
+    np.testing.assert_allclose(paired_iou(a, b), [1 / 3, 1.0, 0.0], rtol=1e-6)
 
 
 def test_clip_and_valid_boxes():
