@@ -3,18 +3,17 @@ import os
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from proposals.boxes import iou_matrix
 from proposals.regions import propose_regions
-from proposals.synthetic import write_synthetic_images
 from proposals.training import detector_models
 from proposals.training.data import TrainingFrame
 from proposals.training.detector import (DetectorTrainingOptions, TrainedDetector, evaluate, load_detector,
                                          save_detector, train_detector)
 from proposals.training.detector_models import (DetectorConfig, WeightsUnavailableError, backbone_stages,
                                                 build_network)
+from tests.proposals.training.stills import training_stills
 
 CLASSES = ("food.fruit.apple", "food.dish.dessert")
 LABEL_IDS = {"food.fruit.apple": 11, "food.dish.dessert": 42}
@@ -25,12 +24,8 @@ QUICK = DetectorTrainingOptions(epochs=2, batch_size=4, learning_rate=3e-3, scal
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory):
     """Eight 128x96 stills, two objects each (red discs and checkered squares), all complete."""
-    images = write_synthetic_images(tmp_path_factory.mktemp("stills"), 8, seed=3, width=128, height=96,
-                                    objects_per_image=2, classes=CLASSES)
-    return [TrainingFrame(number, np.asarray(Image.open(image.path).convert("RGB")),
-                          np.array([box.box for box in image.boxes], np.float32),
-                          np.array([LABEL_IDS[box.label] for box in image.boxes]), complete=True)
-            for number, image in enumerate(images)]
+    return training_stills(tmp_path_factory.mktemp("stills"), 8, label_ids=LABEL_IDS, seed=3, width=128, height=96,
+                           objects_per_image=2)
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,14 @@
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from proposals.regions import propose_regions
-from proposals.synthetic import write_synthetic_images
 from proposals.training.checkpoints import save_checkpoint
 from proposals.training.data import TrainingFrame
 from proposals.training.refiner import (CROP_SIDE, MIN_BOX_SIDE, box_crop, edge_moves, evaluate_box_refiner,
                                         evaluate_on_followed, jittered_boxes, load_box_refiner, moved_boxes,
                                         refine_boxes, save_box_refiner, train_box_refiner, training_pairs)
+from tests.proposals.training.stills import training_stills
 
 CLASSES = ("food.fruit.apple", "food.dish.dessert", "food.fruit.banana")
 
@@ -17,12 +16,8 @@ CLASSES = ("food.fruit.apple", "food.dish.dessert", "food.fruit.banana")
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory):
     """Sixteen 192x144 stills, three objects each, every object boxed."""
-    images = write_synthetic_images(tmp_path_factory.mktemp("stills"), 16, seed=5, width=192, height=144,
-                                    objects_per_image=3, classes=CLASSES)
-    return [TrainingFrame(number, np.asarray(Image.open(image.path).convert("RGB")),
-                          np.array([box.box for box in image.boxes], np.float32),
-                          np.zeros(len(image.boxes), np.int64), complete=True)
-            for number, image in enumerate(images)]
+    return training_stills(tmp_path_factory.mktemp("stills"), 16, label_ids=dict.fromkeys(CLASSES, 0), seed=5,
+                           width=192, height=144, objects_per_image=3)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +66,8 @@ def test_followed_boxes_are_judged_in_a_persons_seconds(trained, frames):
     """Boxes already on their objects cannot be made cheaper, boxes well off them can; a frame
     with nothing followed says nothing about a refiner."""
     on = [(frame.image, frame.boxes, frame.boxes) for frame in frames[12:]]
-    off = [(frame.image, jittered_boxes(frame.boxes, np.random.default_rng(3), 1), frame.boxes) for frame in frames[12:]]
+    off = [(frame.image, jittered_boxes(frame.boxes, np.random.default_rng(3), 1), frame.boxes)
+           for frame in frames[12:]]
     objects = sum(len(frame.boxes) for frame in frames[12:])
     exact = evaluate_on_followed(trained.refiner, on)
     assert exact.boxes == objects and exact.seconds_before == 1.5 * objects
