@@ -152,7 +152,7 @@ def measure_video(
             own_ious += own_iou
             fused = fuse_estimates(carried) if carried else (np.zeros((0, 4)), np.zeros(0), np.zeros(0, int))
             if refine and len(fused[0]):
-                fused = (refine_boxes(refiners[target], frames[target], fused[0]), *fused[1:])
+                fused = (refine_boxes(refiners[target], frames[target], fused[0], fused[1]), *fused[1:])
             frame_truths = [Truth(tuple(t.box), labels[t.label]) for t in truths[target]]
             manual += MANUAL_SECONDS_PER_BOX * len(frame_truths)
             for threshold in THRESHOLDS:

@@ -385,19 +385,21 @@ def evaluate_box_refiner(refiner, frames, *, seed: int):
     return evaluate(refiner, frames, seed=seed)
 
 
-def follow_neighbours(rgb: np.ndarray, neighbours: Sequence[Neighbour]) -> np.ndarray:
-    """float32 [N, 4]: the confirmed boxes of ``neighbours`` followed into ``rgb`` and fused, as
-    :func:`propose` follows them before anything else sees them."""
+def follow_neighbours(rgb: np.ndarray, neighbours: Sequence[Neighbour]) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 [N, 4] boxes, float [N] the tracker's confidence): the confirmed boxes of
+    ``neighbours`` followed into ``rgb`` and fused, as :func:`propose` follows them before
+    anything else sees them."""
     from proposals.regions import follow_neighbours as follow
 
     if not neighbours:
-        return np.zeros((0, 4), np.float32)
-    return follow(rgb, [(n.rgb, n.boxes, n.label_ids, n.seconds_apart, n.between) for n in neighbours])[0]
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+    boxes, confidence, _ = follow(rgb, [(n.rgb, n.boxes, n.label_ids, n.seconds_apart, n.between) for n in neighbours])
+    return boxes, confidence
 
 
 def evaluate_box_refiner_on_followed(refiner, cases):
     """``proposals.training.refiner.FollowedScore`` of ``refiner`` on ``(frame, followed boxes,
-    confirmed boxes)`` cases."""
+    their confidence, confirmed boxes)`` cases (``FollowedCase``)."""
     from proposals.training.refiner import evaluate_on_followed
 
     return evaluate_on_followed(refiner, cases)
@@ -410,7 +412,7 @@ def save_box_refiner(refiner, path, **metadata) -> None:
 
 
 def load_box_refiner(path):
-    """``rgb, boxes -> refined boxes`` of the refiner saved at ``path`` (see
+    """``rgb, boxes, confidence -> refined boxes`` of the refiner saved at ``path`` (see
     :func:`load_box_refiner_net`)."""
     from proposals.training.refiner import refine_boxes
 

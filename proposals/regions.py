@@ -49,9 +49,10 @@ PALETTE_SIZE = 16
 SURROUND_MARGIN = 0.35
 
 Detector = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
-# ``rgb, float32 [N, 4] boxes -> float32 [N, 4]``: moves followed boxes to their objects'
-# visible extent (proposals.training.refiner.refine_boxes with a project's refiner).
-BoxRefiner = Callable[[np.ndarray, np.ndarray], np.ndarray]
+# ``rgb, float32 [N, 4] boxes, float [N] the tracker's confidence -> float32 [N, 4]``: moves
+# followed boxes to their objects' visible extent (proposals.training.refiner.refine_boxes
+# with a project's refiner).
+BoxRefiner = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 # ``(str [N] sources, float32 [N] scores, float32 [N, 4] boxes) -> float [N] P(useful)``.
 Chance = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 CHANCE_TIE_BREAK = 1e-3
@@ -610,7 +611,7 @@ def propose_regions(
     if neighbours:
         fused_boxes, fused_confidence, fused_labels = follow_neighbours(rgb, neighbours)
         if refiner is not None and len(fused_boxes):
-            fused_boxes = refiner(rgb, fused_boxes)
+            fused_boxes = refiner(rgb, fused_boxes, fused_confidence)
         found.extend(fused_boxes, fused_confidence, Source.PROPAGATION, fused_labels)
     if detector is not None:
         detected_boxes, detected_scores, detected_labels = detector(rgb)

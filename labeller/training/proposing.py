@@ -138,9 +138,10 @@ def _neighbours(frame: Frame, limit: int = 2) -> list[ml.Neighbour]:
     return neighbours
 
 
-def followed_into(frame: Frame, rgb: np.ndarray) -> np.ndarray:
-    """float32 [N, 4]: the boxes of the frame's labelled neighbours followed into it (``rgb``),
-    as :func:`proposals_refresh` follows them; none where nothing in its shot is labelled."""
+def followed_into(frame: Frame, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 [N, 4] boxes, float [N] the tracker's confidence): the boxes of the frame's
+    labelled neighbours followed into it (``rgb``), as :func:`proposals_refresh` follows them;
+    none where nothing in its shot is labelled."""
     return ml.follow_neighbours(rgb, _neighbours(frame))
 
 

@@ -393,10 +393,10 @@ def _stop_if_cancelled(run_id: int) -> None:
 
 
 def _followed_cases(val_frames) -> list[tuple]:
-    """(frame, boxes followed into it from its labelled neighbours, its confirmed boxes) for the
-    validation frames of a video (stills have nothing followed)."""
+    """(frame, boxes followed into it from its labelled neighbours, their confidence, its
+    confirmed boxes) for the validation frames of a video (stills have nothing followed)."""
     frames = Frame.objects.select_related("video").in_bulk([frame.frame_id for frame in val_frames])
-    return [(frame.image, followed_into(frames[frame.frame_id], frame.image), frame.boxes)
+    return [(frame.image, *followed_into(frames[frame.frame_id], frame.image), frame.boxes)
             for frame in val_frames if frames[frame.frame_id].shot_id is not None]
 
 

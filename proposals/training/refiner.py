@@ -14,7 +14,11 @@ The network sees a crop of the box grown by :data:`CONTEXT` of its size on each 
 to :data:`CROP_SIDE` pixels square, and predicts the four edges' moves in units of the box's
 width and height. :func:`refine_boxes` moves each box half of the predicted way, twice: a
 learned correction on one look is noisy, and half steps keep a box that was right where it was
-(measured with bench/tracking.py's carried boxes, see bench/ASSIST.md).
+(measured with bench/tracking.py's carried boxes, see bench/ASSIST.md). A box the tracker is
+sure of (confidence :data:`SURE_CONFIDENCE` or more: three boxes in four, and 97-98 % of them
+already good on bench/tracking.py's videos) moves only :data:`SURE_PULL` of the way: a refiner
+learned from the few frames a project has labelled when its first one is trained moves good
+boxes off their objects, and most boxes are good.
 
 Plain torch and numpy; the learning loop (labeller.training.runs) trains, evaluates and
 promotes it with the project's detector.
@@ -26,6 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -48,6 +53,9 @@ JITTER_PER_BOX = 40
 # A box is refined in REFINE_STEPS steps, each REFINE_PULL of the predicted way.
 REFINE_STEPS = 2
 REFINE_PULL = 0.5
+# ... and a box followed with this confidence or more (fuse_estimates's) only SURE_PULL of it.
+SURE_CONFIDENCE = 0.5
+SURE_PULL = 0.25
 GOOD_IOU = 0.7  # the annotator accepts a box this close to the truth as it is
 MATCH_IOU = 0.5  # ... and fixes one this close; a box further off is rejected and drawn
 MIN_BOX_SIDE = 4.0
@@ -99,8 +107,9 @@ def _sizes(boxes: np.ndarray) -> np.ndarray:
     return np.stack([width, height, width, height], axis=1)
 
 
-def moved_boxes(boxes: np.ndarray, moves: np.ndarray, pull: float) -> np.ndarray:
-    """``boxes`` with each edge moved ``pull`` of ``moves`` (see :func:`edge_moves`)."""
+def moved_boxes(boxes: np.ndarray, moves: np.ndarray, pull) -> np.ndarray:
+    """``boxes`` with each edge moved ``pull`` (a number, or float [N, 1] one per box) of
+    ``moves`` (see :func:`edge_moves`)."""
     return (boxes + pull * moves * _sizes(boxes)).astype(np.float32)
 
 
@@ -187,19 +196,24 @@ def train_box_refiner(
     return RefinerTraining(net, curve, len(crops), time.perf_counter() - started)
 
 
-def refine_boxes(net: BoxRefinerNet, rgb: np.ndarray, boxes, *, steps: int = REFINE_STEPS,
-                 pull: float = REFINE_PULL) -> np.ndarray:
+def refine_boxes(net: BoxRefinerNet, rgb: np.ndarray, boxes, confidence=None, *, steps: int = REFINE_STEPS,
+                 pull: float = REFINE_PULL, sure_pull: float = SURE_PULL) -> np.ndarray:
     """float32 [N, 4]: ``boxes`` (xyxy pixels in ``rgb``) moved ``steps`` times ``pull`` of the
-    way the refiner predicts; boxes too small to judge stay as they are."""
+    way the refiner predicts, those whose float [N] ``confidence`` (the tracker's, when given)
+    is SURE_CONFIDENCE or more ``sure_pull`` of it; boxes too small to judge stay as they are."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4).copy()
     judged = np.flatnonzero(valid_box_mask(boxes, min_size=MIN_BOX_SIDE))
     if not len(judged):
         return boxes
+    pulls = np.full((len(judged), 1), pull, np.float32)
+    if confidence is not None:
+        sure = np.asarray(confidence, np.float64).reshape(-1)[judged] >= SURE_CONFIDENCE
+        pulls[sure] = sure_pull
     current = boxes[judged]
     with torch.no_grad():
         for _ in range(steps):
             crops = np.stack([box_crop(rgb, box) for box in current])
-            current = moved_boxes(current, net(_tensor(crops)).numpy(), pull)
+            current = moved_boxes(current, net(_tensor(crops)).numpy(), pulls)
     boxes[judged] = current
     return boxes
 
@@ -278,21 +292,27 @@ def _seconds_for(followed: np.ndarray, truths: np.ndarray) -> float:
                           np.where(best >= MATCH_IOU, costs.accept + costs.fix_box, costs.reject + costs.draw)).sum())
 
 
-def evaluate_on_followed(
-    net: BoxRefinerNet, cases: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]
-) -> FollowedScore:
-    """:class:`FollowedScore` of ``net`` on ``cases``: (uint8 [H, W, 3] frame, float32 [N, 4]
-    boxes followed into it, float32 [M, 4] its confirmed boxes). A frame nothing was followed
-    into says nothing about a refiner and is left out."""
+class FollowedCase(NamedTuple):
+    """A validation frame with the boxes followed into it from its labelled neighbours."""
+
+    rgb: np.ndarray  # uint8 [H, W, 3]
+    followed: np.ndarray  # float32 [N, 4]
+    confidence: np.ndarray  # float [N], the tracker's (see refine_boxes)
+    truths: np.ndarray  # float32 [M, 4], the frame's confirmed boxes
+
+
+def evaluate_on_followed(net: BoxRefinerNet, cases: Sequence[FollowedCase]) -> FollowedScore:
+    """:class:`FollowedScore` of ``net`` on ``cases``. A frame nothing was followed into says
+    nothing about a refiner and is left out."""
     before = after = 0.0
     boxes = 0
-    for rgb, followed, truths in cases:
+    for rgb, followed, confidence, truths in cases:
         followed = np.asarray(followed, np.float32).reshape(-1, 4)
         truths = np.asarray(truths, np.float32).reshape(-1, 4)
         if not len(followed):
             continue
         before += _seconds_for(followed, truths)
-        after += _seconds_for(refine_boxes(net, rgb, followed), truths)
+        after += _seconds_for(refine_boxes(net, rgb, followed, confidence), truths)
         boxes += len(truths)
     return FollowedScore(before, after, boxes)
 

@@ -108,8 +108,9 @@ def test_the_refiner_of_the_version_in_use_refines_the_proposals(tenant, setting
     TrainingRun.objects.filter(pk=run.pk).update(refiner_artifact=name)
 
     refine = feature_models.current_refiner(project_id=tenant.project.pk)
-    boxes = np.array([[10, 10, 40, 40]], np.float32)
-    assert np.array_equal(refine(frames[0].image, boxes), refine_boxes(net, frames[0].image, boxes))
+    boxes, confidence = np.array([[10, 10, 40, 40], [50, 20, 90, 70]], np.float32), np.array([0.2, 0.9])
+    assert np.array_equal(refine(frames[0].image, boxes, confidence),
+                          refine_boxes(net, frames[0].image, boxes, confidence))
     passed = []
     real_propose = ml.propose
     monkeypatch.setattr(ml, "propose",

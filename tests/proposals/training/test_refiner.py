@@ -2,12 +2,14 @@ import numpy as np
 import pytest
 import torch
 
+from proposals.boxes import paired_iou
 from proposals.regions import propose_regions
 from proposals.training.checkpoints import save_checkpoint
 from proposals.training.data import TrainingFrame
-from proposals.training.refiner import (CROP_SIDE, MIN_BOX_SIDE, box_crop, edge_moves, evaluate_box_refiner,
-                                        evaluate_on_followed, jittered_boxes, load_box_refiner, moved_boxes,
-                                        refine_boxes, save_box_refiner, train_box_refiner, training_pairs)
+from proposals.training.refiner import (CROP_SIDE, MIN_BOX_SIDE, SURE_CONFIDENCE, SURE_PULL, box_crop, edge_moves,
+                                        evaluate_box_refiner, evaluate_on_followed, jittered_boxes, load_box_refiner,
+                                        moved_boxes, refine_boxes, save_box_refiner, train_box_refiner,
+                                        training_pairs)
 from tests.proposals.training.stills import training_stills
 
 CLASSES = ("food.fruit.apple", "food.dish.dessert", "food.fruit.banana")
@@ -65,18 +67,37 @@ def test_the_refiner_learns_to_put_moved_boxes_back_on_unseen_frames(trained, fr
 def test_followed_boxes_are_judged_in_a_persons_seconds(trained, frames):
     """Boxes already on their objects cannot be made cheaper, boxes well off them can; a frame
     with nothing followed says nothing about a refiner."""
-    on = [(frame.image, frame.boxes, frame.boxes) for frame in frames[12:]]
-    off = [(frame.image, jittered_boxes(frame.boxes, np.random.default_rng(3), 1), frame.boxes)
-           for frame in frames[12:]]
+    unsure = [np.zeros(len(frame.boxes)) for frame in frames[12:]]
+    on = [(frame.image, frame.boxes, confidence, frame.boxes) for frame, confidence in zip(frames[12:], unsure)]
+    off = [(frame.image, jittered_boxes(frame.boxes, np.random.default_rng(3), 1), confidence, frame.boxes)
+           for frame, confidence in zip(frames[12:], unsure)]
     objects = sum(len(frame.boxes) for frame in frames[12:])
     exact = evaluate_on_followed(trained.refiner, on)
     assert exact.boxes == objects and exact.seconds_before == 1.5 * objects
     assert exact.seconds_after >= exact.seconds_before
     moved = evaluate_on_followed(trained.refiner, off)
     assert moved.no_worse and moved.seconds_after < moved.seconds_before - objects
-    nothing = evaluate_on_followed(trained.refiner, [(frames[12].image, np.zeros((0, 4)), frames[12].boxes)])
+    empty = (frames[12].image, np.zeros((0, 4)), np.zeros(0), frames[12].boxes)
+    nothing = evaluate_on_followed(trained.refiner, [empty])
     assert nothing.boxes == nothing.seconds_before == nothing.seconds_after == 0 and not nothing.no_worse
-    assert evaluate_on_followed(trained.refiner, on + [(frames[12].image, np.zeros((0, 4)), frames[12].boxes)]) == exact
+    assert evaluate_on_followed(trained.refiner, on + [empty]) == exact
+
+
+def test_boxes_the_tracker_is_sure_of_move_less(trained, frames):
+    """A box followed with SURE_CONFIDENCE or more moves SURE_PULL of the predicted way, not
+    REFINE_PULL: on boxes already on their objects, every move is a loss, and it is smaller."""
+    sure_ious, unsure_ious = [], []
+    for frame in frames[12:]:
+        count = len(frame.boxes)
+        sure = refine_boxes(trained.refiner, frame.image, frame.boxes, np.full(count, SURE_CONFIDENCE))
+        unsure = refine_boxes(trained.refiner, frame.image, frame.boxes, np.full(count, SURE_CONFIDENCE - 0.01))
+        assert np.array_equal(sure, refine_boxes(trained.refiner, frame.image, frame.boxes, pull=SURE_PULL))
+        assert np.array_equal(unsure, refine_boxes(trained.refiner, frame.image, frame.boxes))
+        mixed = refine_boxes(trained.refiner, frame.image, frame.boxes, np.arange(count) % 2)
+        assert np.array_equal(mixed[1::2], sure[1::2]) and np.array_equal(mixed[::2], unsure[::2])
+        sure_ious.append(paired_iou(sure, frame.boxes))
+        unsure_ious.append(paired_iou(unsure, frame.boxes))
+    assert np.concatenate(sure_ious).mean() > np.concatenate(unsure_ious).mean()
 
 
 def test_training_is_deterministic_with_a_seed(frames):
@@ -116,7 +137,8 @@ def test_propose_regions_refines_only_the_followed_boxes(frames):
     """The refiner sees the boxes followed from a neighbour, and what it returns is proposed."""
     seen = []
 
-    def refiner(rgb, boxes):
+    def refiner(rgb, boxes, confidence):
+        assert len(confidence) == len(boxes)
         seen.append(np.array(boxes))
         return np.asarray(boxes, np.float32) + np.float32([3, 3, 3, 3])
 
