@@ -132,17 +132,23 @@ def _usable(frame: TrainingFrame) -> np.ndarray:
     return frame.boxes[valid_box_mask(frame.boxes, min_size=MIN_BOX_SIDE)]
 
 
+def _jittered_per_frame(frames: Sequence[TrainingFrame], rng: np.random.Generator, per_box: int):
+    """For each of ``frames`` with a box big enough to judge: (the frame, float32 [N * per_box, 4]
+    its boxes each moved ``per_box`` times as the tracker errs, float32 [N * per_box, 4] the box
+    each came from)."""
+    for frame in frames:
+        truths = _usable(frame)
+        if len(truths):
+            yield frame, jittered_boxes(truths, rng, per_box), np.repeat(truths, per_box, axis=0)
+
+
 def training_pairs(frames: Sequence[TrainingFrame], rng: np.random.Generator, per_box: int = JITTER_PER_BOX):
     """(uint8 [M, S, S, 3] crops, float32 [M, 4] edge moves): every confirmed box of ``frames``
     jittered ``per_box`` times, and each crop mirrored (an object seen the other way round)."""
     crops, moves = [], []
-    for frame in frames:
-        truths = _usable(frame)
-        if not len(truths):
-            continue
-        jittered = jittered_boxes(truths, rng, per_box)
+    for frame, jittered, truths in _jittered_per_frame(frames, rng, per_box):
         crops += [box_crop(frame.image, box) for box in jittered]
-        moves.append(edge_moves(jittered, np.repeat(truths, per_box, axis=0)))
+        moves.append(edge_moves(jittered, truths))
     if not crops:
         return np.zeros((0, CROP_SIDE, CROP_SIDE, 3), np.uint8), np.zeros((0, 4), np.float32)
     crops_array, moves_array = np.stack(crops), np.concatenate(moves)
@@ -244,15 +250,10 @@ def evaluate_box_refiner(net: BoxRefinerNet | None, frames: Sequence[TrainingFra
     same ``seed`` moves the same boxes the same way, so two refiners compare fairly."""
     rng = np.random.default_rng(seed)
     before, after = [], []
-    for frame in frames:
-        truths = _usable(frame)
-        if not len(truths):
-            continue
-        jittered = jittered_boxes(truths, rng, per_box)
-        repeated = np.repeat(truths, per_box, axis=0)
+    for frame, jittered, truths in _jittered_per_frame(frames, rng, per_box):
         refined = jittered if net is None else refine_boxes(net, frame.image, jittered)
-        before.append(paired_iou(jittered, repeated))
-        after.append(paired_iou(refined, repeated))
+        before.append(paired_iou(jittered, truths))
+        after.append(paired_iou(refined, truths))
     if not before:
         return RefinerScore(0.0, 0.0, 0.0, 0)
     before_all, after_all = np.concatenate(before), np.concatenate(after)
