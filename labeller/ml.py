@@ -294,7 +294,7 @@ def propose(
 DETECTOR_PROPOSALS = 20
 DETECTOR_MIN_SCORE = 0.05
 _detector_cache: OrderedDict[str, object] = OrderedDict()
-_detector_lock = threading.Lock()
+_model_cache_lock = threading.Lock()
 DETECTOR_CACHE_ENTRIES = 4
 
 
@@ -353,12 +353,12 @@ def load_detector(path):
 def _loaded_once(cache: OrderedDict, path, load):
     """``cache[path]``, loading it with ``load()`` the first time (a few recent paths are kept)."""
     key = str(path)
-    with _detector_lock:
+    with _model_cache_lock:
         if key in cache:
             cache.move_to_end(key)
             return cache[key]
     loaded = load()
-    with _detector_lock:
+    with _model_cache_lock:
         cache[key] = loaded
         while len(cache) > DETECTOR_CACHE_ENTRIES:
             cache.popitem(last=False)

@@ -21,6 +21,9 @@ from labeller.training.models import ProjectLearning
 
 logger = logging.getLogger(__name__)
 
+# What loading a stored checkpoint raises when its file is gone, cut short or of another kind.
+UNREADABLE_CHECKPOINT = (FileNotFoundError, OSError, ValueError, RuntimeError)
+
 
 def local_checkpoint(name: str) -> Path:
     """A local file of the stored checkpoint ``name`` (torch loads from files): the file itself
@@ -64,6 +67,6 @@ def _in_use(project_id: int, artifact_field: str, load, what: str):
         return None
     try:
         return load(local_checkpoint(artifact))
-    except (FileNotFoundError, OSError, ValueError, RuntimeError):
+    except UNREADABLE_CHECKPOINT:
         logger.exception("project %s: the %s %s cannot be loaded; proposing without it", project_id, what, artifact)
         return None

@@ -39,7 +39,7 @@ from labeller.media.files import read_frame_rgb
 from labeller.media.models import Frame, FrameStatus
 from labeller.projects.models import Project
 from labeller.training.clock import learning_clock_read, learning_clock_tick
-from labeller.training.feature_models import local_checkpoint, project_feature_weights
+from labeller.training.feature_models import UNREADABLE_CHECKPOINT, local_checkpoint, project_feature_weights
 from labeller.training.hooks import index_sync_soon, repropose_soon
 from labeller.training.models import ACTIVE_RUN_STATES, ProjectLearning, RunKind, RunState, RunTrigger, TrainingRun
 from labeller.training.proposing import followed_into
@@ -423,7 +423,7 @@ def _train_refiner(run: TrainingRun, train_frames, val_frames, current_run: Trai
             in_use = ml.load_box_refiner_net(local_checkpoint(current_run.refiner_artifact))
             figures["current"] = {"run": current_run.number,
                                   "followed": ml.evaluate_box_refiner_on_followed(in_use, cases).as_dict()}
-        except (FileNotFoundError, OSError, ValueError, RuntimeError):
+        except UNREADABLE_CHECKPOINT:
             logger.exception("run %s: the refiner in use cannot be loaded to compare", run.pk)
     if not kept:
         return "", figures
