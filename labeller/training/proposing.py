@@ -13,7 +13,7 @@ import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from labeller import ml
@@ -222,6 +222,17 @@ def show_policy(*, project_id: int) -> ShowPolicy:
         cached = _policy_cache.get(project_id)
         if cached is not None and cached[0] == key:
             return cached[1]
+    policy = fit_show_policy(decided, decisions=decisions)
+    with _cache_lock:
+        if len(_policy_cache) >= POLICY_CACHE_SIZE:
+            _policy_cache.pop(next(iter(_policy_cache)))
+        _policy_cache[project_id] = (key, policy)
+    return policy
+
+
+def fit_show_policy(decided: QuerySet[ProposalOutcome], *, decisions: int) -> ShowPolicy:
+    """The policy fitted on ``decided`` outcomes (``decisions`` of them), uncached: the
+    project's, or those decided before a frame when bench/policy_replay.py replays a run."""
     fields = ("score", "useful", "box", "frame__width", "frame__height", "id", "frame_id")
     histories = {
         (source, shot_labelled): list(
@@ -249,7 +260,7 @@ def show_policy(*, project_id: int) -> ShowPolicy:
     kept = list(decided.filter(useful=True).order_by("-decided_at", "-id").values_list("label_right", "box_right")[:CALIBRATION_HISTORY])
     label_wrong = _smoothed_share(sum(1 for label_right, _ in kept if label_right is False), len(kept), 0.3)
     box_loose = _smoothed_share(sum(1 for _, box_right in kept if box_right is False), len(kept), 0.2)
-    policy = ShowPolicy(
+    return ShowPolicy(
         calibrations=calibrations,
         shape_adjustments=shape_adjustments,
         label_wrong=label_wrong,
@@ -257,11 +268,6 @@ def show_policy(*, project_id: int) -> ShowPolicy:
         break_even=COSTS.break_even(label_wrong, box_loose),
         decisions=decisions,
     )
-    with _cache_lock:
-        if len(_policy_cache) >= POLICY_CACHE_SIZE:
-            _policy_cache.pop(next(iter(_policy_cache)))
-        _policy_cache[project_id] = (key, policy)
-    return policy
 
 
 OUTCOME_FRAMES_PER_QUERY = 500
@@ -320,7 +326,7 @@ def proposal_chances(
     return probabilities
 
 
-def _choose_shown(
+def choose_shown(
     proposals: list, policy: ShowPolicy, *, shot_labelled: bool, frame_size: tuple[int, int]
 ) -> tuple[list[int], np.ndarray]:
     """Indices of ``proposals`` to show (best first) and every proposal's P(useful).
@@ -578,7 +584,7 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
         )
         if p.box[2] > p.box[0] and p.box[3] > p.box[1]
     ]
-    shown, probabilities = _choose_shown(proposals, policy, shot_labelled=shot_labelled, frame_size=frame_size)
+    shown, probabilities = choose_shown(proposals, policy, shot_labelled=shot_labelled, frame_size=frame_size)
     uncertainty = frame_uncertainty(proposals, probabilities)
     model_version = f"{state.feature_key}@{state.version}"
     with transaction.atomic():

@@ -77,16 +77,17 @@ def decide(tenant, frame, scores_useful, source="candidate", shot_labelled=False
 def test_a_cold_project_shows_a_few_guesses_and_a_learned_one_every_likely_object(tenant, frame, label):
     candidates = [proposal((i * 20.0, 0, i * 20.0 + 15, 15), 0.5 + i / 100, label) for i in range(20)]
     cold = proposing.show_policy(project_id=tenant.project.pk)
-    assert cold.cold and len(proposing._choose_shown(candidates, cold, shot_labelled=False, frame_size=(640, 360))[0]) == proposing.COLD_START_SHOWN
+    shown_cold = proposing.choose_shown(candidates, cold, shot_labelled=False, frame_size=(640, 360))[0]
+    assert cold.cold and len(shown_cold) == proposing.COLD_START_SHOWN
 
     # The history says high-scoring candidates are kept and low-scoring ones are not.
     decide(tenant, frame, [(s, s > 0.45) for s in np.linspace(0.0, 0.9, 200)])
     learned = proposing.show_policy(project_id=tenant.project.pk)
     assert not learned.cold
-    shown, chance = proposing._choose_shown(candidates, learned, shot_labelled=False, frame_size=(640, 360))
+    shown, chance = proposing.choose_shown(candidates, learned, shot_labelled=False, frame_size=(640, 360))
     assert len(shown) == len(candidates) and (chance > learned.break_even).all()
     low = [proposal((0, 0, 10, 10), 0.2, label)]
-    assert proposing._choose_shown(low, learned, shot_labelled=False, frame_size=(640, 360))[0] == []
+    assert proposing.choose_shown(low, learned, shot_labelled=False, frame_size=(640, 360))[0] == []
 
 
 def test_the_history_of_box_sizes_moves_the_chance_of_boxes_with_the_same_score(tenant, frame, label):
@@ -106,7 +107,7 @@ def test_the_history_of_box_sizes_moves_the_chance_of_boxes_with_the_same_score(
     policy = proposing.show_policy(project_id=tenant.project.pk)
     same_score = [proposal((0, 0, 60, 60), 0.6, label), proposal((0, 0, 6, 6), 0.6, label), proposal((0, 0, 330, 330), 0.6, label)]
 
-    shown, chance = proposing._choose_shown(same_score, policy, shot_labelled=False, frame_size=(640, 360))
+    shown, chance = proposing.choose_shown(same_score, policy, shot_labelled=False, frame_size=(640, 360))
 
     assert shown[0] == 0 and 1 not in shown
     assert chance[0] > 0.5 > policy.break_even > chance[1] and chance[0] > 2 * chance[2]
@@ -139,7 +140,7 @@ def test_the_history_teaches_which_candidates_beside_followed_boxes_are_objects(
         proposal((300, 200, 350, 250), 0.5, label),  # in free space
     ]
 
-    shown, chance = proposing._choose_shown(proposals, policy, shot_labelled=True, frame_size=(640, 360))
+    shown, chance = proposing.choose_shown(proposals, policy, shot_labelled=True, frame_size=(640, 360))
 
     assert shown == [0, 2]
     assert chance[2] > 0.3 > policy.break_even > chance[1]
@@ -153,8 +154,8 @@ def test_a_source_is_calibrated_apart_on_the_first_frame_of_a_shot_and_beside_fo
     policy = proposing.show_policy(project_id=tenant.project.pk)
     likely = [proposal((i * 20.0, 0, i * 20.0 + 15, 15), 0.85, label) for i in range(5)]
 
-    assert proposing._choose_shown(likely, policy, shot_labelled=False, frame_size=(640, 360))[0] == [0, 1, 2, 3, 4]
-    assert proposing._choose_shown(likely, policy, shot_labelled=True, frame_size=(640, 360))[0] == []
+    assert proposing.choose_shown(likely, policy, shot_labelled=False, frame_size=(640, 360))[0] == [0, 1, 2, 3, 4]
+    assert proposing.choose_shown(likely, policy, shot_labelled=True, frame_size=(640, 360))[0] == []
     assert set(policy.as_dict()["sources"]) == {"candidate", "candidate/labelled-shot"}
 
     store(frame, likely, [0], shot_labelled=True)
