@@ -53,11 +53,12 @@ def fresh_throttle_counts():
 
 
 @pytest.fixture(autouse=True)
-def fresh_exemplar_crops():
-    """Proposing caches confirmed crops by annotation id and version, and ids restart per test."""
+def fresh_proposing_caches():
+    """Proposing caches confirmed crops by annotation id and version, and show policies by
+    project id and count of decisions, and ids restart per test."""
     proposing = sys.modules.get("labeller.training.proposing")  # not imported: nothing cached
     if proposing is not None:
-        proposing.clear_exemplar_cache()
+        proposing.clear_caches()
 
 
 @pytest.fixture

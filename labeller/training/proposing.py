@@ -71,11 +71,13 @@ _exemplar_cache: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
 _policy_cache: dict[int, tuple[tuple[int, int], "ShowPolicy"]] = {}
 
 
-def clear_exemplar_cache() -> None:
-    """Forget the cached crops: they are keyed by annotation id and version, which a new
-    database (a test's) reuses for other boxes."""
+def clear_caches() -> None:
+    """Forget the cached crops and show policies: they are keyed by ids (an annotation's and
+    its version, a project's and its count of decisions) that a new database (a test's)
+    reuses for other boxes and projects."""
     with _cache_lock:
         _exemplar_cache.clear()
+        _policy_cache.clear()
 
 
 # --- label suggestions for a box drawn by hand ------------------------------------------
