@@ -190,7 +190,7 @@ SHAPE_RIDGE = 1.0
 SHAPE_MIN_SPREAD = 0.1
 SHAPE_MAX_SPREADS = 4.0
 # Columns of :func:`box_features`.
-BOX_FEATURES = 4
+BOX_FEATURES = 5
 
 
 def followed_cover(boxes, followed, followed_scores, own=None) -> np.ndarray:
@@ -216,11 +216,35 @@ def followed_cover(boxes, followed, followed_scores, own=None) -> np.ndarray:
     return cover.max(axis=1).astype(np.float64)
 
 
-def box_features(boxes, frame_sizes, cover=None) -> np.ndarray:
-    """float64 [N, 4] for float [N, 4] xyxy ``boxes`` in frames of float [N, 2] (width,
+def label_surplus(labels, scores, followed) -> np.ndarray:
+    """float64 [N]: 1 for each followed box (bool [N] ``followed``) that another followed box
+    of its label (int [N] ``labels``; a negative one is no label, with no rivals) outscores
+    (float [N] ``scores``; of equal scores the earlier counts as higher), else 0.
+
+    Where the labelled frames on the two sides of a frame disagree on an object's place, both
+    places are followed in, each at half the confidence: one label, two boxes, of which at
+    most one is on the object (unless the shot holds two such objects). The weaker one is
+    rejected far more often than a box of the same score with no rival (bench/ASSIST.md,
+    session 29), and how often a project's rivals are right is in its own history.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    followed = np.asarray(followed, dtype=bool).reshape(-1)
+    surplus = np.zeros(len(labels))
+    for i in np.flatnonzero(followed & (labels >= 0)):
+        rivals = followed & (labels == labels[i])
+        rivals[i] = False
+        earlier = np.arange(len(labels)) < i
+        surplus[i] = float(np.any(rivals & ((scores > scores[i]) | ((scores == scores[i]) & earlier))))
+    return surplus
+
+
+def box_features(boxes, frame_sizes, cover=None, surplus=None) -> np.ndarray:
+    """float64 [N, 5] for float [N, 4] xyxy ``boxes`` in frames of float [N, 2] (width,
     height) ``frame_sizes``: the log of the box's share of the frame, its square, the
-    squared log aspect ratio (0 for a square), and ``cover`` (float [N],
-    :func:`followed_cover`; 0 where nothing is followed). Objects of a project have typical
+    squared log aspect ratio (0 for a square), ``cover`` (float [N],
+    :func:`followed_cover`; 0 where nothing is followed) and ``surplus`` (float [N],
+    :func:`label_surplus`; 0 where not given). Objects of a project have typical
     sizes and shapes, and a class-agnostic segment of a table top or a sliver of a shadow
     does not."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -229,7 +253,8 @@ def box_features(boxes, frame_sizes, cover=None) -> np.ndarray:
     height = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
     share = np.log(width * height / np.maximum(frame_sizes[:, 0] * frame_sizes[:, 1], 1.0))
     cover = np.zeros(len(boxes)) if cover is None else np.asarray(cover, dtype=np.float64).reshape(-1)
-    return np.stack([share, share**2, np.log(width / height) ** 2, cover], axis=1)
+    surplus = np.zeros(len(boxes)) if surplus is None else np.asarray(surplus, dtype=np.float64).reshape(-1)
+    return np.stack([share, share**2, np.log(width / height) ** 2, cover, surplus], axis=1)
 
 
 @dataclass(frozen=True)
@@ -243,7 +268,7 @@ class ShapeAdjustment:
     weights: np.ndarray  # float64 [2 + BOX_FEATURES], the intercept last
 
     def probability(self, base_probability, features) -> np.ndarray:
-        """float64 [N] for float [N] chances from the score and float [N, 4] box features."""
+        """float64 [N] for float [N] chances from the score and float [N, 5] box features."""
         design = _stacked_design(_stacked_features(base_probability, features), self.mean, self.scale)
         return _logistic(design @ self.weights)
 
@@ -267,7 +292,7 @@ def fit_shape_adjustment(
     base_probability, features, useful, *, prior: float, strength: float = PRIOR_STRENGTH
 ) -> ShapeAdjustment | None:
     """Fit how a box's shape and place move its chance, from history: the chances its score
-    was given (float [N]), its box features (float [N, 4], :func:`box_features`) and whether
+    was given (float [N]), its box features (float [N, 5], :func:`box_features`) and whether
     it was useful (bool [N]). None while the history is too short to say."""
     useful = np.asarray(useful, dtype=np.float64).reshape(-1)
     if len(useful) < SHAPE_MIN_DECISIONS or useful.min() == useful.max():

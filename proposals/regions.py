@@ -53,8 +53,9 @@ Detector = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 # followed boxes to their objects' visible extent (proposals.training.refiner.refine_boxes
 # with a project's refiner).
 BoxRefiner = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-# ``(str [N] sources, float32 [N] scores, float32 [N, 4] boxes) -> float [N] P(useful)``.
-Chance = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+# ``(str [N] sources, float32 [N] scores, float32 [N, 4] boxes, int [N] labels (BACKGROUND where
+# the source has none)) -> float [N] P(useful)``.
+Chance = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 CHANCE_TIE_BREAK = 1e-3
 # A followed box and a pixels' outline (a class-agnostic candidate or a moving blob) that
 # overlap by an IoU of FOLLOWED_OUTLINE_IOU or more are two estimates of one object's visible
@@ -673,7 +674,10 @@ def propose_regions(
     # Scores of different sources are on different scales (a candidate's 0.7 is worth less
     # than a propagated box's 0.6), so suppression compares calibrated chances where given;
     # the score breaks ties within a flat stretch of a calibration curve.
-    rank = scores if chance is None or not len(boxes) else chance(sources, scores, boxes) + CHANCE_TIE_BREAK * scores
+    if chance is None or not len(boxes):
+        rank = scores
+    else:
+        rank = chance(sources, scores, boxes, known_labels) + CHANCE_TIE_BREAK * scores
     keep = nms_keep(boxes, rank, iou_threshold=nms_iou)[:top_k]
     return [
         RegionProposal(

@@ -33,6 +33,11 @@ class RegionProposal:
     source: str
     suggestions: tuple[LabelSuggestion, ...] = ()
 
+    @property
+    def label_id(self) -> int | None:
+        """The label it suggests first, if any."""
+        return self.suggestions[0].label_id if self.suggestions else None
+
 
 @dataclass(frozen=True)
 class GroundTruthBox:

@@ -31,7 +31,8 @@ from labeller.training.outcomes import box_of as _box_of
 from labeller.training.services import IndexConflict, index_load, index_state, index_state_peek, index_sync
 from proposals.boxes import iou_matrix
 from proposals.calibration import (ActionCosts, Calibration, ShapeAdjustment, box_features, fit_calibration,
-                                   fit_shape_adjustment, followed_cover, select_shown)
+                                   fit_shape_adjustment, followed_cover, label_surplus, select_shown)
+from proposals.labels import BACKGROUND
 from proposals.regions import MOTION_OFFSETS_S
 from proposals.tracking import FLOW_STEP_SECONDS, frames_between
 
@@ -181,7 +182,7 @@ class ShowPolicy:
         return self.decisions < WARM_AFTER_DECISIONS
 
     def probability(self, source: str, shot_labelled: bool, scores, features=None) -> np.ndarray:
-        """float64 [N] P(useful) for float [N] ``scores`` and, when given, float [N, 4] box
+        """float64 [N] P(useful) for float [N] ``scores`` and, when given, float [N, 5] box
         ``features`` (:func:`box_features`)."""
         stratum = calibration_stratum(source, shot_labelled)
         calibration = self.calibrations.get(stratum)
@@ -254,7 +255,7 @@ def fit_show_policy(decided: QuerySet[ProposalOutcome], *, decisions: int) -> Sh
         calibrations[stratum] = fit_calibration(scores, useful, prior=prior)
         adjustment = fit_shape_adjustment(
             calibrations[stratum].probability(scores),
-            box_features([r[2] for r in rows], [r[3:5] for r in rows], _followed_cover_of_outcomes(rows, followed)),
+            box_features([r[2] for r in rows], [r[3:5] for r in rows], *_followed_features_of_outcomes(rows, followed)),
             useful, prior=prior,
         )
         if adjustment is not None:
@@ -276,51 +277,64 @@ OUTCOME_FRAMES_PER_QUERY = 500
 
 
 def _followed_boxes(decided, frame_ids) -> dict[int, list]:
-    """frame id -> ``(outcome id, box, score)`` of the decided propagation outcomes of ``frame_ids``."""
+    """frame id -> ``(outcome id, box, score, label id)`` of the decided propagation outcomes of
+    ``frame_ids``, in the order they were made."""
     frame_ids = sorted(frame_ids)
     followed: dict[int, list] = {}
     for start in range(0, len(frame_ids), OUTCOME_FRAMES_PER_QUERY):
         chunk = frame_ids[start:start + OUTCOME_FRAMES_PER_QUERY]
-        for pk, frame_id, box, score in decided.filter(source="propagation", frame_id__in=chunk).values_list(
-            "id", "frame_id", "box", "score"
+        for pk, frame_id, box, score, label_id in (
+            decided.filter(source="propagation", frame_id__in=chunk)
+            .order_by("id").values_list("id", "frame_id", "box", "score", "label_id")
         ):
-            followed.setdefault(frame_id, []).append((pk, box, score))
+            followed.setdefault(frame_id, []).append((pk, box, score, label_id))
     return followed
 
 
-def _followed_cover_of_outcomes(rows: list, followed: dict[int, list]) -> np.ndarray:
-    """float64 [N] :func:`followed_cover` of decided outcome ``rows`` (``id`` and
-    ``frame_id`` last), against the boxes followed into the same frame by the same build
-    (:func:`_followed_boxes`; a frame's decided outcomes are those of its last build)."""
+def _followed_features_of_outcomes(rows: list, followed: dict[int, list]) -> tuple[np.ndarray, np.ndarray]:
+    """float64 [N] :func:`followed_cover` and float64 [N] :func:`label_surplus` of decided
+    outcome ``rows`` (``id`` and ``frame_id`` last), against the boxes followed into the same
+    frame by the same build (:func:`_followed_boxes`; a frame's decided outcomes are those of
+    its last build)."""
     members_of: dict[int, list[int]] = {}
     for i, row in enumerate(rows):
         members_of.setdefault(row[-1], []).append(i)
-    cover = np.zeros(len(rows))
+    cover, surplus = np.zeros(len(rows)), np.zeros(len(rows))
     for frame_id, members in members_of.items():
         entries = followed.get(frame_id)
         if entries:
-            row_of = {pk: j for j, (pk, _, _) in enumerate(entries)}
+            row_of = {pk: j for j, (pk, _, _, _) in enumerate(entries)}
+            own = np.array([row_of.get(rows[i][-2], -1) for i in members])
             cover[members] = followed_cover(
-                [rows[i][2] for i in members], [e[1] for e in entries], [e[2] for e in entries],
-                own=[row_of.get(rows[i][-2], -1) for i in members],
+                [rows[i][2] for i in members], [e[1] for e in entries], [e[2] for e in entries], own=own
             )
-    return cover
+            labels, scores = [_label_or_background(e[3]) for e in entries], [e[2] for e in entries]
+            rivalled = label_surplus(labels, scores, [True] * len(entries))
+            surplus[members] = np.where(own >= 0, rivalled[np.maximum(own, 0)], 0.0)
+    return cover, surplus
+
+
+def _label_or_background(label_id: int | None) -> int:
+    return BACKGROUND if label_id is None else int(label_id)
 
 
 def proposal_chances(
-    policy: ShowPolicy, sources, scores, boxes, *, shot_labelled: bool, frame_size: tuple[int, int]
+    policy: ShowPolicy, sources, scores, boxes, labels, *, shot_labelled: bool, frame_size: tuple[int, int]
 ) -> np.ndarray:
-    """float64 [N] P(useful) of proposals from str [N] ``sources`` with float [N] ``scores``
-    and float [N, 4] ``boxes`` on a frame of ``frame_size`` (width, height), all of one frame:
-    how much of each box the followed ones cover is part of its chance."""
+    """float64 [N] P(useful) of proposals from str [N] ``sources`` with float [N] ``scores``,
+    float [N, 4] ``boxes`` and int [N] ``labels`` (BACKGROUND where none) on a frame of
+    ``frame_size`` (width, height), all of one frame: how much of each box the followed ones
+    cover, and whether a likelier followed box has its label, are part of its chance."""
     sources = np.asarray(sources)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    followed = np.flatnonzero(sources == "propagation")
+    is_followed = sources == "propagation"
+    followed = np.flatnonzero(is_followed)
     own = np.full(len(scores), -1)
     own[followed] = np.arange(len(followed))
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     cover = followed_cover(boxes, boxes[followed], scores[followed], own)
-    features = box_features(boxes, [frame_size] * len(scores), cover)
+    surplus = label_surplus(labels, scores, is_followed)
+    features = box_features(boxes, [frame_size] * len(scores), cover, surplus)
     probabilities = np.zeros(len(scores))
     for source in set(sources.tolist()):
         members = np.flatnonzero(sources == source)
@@ -339,7 +353,7 @@ def choose_shown(
     scores = np.array([p.score for p in proposals], dtype=np.float64)
     probabilities = proposal_chances(
         policy, [p.source for p in proposals], scores, [p.box for p in proposals],
-        shot_labelled=shot_labelled, frame_size=frame_size,
+        [_label_or_background(p.label_id) for p in proposals], shot_labelled=shot_labelled, frame_size=frame_size,
     )
     if policy.cold:
         return np.argsort(-scores, kind="stable")[:COLD_START_SHOWN].tolist(), probabilities
@@ -443,7 +457,7 @@ def _event(annotation: Annotation, action: AnnotationAction, before: dict | None
 
 def _proposal_fields(proposal, model_version: str) -> dict:
     return {
-        "label_id": proposal.suggestions[0].label_id if proposal.suggestions else None,
+        "label_id": proposal.label_id,
         "x1": proposal.box[0], "y1": proposal.box[1], "x2": proposal.box[2], "y2": proposal.box[3],
         "source": AnnotationSource.PROPAGATION if proposal.source == "propagation" else AnnotationSource.MODEL,
         "score": proposal.score,
@@ -567,8 +581,10 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
     policy = show_policy(project_id=frame.project_id)
     frame_size = (frame.width, frame.height)
 
-    def chance(sources, scores, boxes):
-        return proposal_chances(policy, sources, scores, boxes, shot_labelled=shot_labelled, frame_size=frame_size)
+    def chance(sources, scores, boxes, labels):
+        return proposal_chances(
+            policy, sources, scores, boxes, labels, shot_labelled=shot_labelled, frame_size=frame_size
+        )
 
     # Only where boxes followed from confirmed ones compete with the pixels' candidates (on
     # stills, BCCD, letting the chance decide between exemplar and candidate boxes cost
@@ -674,7 +690,7 @@ def _store_proposals(
             ProposalOutcome(
                 project_id=frame.project_id, frame_id=frame.pk, annotation_id=annotation.pk if annotation else None,
                 source=proposal.source, shot_labelled=shot_labelled, score=proposal.score,
-                label_id=proposal.suggestions[0].label_id if proposal.suggestions else None,
+                label_id=proposal.label_id,
                 box=[float(v) for v in proposal.box], shown=annotation is not None,
                 chance=None if chances is None else float(chances[i]),
             )

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from proposals.calibration import (ActionCosts, box_features, fit_calibration, fit_shape_adjustment, followed_cover,
-                                   select_shown)
+                                   label_surplus, select_shown)
 
 
 def test_without_history_the_chance_is_the_prior():
@@ -80,12 +80,23 @@ def test_the_shape_adjustment_waits_for_a_history_of_both_kinds():
     assert fit_shape_adjustment(np.full(30, 0.2), shapes, [True, False] * 15, prior=0.1) is not None
 
 
-def test_box_features_are_the_log_share_of_the_frame_the_squared_log_aspect_and_the_cover():
-    features = box_features([[0, 0, 20, 10], [0, 0, 10, 10]], [[100, 50], [100, 50]], [0.4, 0.0])
+def test_box_features_are_the_log_share_of_the_frame_the_squared_log_aspect_the_cover_and_the_surplus():
+    features = box_features([[0, 0, 20, 10], [0, 0, 10, 10]], [[100, 50], [100, 50]], [0.4, 0.0], [1.0, 0.0])
     share = np.log(200 / 5000)
-    np.testing.assert_allclose(features[0], [share, share**2, np.log(2) ** 2, 0.4])
+    np.testing.assert_allclose(features[0], [share, share**2, np.log(2) ** 2, 0.4, 1.0])
     np.testing.assert_allclose(features[1, 2:], 0.0)
-    np.testing.assert_allclose(box_features([[0, 0, 10, 10]], [[100, 50]])[0, 3], 0.0)
+    np.testing.assert_allclose(box_features([[0, 0, 10, 10]], [[100, 50]])[0, 3:], 0.0)
+
+
+def test_a_followed_box_is_surplus_where_a_likelier_followed_box_has_its_label():
+    labels = [7, 7, 8, 7, 9, 9]
+    scores = [0.3, 0.8, 0.3, 0.9, 0.5, 0.5]
+    followed = [True, True, True, False, True, True]
+    # the first is outscored by the second (the fourth, not followed, does not count); the
+    # second and third have no likelier rival; of two equal scores the earlier is the likelier
+    np.testing.assert_allclose(label_surplus(labels, scores, followed), [1, 0, 0, 0, 0, 1])
+    np.testing.assert_allclose(label_surplus([-1, -1], [0.9, 0.3], [True, True]), [0, 0])  # no label, no rival
+    assert label_surplus([], [], []).shape == (0,)
 
 
 def test_followed_cover_is_the_largest_share_a_followed_box_covers_times_its_score():

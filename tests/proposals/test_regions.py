@@ -746,7 +746,7 @@ def test_of_two_overlapping_boxes_the_likelier_stays_when_the_caller_knows_chanc
     def detector(rgb):
         return np.array([[45, 42, 75, 72]], np.float32), np.array([0.5], np.float32), np.array([5])
 
-    def chance(sources, scores, boxes):
+    def chance(sources, scores, boxes, labels):
         return np.where(sources == "detector", 0.9, 0.3) * np.ones_like(scores)
 
     raw = propose_regions(current, neighbours=followed, detector=detector)

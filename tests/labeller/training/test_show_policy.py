@@ -12,7 +12,7 @@ from labeller.tenants.models import Role
 from labeller.training import proposing
 from labeller.training.clock import learning_clock_read
 from labeller.training.models import FrameProposals, ProposalOutcome
-from proposals.calibration import box_features
+from proposals.calibration import BOX_FEATURES, box_features
 from proposals.types import LabelSuggestion, RegionProposal
 from tests.conftest import api_path
 from tests.factories import FrameFactory, LabelFactory
@@ -146,6 +146,39 @@ def test_the_history_teaches_which_candidates_beside_followed_boxes_are_objects(
     assert chance[2] > 0.3 > policy.break_even > chance[1]
 
 
+def test_the_history_teaches_whether_a_followed_box_outscored_by_one_of_its_label_is_kept(tenant, label):
+    # Where the two sides of a frame disagree, one object is followed in twice: here the
+    # weaker of the two was never kept, while a lone box of another label scored alike was.
+    soup = LabelFactory(project=tenant.project, name="food.dish.soup")
+    rows = []
+    for i in range(40):
+        frame = FrameFactory(project=tenant.project, width=640, height=360)
+        rows += [
+            ProposalOutcome(
+                project=tenant.project, frame=frame, source="propagation", shot_labelled=True, score=score,
+                label_id=label_id, box=box, shown=True, useful=useful, label_right=True, box_right=True,
+                decided_at=frame.created_at,
+            )
+            for score, label_id, box, useful in (
+                (0.8, label.pk, [100, 100, 150, 150], True),
+                (0.4, label.pk, [300, 100, 350, 150], False),
+                (0.4, soup.pk, [100, 250, 150, 300], i % 4 != 0),
+            )
+        ]
+    ProposalOutcome.objects.bulk_create(rows)
+    policy = proposing.show_policy(project_id=tenant.project.pk)
+    proposals = [
+        proposal((100, 100, 150, 150), 0.8, label, source="propagation"),
+        proposal((300, 100, 350, 150), 0.4, label, source="propagation"),  # the weaker rival
+        proposal((100, 250, 150, 300), 0.4, soup, source="propagation"),  # alone with its label
+    ]
+
+    shown, chance = proposing.choose_shown(proposals, policy, shot_labelled=True, frame_size=(640, 360))
+
+    assert shown == [0, 2]
+    assert chance[2] > 0.5 > policy.break_even > chance[1]
+
+
 def test_a_source_is_calibrated_apart_on_the_first_frame_of_a_shot_and_beside_followed_boxes(tenant, frame, label):
     # Where nothing is followed, the pixels' candidates are the objects; beside followed
     # boxes, what is left of them is background. One pooled curve would hide the first kind.
@@ -171,7 +204,8 @@ def test_the_policy_and_the_number_shown_are_visible_to_admins_only(tenant, fram
     assert body["decisions"] == 40 and body["cold"] is False
     assert body["recent_frames"] == 2 and body["shown_per_frame"] == 0.5 and body["generated_per_frame"] == 21.0
     assert body["sources"]["candidate"]["curve"][0][1] < body["sources"]["candidate"]["curve"][-1][1]
-    assert len(body["shape"]["candidate"]["weights"]) == 6
+    # the chance from the score, the box features, the intercept
+    assert len(body["shape"]["candidate"]["weights"]) == 2 + BOX_FEATURES
 
 
 def test_each_proposal_keeps_the_chance_it_was_given_and_admins_see_whether_chances_are_borne_out(
@@ -247,7 +281,8 @@ def test_a_refresh_records_the_chance_the_policy_gave_each_proposal(tenant, fram
 
     expected = proposing.proposal_chances(
         policy, [p.source for p in made], [p.score for p in made], [p.box for p in made],
-        shot_labelled=False, frame_size=(frame.width, frame.height),
+        [p.label_id if p.label_id is not None else -1 for p in made], shot_labelled=False,
+        frame_size=(frame.width, frame.height),
     )
     recorded = dict(ProposalOutcome.objects.filter(frame=frame).values_list("source", "chance"))
     assert [recorded["candidate"], recorded["motion"]] == pytest.approx(expected.tolist())
@@ -401,5 +436,6 @@ def test_the_refresh_ranks_overlapping_proposals_by_chance_only_on_a_labelled_sh
     # the candidate lies 96 % inside the followed box, whose score is 0.6
     expected = [policy.probability(source, True, [0.6], box_features([box], [(640, 360)], [cover]))[0]
                 for source, box, cover in zip(("propagation", "candidate"), boxes, (0.0, 0.96 * 0.6))]
-    assert chance(np.array(["propagation", "candidate"]), np.array([0.6, 0.6]), boxes).tolist() == pytest.approx(expected)
+    sources, labels = np.array(["propagation", "candidate"]), np.array([label.pk, label.pk])
+    assert chance(sources, np.array([0.6, 0.6]), boxes, labels).tolist() == pytest.approx(expected)
     assert expected[0] > 0.5 > expected[1]  # here followed boxes were kept, candidates rejected
