@@ -90,8 +90,9 @@ class ShapeAdjustmentSerializer(serializers.Serializer):
     weights = serializers.ListField(
         child=serializers.FloatField(),
         help_text="Logistic weights on the standardised logit of the score's chance, the box's log share of the "
-                  "frame, its square, the squared log aspect ratio and how much of it a followed box covers (times "
-                  "that box's score); the intercept last.",
+                  "frame, its square, the squared log aspect ratio, how much of it a followed box covers (times "
+                  "that box's score) and, for a followed box, whether a likelier followed box has its label; the "
+                  "intercept last.",
     )
 
 
