@@ -12,6 +12,7 @@ import pytest
 from labeller.annotations.import_jobs import import_run
 from labeller.annotations.models import ImportJob, Label
 from labeller.media.models import Frame, Upload, UploadStatus, Video
+from proposals.calibration import MIN_PER_BIN
 from tests.browser.conftest import admin_and_annotator_organization, scene_jpeg
 from tests.browser.workspace import log_in
 from tests.celery_worker import filesystem_broker_options, publishing_to, running_worker, wait_for, worker_env
@@ -283,7 +284,7 @@ def test_admins_see_how_the_project_decides_which_proposals_to_show(strict_page,
     chart = section.get_by_role("img", name=re.compile("Found in the pixels"))
     chart.wait_for()
     assert "chance of being kept is above" in section.inner_text()
-    assert chart.locator("circle").count() == 4  # four score bins from 80 decisions
+    assert chart.locator("circle").count() == 80 // MIN_PER_BIN  # one point per score bin
     assert "the policy expected 40 to be kept and 39 were (Brier score 0.25:" in section.inner_text()
     assert "then moved by the box's size and shape, and by how much of it a followed box covers" in (
         section.inner_text()
