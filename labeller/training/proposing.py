@@ -308,9 +308,10 @@ def _followed_features_of_outcomes(rows: list, followed: dict[int, list]) -> tup
             cover[members] = followed_cover(
                 [rows[i][2] for i in members], [e[1] for e in entries], [e[2] for e in entries], own=own
             )
-            labels, scores = [_label_or_background(e[3]) for e in entries], [e[2] for e in entries]
-            rivalled = label_surplus(labels, scores, [True] * len(entries))
-            surplus[members] = np.where(own >= 0, rivalled[np.maximum(own, 0)], 0.0)
+            if (own >= 0).any():  # only a followed box has rivals: other strata skip the work
+                labels, scores = [_label_or_background(e[3]) for e in entries], [e[2] for e in entries]
+                rivalled = label_surplus(labels, scores, [True] * len(entries))
+                surplus[members] = np.where(own >= 0, rivalled[np.maximum(own, 0)], 0.0)
     return cover, surplus
 
 
