@@ -13,6 +13,13 @@ prior)) pseudo-count, the bin rates are made monotone by the pool-adjacent-viola
 algorithm (isotonic regression), and scores between bin centres are interpolated. With
 no history the map is the prior.
 
+Below the lowest bin's centre the chance keeps falling with the score, along the slope of
+a logistic fit of the whole history, instead of staying at that bin's rate: a source whose
+boxes mostly score high (followed boxes) puts its rare weak ones in one wide bin with the
+middling ones, and the bin's rate, often above the break-even, then showed every box scoring
+below it, nearly none of which are kept. Above the highest centre the chance stays at that
+bin's rate: extrapolating up would show boxes no history vouches for.
+
 While a source's history is short (fewer than :data:`LOGISTIC_BELOW` decisions) there is
 too little of it for more than one or two bins, and one bin is a flat map: every proposal
 of the source is shown, or none. A short history is fitted with a logistic curve of the
@@ -74,20 +81,27 @@ class Calibration:
     """Monotone map from a proposal score to P(useful), for one source.
 
     ``knots``/``values``: float64 [B] bin centres (increasing) and smoothed, monotone rates;
-    ``decisions``: how many outcomes it was fitted on.
+    ``decisions``: how many outcomes it was fitted on; ``tail_slope``: how fast the chance's
+    logit falls per unit of score below the first knot (0: it stays at the first rate).
     """
 
     knots: np.ndarray
     values: np.ndarray
     decisions: int
     prior: float
+    tail_slope: float = 0.0
 
     def probability(self, scores) -> np.ndarray:
         """float64 [N] P(useful) for float [N] scores."""
         scores = np.asarray(scores, dtype=np.float64).reshape(-1)
         if len(self.knots) == 0:
             return np.full(len(scores), self.prior)
-        return np.interp(scores, self.knots, self.values)
+        chance = np.interp(scores, self.knots, self.values)
+        below = scores < self.knots[0]
+        if self.tail_slope > 0 and below.any():
+            shift = self.tail_slope * (scores[below] - self.knots[0])
+            chance[below] = _logistic(_logit(self.values[0], 1e-6) + shift)
+        return chance
 
     def as_dict(self) -> dict:
         return {
@@ -166,7 +180,8 @@ def fit_calibration(scores, useful, *, prior: float, strength: float = PRIOR_STR
     if len(scores) < LOGISTIC_BELOW:
         slope, intercept = _fit_logistic(scores, useful, prior=prior, strength=strength)
         knots = np.unique(np.quantile(scores, np.linspace(0.0, 1.0, LOGISTIC_KNOTS)))
-        return Calibration(knots, _logistic(slope * knots + intercept), len(scores), prior)
+        return Calibration(knots, _logistic(slope * knots + intercept), len(scores), prior, slope)
+    slope, _ = _fit_logistic(scores, useful, prior=prior, strength=strength)  # for the low tail
     order = np.argsort(scores, kind="stable")
     scores, useful = scores[order], useful[order]
     bins = int(np.clip(len(scores) // MIN_PER_BIN, 1, MAX_BINS))
@@ -177,7 +192,7 @@ def fit_calibration(scores, useful, *, prior: float, strength: float = PRIOR_STR
     values = _pool_adjacent_violators(rates, counts + strength)
     # Equal knots (many identical scores) would make interpolation ill-defined: merge them.
     knots, first = np.unique(knots, return_index=True)
-    return Calibration(knots, values[first], len(scores), prior)
+    return Calibration(knots, values[first], len(scores), prior, slope)
 
 
 # --- the box's shape and place ---------------------------------------------------------

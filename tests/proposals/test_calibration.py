@@ -30,6 +30,23 @@ def test_isotonic_pooling_repairs_a_history_that_contradicts_the_score_order():
     assert chance[0] == pytest.approx(chance[1]) and chance[1] < 0.5 < chance[2]
 
 
+def test_below_the_lowest_bin_the_chance_keeps_falling_with_the_score():
+    # Followed boxes: nearly all score high and are kept; the few weak ones share the lowest
+    # bin with middling ones. Boxes scoring below that bin's centre are kept far less often
+    # than its rate, so a flat tail would show them all.
+    rng = np.random.default_rng(3)
+    scores = np.concatenate([rng.uniform(0.6, 0.9, 200), rng.uniform(0.05, 0.5, 20)])
+    useful = np.concatenate([np.ones(200), scores[200:] > 0.3]).astype(bool)
+    calibration = fit_calibration(scores, useful, prior=0.5)
+    lowest = calibration.knots[0]
+    assert 0.2 < lowest < 0.5 and calibration.values[0] > 0.3
+    chance = calibration.probability([0.05, 0.15, lowest, 0.95, 1.0])
+    assert chance[0] < chance[1] < chance[2] == pytest.approx(calibration.values[0])
+    assert chance[0] < ActionCosts().break_even(0.0, 0.0)
+    # Above the highest centre it stays at the highest rate: no history vouches for more.
+    assert chance[3] == pytest.approx(calibration.values[-1]) == pytest.approx(chance[4])
+
+
 def test_a_short_history_already_tells_strong_proposals_from_weak_ones():
     # One frame's worth of decisions: only the best-scored few were kept. Bins would need
     # more history than this for a second bin, and one bin shows all of them or none.
