@@ -621,6 +621,7 @@ def run_dataset(admin: Api, annotator_api: Api, dataset: Dataset, args, *, retra
     policy = admin.expect("GET", f"projects/{project_id}/proposal-policy")
     facts["policy"] = {
         "break_even": policy["break_even"],
+        "break_evens": policy["break_evens"],
         "shown_per_frame": policy["shown_per_frame"],
         "generated_per_frame": policy["generated_per_frame"],
         "label_wrong": policy["label_wrong"],

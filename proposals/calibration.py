@@ -323,11 +323,13 @@ def fit_shape_adjustment(
     return ShapeAdjustment(mean, scale, weights)
 
 
-def select_shown(probabilities, break_even: float, *, ranking=None, limit: int | None = None) -> np.ndarray:
-    """Indices of the proposals whose P(useful) clears ``break_even``, most likely first
-    (ties broken by ``ranking``, e.g. the raw scores), at most ``limit``."""
+def select_shown(probabilities, break_even, *, ranking=None, limit: int | None = None) -> np.ndarray:
+    """Indices of the proposals whose P(useful) clears ``break_even`` (one chance for all, or
+    float [N], each proposal's own), most likely first (ties broken by ``ranking``, e.g. the
+    raw scores), at most ``limit``."""
     probabilities = np.asarray(probabilities, dtype=np.float64).reshape(-1)
     ranking = probabilities if ranking is None else np.asarray(ranking, dtype=np.float64).reshape(-1)
+    break_even = np.broadcast_to(np.asarray(break_even, dtype=np.float64), probabilities.shape)
     order = np.lexsort((-ranking, -probabilities))
-    worth = order[probabilities[order] > break_even]
+    worth = order[probabilities[order] > break_even[order]]
     return worth[:limit].astype(np.int64)

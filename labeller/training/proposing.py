@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import numpy as np
@@ -168,7 +168,8 @@ def _indices_between(frame: Frame, other: Frame, fps: float) -> list[int]:
 class ShowPolicy:
     """What the project's history says about its proposals: per-source calibrations of the
     score, how the box's shape and place move them, and the break-even chance above which
-    showing a proposal saves time."""
+    showing a proposal saves time: the project's, and each source's (``break_evens``), since
+    a kept proposal saves less where its label or box usually needs fixing."""
 
     calibrations: dict[str, Calibration]
     shape_adjustments: dict[str, ShapeAdjustment]
@@ -176,6 +177,7 @@ class ShowPolicy:
     box_loose: float
     break_even: float
     decisions: int
+    break_evens: dict[str, float] = field(default_factory=dict)
 
     @property
     def cold(self) -> bool:
@@ -194,11 +196,16 @@ class ShowPolicy:
             return chance
         return adjustment.probability(chance, features)
 
+    def break_even_of(self, source: str) -> float:
+        """The chance above which showing a proposal of ``source`` saves time."""
+        return self.break_evens.get(source, self.break_even)
+
     def as_dict(self) -> dict:
         return {
             "decisions": self.decisions,
             "cold": self.cold,
             "break_even": round(self.break_even, 4),
+            "break_evens": {source: round(value, 4) for source, value in sorted(self.break_evens.items())},
             "label_wrong": round(self.label_wrong, 4),
             "box_loose": round(self.box_loose, 4),
             "sources": {source: c.as_dict() for source, c in sorted(self.calibrations.items())},
@@ -260,9 +267,19 @@ def fit_show_policy(decided: QuerySet[ProposalOutcome], *, decisions: int) -> Sh
         )
         if adjustment is not None:
             shape_adjustments[stratum] = adjustment
-    kept = list(decided.filter(useful=True).order_by("-decided_at", "-id").values_list("label_right", "box_right")[:CALIBRATION_HISTORY])
-    label_wrong = _smoothed_share(sum(1 for label_right, _ in kept if label_right is False), len(kept), 0.3)
-    box_loose = _smoothed_share(sum(1 for _, box_right in kept if box_right is False), len(kept), 0.2)
+    kept = list(
+        decided.filter(useful=True).order_by("-decided_at", "-id")
+        .values_list("source", "label_right", "box_right")[:CALIBRATION_HISTORY]
+    )
+    label_wrong, box_loose = _fix_shares(kept, label_prior=0.3, box_prior=0.2)
+    # A followed box carries its confirmed label, a candidate's comes from the index and is
+    # often wrong: each source's kept proposals save what their own fixes leave, shrunk
+    # towards the project's while a source has kept few (bench/ASSIST.md, session 30).
+    break_evens = {
+        source: COSTS.break_even(*_fix_shares([row for row in kept if row[0] == source],
+                                              label_prior=label_wrong, box_prior=box_loose))
+        for source in {source for source, _ in histories}
+    }
     return ShowPolicy(
         calibrations=calibrations,
         shape_adjustments=shape_adjustments,
@@ -270,7 +287,16 @@ def fit_show_policy(decided: QuerySet[ProposalOutcome], *, decisions: int) -> Sh
         box_loose=box_loose,
         break_even=COSTS.break_even(label_wrong, box_loose),
         decisions=decisions,
+        break_evens=break_evens,
     )
+
+
+def _fix_shares(kept: list, *, label_prior: float, box_prior: float) -> tuple[float, float]:
+    """(label_wrong, box_loose): the smoothed shares of ``kept`` ``(source, label_right,
+    box_right)`` rows whose label, and whose box, had to be fixed."""
+    label_wrong = _smoothed_share(sum(1 for _, label_right, _ in kept if label_right is False), len(kept), label_prior)
+    box_loose = _smoothed_share(sum(1 for _, _, box_right in kept if box_right is False), len(kept), box_prior)
+    return label_wrong, box_loose
 
 
 OUTCOME_FRAMES_PER_QUERY = 500
@@ -358,7 +384,8 @@ def choose_shown(
     )
     if policy.cold:
         return np.argsort(-scores, kind="stable")[:COLD_START_SHOWN].tolist(), probabilities
-    shown = select_shown(probabilities, policy.break_even, ranking=scores, limit=PROPOSALS_SHOWN_MAX)
+    break_evens = [policy.break_even_of(p.source) for p in proposals]
+    shown = select_shown(probabilities, break_evens, ranking=scores, limit=PROPOSALS_SHOWN_MAX)
     return shown.tolist(), probabilities
 
 
@@ -677,8 +704,8 @@ def _store_proposals(
         if i in reused:
             annotation = reused[i]
             before = annotation_snapshot(annotation)
-            for field, value in _proposal_fields(proposal, model_version).items():
-                setattr(annotation, field, value)
+            for name, value in _proposal_fields(proposal, model_version).items():
+                setattr(annotation, name, value)
             annotation.save()  # same id and version: the holder's next action still applies
             events.append(_event(annotation, AnnotationAction.UPDATED, before))
         elif i in shown_set:

@@ -111,6 +111,10 @@ class ProposalPolicySerializer(serializers.Serializer):
     decisions = serializers.IntegerField(help_text="Proposals decided so far (frames completed).")
     cold = serializers.BooleanField(help_text="Too little history yet: only the best few guesses are shown.")
     break_even = serializers.FloatField(help_text="A proposal is shown when its chance of being kept is above this.")
+    break_evens = serializers.DictField(
+        child=serializers.FloatField(),
+        help_text="Per source, the break-even of its own proposals: higher where its kept ones often need fixing.",
+    )
     label_wrong = serializers.FloatField(help_text="Share of kept proposals whose label was fixed.")
     box_loose = serializers.FloatField(help_text="Share of kept proposals whose box was fixed.")
     sources = serializers.DictField(child=CalibrationCurveSerializer())

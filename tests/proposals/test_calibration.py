@@ -88,6 +88,8 @@ def test_only_proposals_worth_showing_are_shown_most_likely_first():
     shown = select_shown([0.05, 0.6, 0.2, 0.6, 0.11], 0.105, ranking=[0.9, 0.3, 0.5, 0.4, 0.1])
     assert shown.tolist() == [3, 1, 2, 4]
     assert select_shown([0.6, 0.7], 0.1, limit=1).tolist() == [1]
+    # Each proposal against its own source's break-even.
+    assert select_shown([0.2, 0.2, 0.3], [0.25, 0.1, 0.25]).tolist() == [2, 1]
 
 
 def test_the_shape_adjustment_waits_for_a_history_of_both_kinds():

@@ -179,6 +179,32 @@ def test_the_history_teaches_whether_a_followed_box_outscored_by_one_of_its_labe
     assert chance[2] > 0.5 > policy.break_even > chance[1]
 
 
+def test_a_source_whose_kept_proposals_need_fixing_must_be_likelier_to_be_shown(tenant, frame, label):
+    # Both sources are kept one time in six, but a kept followed box was right as it was, a
+    # kept candidate needed its label and its box fixed: it saves 1.5 s, not 8.5, so at the
+    # same chance showing it costs more in rejects than it saves.
+    ProposalOutcome.objects.bulk_create(
+        ProposalOutcome(
+            project=tenant.project, frame=frame, source=source, shot_labelled=True, score=0.5, box=[0, 0, 1, 1],
+            shown=True, useful=useful, label_right=right if useful else None, box_right=right if useful else None,
+            decided_at=frame.created_at,
+        )
+        for source, right in (("propagation", True), ("candidate", False))
+        for useful in [True] * 17 + [False] * 83
+    )
+    policy = proposing.show_policy(project_id=tenant.project.pk)
+    assert policy.break_even_of("propagation") < policy.break_even < policy.break_even_of("candidate")
+    assert policy.as_dict()["break_evens"] == {
+        source: round(policy.break_even_of(source), 4) for source in ("candidate", "propagation")
+    }
+    proposals = [proposal((0, 0, 1, 1), 0.5, label, source=source) for source in ("candidate", "propagation")]
+
+    shown, chance = proposing.choose_shown(proposals, policy, shot_labelled=True, frame_size=(640, 360))
+
+    assert chance == pytest.approx([0.17, 0.17], abs=0.02)
+    assert shown == [1]
+
+
 def test_a_source_is_calibrated_apart_on_the_first_frame_of_a_shot_and_beside_followed_boxes(tenant, frame, label):
     # Where nothing is followed, the pixels' candidates are the objects; beside followed
     # boxes, what is left of them is background. One pooled curve would hide the first kind.
@@ -204,6 +230,7 @@ def test_the_policy_and_the_number_shown_are_visible_to_admins_only(tenant, fram
     assert body["decisions"] == 40 and body["cold"] is False
     assert body["recent_frames"] == 2 and body["shown_per_frame"] == 0.5 and body["generated_per_frame"] == 21.0
     assert body["sources"]["candidate"]["curve"][0][1] < body["sources"]["candidate"]["curve"][-1][1]
+    assert set(body["break_evens"]) == {"candidate"} and 0 < body["break_evens"]["candidate"] < 1
     # the chance from the score, the box features, the intercept
     assert len(body["shape"]["candidate"]["weights"]) == 2 + BOX_FEATURES
 

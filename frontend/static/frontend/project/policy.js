@@ -57,7 +57,7 @@ export async function showPolicy({ element, orgPath, projectId }) {
   const percent = (value) => `${Math.round(value * 100)}%`;
   const summary = policy.cold
     ? `Still learning: ${policy.decisions} proposals decided so far, so each frame shows only its 3 best guesses.`
-    : `Each frame shows the proposals whose chance of being kept is above ${percent(policy.break_even)}, the point where showing one saves more time than rejecting it costs.`;
+    : `Each frame shows the proposals whose chance of being kept is above the point where showing one saves more time than rejecting it costs: ${percent(policy.break_even)} overall, higher for a source whose kept proposals often need fixing (the line in each chart).`;
   const sources = Object.entries(policy.sources);
   element.replaceChildren(
     h("p", {}, summary),
@@ -84,7 +84,11 @@ export async function showPolicy({ element, orgPath, projectId }) {
             h(
               "figure",
               {},
-              chart(calibration.curve, policy.break_even, `${stratumName(source)}: chance of being kept by score`),
+              chart(
+                calibration.curve,
+                policy.break_evens?.[source.split("/")[0]] ?? policy.break_even,
+                `${stratumName(source)}: chance of being kept by score`,
+              ),
               h(
                 "figcaption",
                 {},
