@@ -57,7 +57,9 @@ export async function showPolicy({ element, orgPath, projectId }) {
   const percent = (value) => `${Math.round(value * 100)}%`;
   const summary = policy.cold
     ? `Still learning: ${policy.decisions} proposals decided so far, so each frame shows only its 3 best guesses.`
-    : `Each frame shows the proposals whose chance of being kept is above the point where showing one saves more time than rejecting it costs: ${percent(policy.break_even)} overall, higher for a source whose kept proposals often need fixing (the line in each chart).`;
+    : `Each frame shows the proposals whose chance of being kept is above the point where showing one saves ` +
+      `more time than rejecting it costs: ${percent(policy.break_even)} overall, higher for a source whose kept ` +
+      `proposals often need fixing (the line in each chart).`;
   const sources = Object.entries(policy.sources);
   element.replaceChildren(
     h("p", {}, summary),
