@@ -18,6 +18,7 @@ from labeller.training.clock import learning_clock_read
 from labeller.training.models import FrameProposals, ProjectLearning, ProposalOutcome, RunState, RunTrigger, TrainingRun
 from labeller.training.proposing import proposals_refresh
 from proposals.boxes import iou_matrix
+from proposals.training.data import Split, split_of
 from proposals.training.refiner import refine_boxes, train_box_refiner
 from tests.concurrency import in_parallel
 from tests.conftest import api_path
@@ -61,13 +62,21 @@ def test_a_run_trains_on_complete_frames_evaluates_per_label_and_promotes_the_fi
 
 
 def test_a_detector_run_judges_its_box_refiner_on_the_boxes_really_followed_into_its_validation_frames(
-    tenant, tmp_path
+    tenant, tmp_path, monkeypatch
 ):
     """On a real video: the validation frames get their labelled neighbours' boxes followed into
     them, and the refiner is judged on those, the boxes it will refine."""
     synthetic = make_synthetic(tmp_path, seconds=10, n_shots=2, seed=11, objects_per_shot=3)
     labels = {name: Label.objects.get_or_create(project=tenant.project, name=name)[0] for name in synthetic.classes}
     video = ingest_synthetic(tenant.project, tenant.admin, synthetic)
+    # Which frames validate is a hash of their ids, which differ between databases and runs: with
+    # a fifth validating, about one run in twelve sets none of this video's 11 frames aside (one
+    # PostgreSQL run did). So the project's salt is one that sets two to five of them aside, and
+    # the refiner always has followed boxes to be judged on.
+    frame_ids = list(Frame.objects.filter(video=video).values_list("pk", flat=True))
+    salt = next(salt for salt in (f"project-{tenant.project.pk}-{attempt}" for attempt in range(1000))
+                if 2 <= sum(split_of(pk, salt, runs.VALIDATION_SHARE) == Split.VALIDATION for pk in frame_ids) <= 5)
+    monkeypatch.setattr(runs, "split_salt", lambda project_id: salt)
     for frame in Frame.objects.filter(video=video):
         Annotation.objects.bulk_create(
             Annotation(project=tenant.project, frame=frame, label=labels[truth.label], x1=truth.box[0], y1=truth.box[1],
