@@ -639,6 +639,14 @@ def propagate_boxes_through(frames: Sequence[np.ndarray], boxes) -> tuple[np.nda
 def fuse_estimates(
     estimates: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`fuse_estimates_with_rows` without the rows."""
+    boxes, confidence, labels, _ = fuse_estimates_with_rows(estimates)
+    return boxes, confidence, labels
+
+
+def fuse_estimates_with_rows(
+    estimates: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
     """One box per object from the boxes carried into a frame from several labelled frames.
 
     Each labelled frame's tracking errs on its own (other points, other flow, another
@@ -660,13 +668,15 @@ def fuse_estimates(
         estimates: per labelled frame, ``(float32 [N, 4] xyxy, float32 [N] confidence,
             int64 [N] label ids)`` in the frame proposed for.
     Returns:
-        ``(float32 [M, 4], float32 [M], int64 [M])``: the mean box of each group of agreeing
-        estimates with its confidence and label, then the unmatched ones.
+        ``(float32 [M, 4], float32 [M], int64 [M], rows)``: the mean box of each group of
+        agreeing estimates with its confidence and label, then the unmatched ones; ``rows[k]``
+        (int64 [N_k]) is the row each box of estimate ``k`` went to.
     """
     totals = np.zeros((0, 4), np.float64)
     counts = np.zeros(0, np.int64)
     confidence = np.zeros(0, np.float32)
     labels = np.zeros(0, np.int64)
+    rows_of_estimates = []
     for boxes, estimate_confidence, estimate_labels in estimates:
         boxes = as_boxes(boxes)
         estimate_confidence = np.asarray(estimate_confidence, np.float32).reshape(-1)
@@ -675,6 +685,7 @@ def fuse_estimates(
         overlaps[labels[:, None] != estimate_labels[None, :]] = 0.0
         matched = np.zeros(len(boxes), bool)
         grown = np.zeros(len(totals), bool)  # one estimate per labelled frame and object
+        row_of = np.full(len(boxes), -1, np.int64)
         rows, columns = np.nonzero(overlaps >= AGREE_IOU)
         for row, column in sorted(zip(rows, columns), key=lambda pair: -overlaps[pair]):
             if matched[column] or grown[row]:
@@ -683,9 +694,12 @@ def fuse_estimates(
             counts[row] += 1
             confidence[row] += estimate_confidence[column]
             matched[column] = grown[row] = True
+            row_of[column] = row
+        row_of[~matched] = len(totals) + np.arange(int((~matched).sum()))
+        rows_of_estimates.append(row_of)
         totals = np.concatenate([totals, boxes[~matched].astype(np.float64)])
         counts = np.concatenate([counts, np.ones(int((~matched).sum()), np.int64)])
         confidence = np.concatenate([confidence, estimate_confidence[~matched]])
         labels = np.concatenate([labels, estimate_labels[~matched]])
     mean_boxes = (totals / np.maximum(counts, 1)[:, None]).astype(np.float32)
-    return mean_boxes, confidence / max(1, len(estimates)), labels
+    return mean_boxes, confidence / max(1, len(estimates)), labels, rows_of_estimates
