@@ -213,6 +213,7 @@ class Neighbour:
     label_ids: np.ndarray  # int64 [N]
     seconds_apart: float = 1.0  # from the frame proposed for
     between: Sequence[np.ndarray] = ()  # the video's frames between, in order from this one
+    after: bool | None = None  # later in the video than the frame proposed for (None: not known)
 
 
 def frame_candidates(
@@ -271,7 +272,7 @@ def propose(
     with stored.lock if stored is not None else contextlib.nullcontext():
         proposals = propose_regions(
             rgb,
-            neighbours=[(n.rgb, n.boxes, n.label_ids, n.seconds_apart, n.between) for n in neighbours],
+            neighbours=[(n.rgb, n.boxes, n.label_ids, n.seconds_apart, n.between, n.after) for n in neighbours],
             label_index=stored.labels if stored is not None and len(stored.labels) else None,
             extractor=feature_extractor(weights),
             candidates=candidates,
@@ -387,13 +388,15 @@ def evaluate_box_refiner(refiner, frames, *, seed: int):
 
 def follow_neighbours(rgb: np.ndarray, neighbours: Sequence[Neighbour]) -> tuple[np.ndarray, np.ndarray]:
     """(float32 [N, 4] boxes, float [N] the tracker's confidence): the confirmed boxes of
-    ``neighbours`` followed into ``rgb`` and fused, as :func:`propose` follows them before
-    anything else sees them."""
+    ``neighbours`` followed into ``rgb``, fused and bridged, as :func:`propose` follows them
+    before anything else sees them."""
     from proposals.regions import follow_neighbours as follow
 
     if not neighbours:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
-    boxes, confidence, _ = follow(rgb, [(n.rgb, n.boxes, n.label_ids, n.seconds_apart, n.between) for n in neighbours])
+    boxes, confidence, _, _ = follow(
+        rgb, [(n.rgb, n.boxes, n.label_ids, n.seconds_apart, n.between, n.after) for n in neighbours]
+    )
     return boxes, confidence
 
 

@@ -31,9 +31,10 @@ import numpy as np
 from proposals.boxes import (
     as_boxes, averaged_with_closest, box_areas, clip_boxes, covered_shares, iou_matrix, nms_keep, valid_box_mask,
 )
+from proposals.bridging import LabelledSide, bridge_sides
 from proposals.features import FeatureExtractor
 from proposals.labels import BACKGROUND, LabelIndex
-from proposals.tracking import colour_histogram, colour_weight, fuse_estimates, propagate_boxes
+from proposals.tracking import colour_histogram, colour_weight, fuse_estimates_with_rows, propagate_boxes
 from proposals.types import LabelSuggestion, RegionProposal
 
 # Segmentation runs on a reduced copy: the hierarchy cost grows with pixels, boxes do not need
@@ -472,6 +473,7 @@ def exemplar_boxes(
 
 class Source(StrEnum):
     PROPAGATION = "propagation"
+    INTERPOLATION = "interpolation"  # between two labelled frames (proposals.bridging)
     DETECTOR = "detector"
     EXEMPLAR = "exemplar"
     MOTION = "motion"
@@ -482,6 +484,7 @@ class Source(StrEnum):
 # from a confirmed one is strong evidence, a segment of colour is weak.
 SOURCE_WEIGHT = {
     Source.PROPAGATION: 0.8,
+    Source.INTERPOLATION: 0.8,
     Source.DETECTOR: 0.6,
     Source.EXEMPLAR: 0.5,
     Source.MOTION: 0.35,
@@ -552,16 +555,26 @@ def frame_candidates(
 
 def follow_neighbours(
     rgb: np.ndarray, neighbours: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The confirmed boxes of ``neighbours`` (as :func:`propose_regions` takes them) followed
-    into ``rgb`` and fused: (float32 [N, 4] boxes, float [N] confidence, int64 [N] label ids)."""
-    carried = []
+    into ``rgb`` and fused, and between the nearest labelled frame on each side interpolated
+    where their estimates disagree (:func:`proposals.bridging.bridge_sides`): (float32 [N, 4]
+    boxes, float [N] confidence, int64 [N] label ids, bool [N] interpolated)."""
+    carried, sides = [], []
     for neighbour_rgb, neighbour_boxes, neighbour_labels, *extra in neighbours:
-        moved, confidence = propagate_boxes(
-            neighbour_rgb, rgb, neighbour_boxes, **dict(zip(("seconds_apart", "between"), extra))
-        )
+        options = dict(zip(("seconds_apart", "between", "after"), extra))
+        after = options.pop("after", None)
+        moved, confidence = propagate_boxes(neighbour_rgb, rgb, neighbour_boxes, **options)
         carried.append((moved, confidence, neighbour_labels))
-    return fuse_estimates(carried)
+        sides.append((after, options.get("seconds_apart", 1.0), as_boxes(neighbour_boxes), neighbour_labels))
+    boxes, confidence, labels, rows = fuse_estimates_with_rows(carried)
+    nearest = {}
+    for (after, seconds, neighbour_boxes, neighbour_labels), row in zip(sides, rows):
+        if after is not None and (after not in nearest or seconds < nearest[after].seconds):
+            nearest[after] = LabelledSide(neighbour_boxes, np.asarray(neighbour_labels, np.int64), seconds, row)
+    if len(nearest) == 2:
+        return bridge_sides(boxes, confidence, labels, nearest[False], nearest[True])
+    return boxes, confidence, labels, np.zeros(len(boxes), bool)
 
 
 def propose_regions(
@@ -587,7 +600,9 @@ def propose_regions(
             ``(uint8 [H, W, 3], float32 [N, 4] xyxy, int64 [N] label ids)``, optionally with
             a fourth item, the seconds between that frame and ``rgb`` (1 when absent), and a
             fifth, the video's frames between the two in order from the neighbour (see
-            :func:`proposals.tracking.propagate_boxes`).
+            :func:`proposals.tracking.propagate_boxes`), and a sixth, whether the neighbour
+            comes after ``rgb`` in the video (None: not known; with one on each side, the
+            frame is also bridged, see :func:`follow_neighbours`).
         label_index, extractor: when both are given (and the index is not empty), candidates are
             embedded in one batch, scored by objectness and labelled by their nearest examples.
         detector: optional ``rgb -> (float32 [N, 4], float32 [N] scores, int64 [N] label ids)``.
@@ -610,10 +625,13 @@ def propose_regions(
     height, width = rgb.shape[:2]
     found = _Candidates([], [], [], [])
     if neighbours:
-        fused_boxes, fused_confidence, fused_labels = follow_neighbours(rgb, neighbours)
+        fused_boxes, fused_confidence, fused_labels, interpolated = follow_neighbours(rgb, neighbours)
         if refiner is not None and len(fused_boxes):
             fused_boxes = refiner(rgb, fused_boxes, fused_confidence)
-        found.extend(fused_boxes, fused_confidence, Source.PROPAGATION, fused_labels)
+        found.extend(
+            fused_boxes, fused_confidence, np.where(interpolated, Source.INTERPOLATION, Source.PROPAGATION).tolist(),
+            fused_labels,
+        )
     if detector is not None:
         detected_boxes, detected_scores, detected_labels = detector(rgb)
         found.extend(detected_boxes, detected_scores, Source.DETECTOR, detected_labels)
@@ -636,7 +654,10 @@ def propose_regions(
     if cached:
         cached_row[strong:] = np.arange(len(candidates.boxes))
     valid = valid_box_mask(boxes)
-    is_followed, is_outline = sources == Source.PROPAGATION, np.isin(sources, [Source.CANDIDATE, Source.MOTION])
+    # Boxes carried from confirmed ones, followed or interpolated, are pulled to the pixels'
+    # outlines alike, and a moving blob over either is that object again.
+    is_followed = np.isin(sources, [Source.PROPAGATION, Source.INTERPOLATION])
+    is_outline = np.isin(sources, [Source.CANDIDATE, Source.MOTION])
     boxes[is_followed] = averaged_with_closest(
         boxes[is_followed], boxes[is_outline], min_iou=FOLLOWED_OUTLINE_IOU, weight=FOLLOWED_OUTLINE_WEIGHT
     )

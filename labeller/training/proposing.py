@@ -39,6 +39,9 @@ from proposals.tracking import FLOW_STEP_SECONDS, frames_between
 logger = logging.getLogger(__name__)
 
 MODEL_SOURCES = (AnnotationSource.MODEL, AnnotationSource.PROPAGATION)
+# Proposals carried from confirmed boxes (followed, or between two labelled frames) are stored
+# as propagation; the rest as the model's.
+CARRIED_SOURCES = ("propagation", "interpolation")
 # The published per-action costs (seconds) that decide whether a proposal is worth showing.
 COSTS = ActionCosts()
 # Proposals built per frame; those not worth showing stay hidden but are still scored
@@ -50,7 +53,9 @@ WARM_AFTER_DECISIONS = 30
 COLD_START_SHOWN = 3
 # Per-source prior chance that a proposal is useful, until the project's history speaks:
 # a box followed from a confirmed one is usually right, a class-agnostic segment rarely.
-SOURCE_PRIOR = {"propagation": 0.5, "detector": 0.3, "exemplar": 0.2, "motion": 0.15, "candidate": 0.1}
+SOURCE_PRIOR = {
+    "propagation": 0.5, "interpolation": 0.3, "detector": 0.3, "exemplar": 0.2, "motion": 0.15, "candidate": 0.1,
+}
 DEFAULT_PRIOR = 0.1
 CALIBRATION_HISTORY = 2000
 POLICY_CACHE_SIZE = 64
@@ -136,6 +141,7 @@ def _neighbours(frame: Frame, limit: int = 2) -> list[ml.Neighbour]:
                 label_ids=np.array([r[4] for r in rows], dtype=np.int64),
                 seconds_apart=abs(other.index - frame.index) / fps,
                 between=[decoded[index] for index in wanted[other.pk] if index in decoded],
+                after=other.index > frame.index,
             )
         )
     return neighbours
@@ -487,7 +493,7 @@ def _proposal_fields(proposal, model_version: str) -> dict:
     return {
         "label_id": proposal.label_id,
         "x1": proposal.box[0], "y1": proposal.box[1], "x2": proposal.box[2], "y2": proposal.box[3],
-        "source": AnnotationSource.PROPAGATION if proposal.source == "propagation" else AnnotationSource.MODEL,
+        "source": AnnotationSource.PROPAGATION if proposal.source in CARRIED_SOURCES else AnnotationSource.MODEL,
         "score": proposal.score,
         "suggestions": [{"label_id": s.label_id, "score": s.score} for s in proposal.suggestions],
         "model_version": model_version,

@@ -756,3 +756,26 @@ def test_of_two_overlapping_boxes_the_likelier_stays_when_the_caller_knows_chanc
     assert [p.source for p in raw if iou_matrix([p.box], on_object)[0, 0] > 0.5] == ["propagation"]
     assert [p.source for p in calibrated if iou_matrix([p.box], on_object)[0, 0] > 0.5] == ["detector"]
     assert calibrated[0].source == "detector" and calibrated[0].suggestions[0].label_id == 5
+
+
+def test_between_labelled_frames_on_either_side_an_object_both_lose_is_proposed_on_the_line_between_them():
+    # The patch crosses the frame at a steady pace. In the frame proposed for it is hidden, and a
+    # look-alike stands near each labelled place, so each side follows its own look-alike; the
+    # object is where the line between its two labelled boxes says, with their label.
+    background, patch = smooth_background(), textured_patch()
+    before, after = frame_with_patch(10, 40, patch, background), frame_with_patch(110, 40, patch, background)
+    current = frame_with_patch(120, 40, patch, frame_with_patch(0, 40, patch, background))
+    neighbours = [
+        (before, np.array([[10, 40, 40, 70]], np.float32), np.array([7]), 1.0, (), False),
+        (after, np.array([[110, 40, 140, 70]], np.float32), np.array([7]), 1.0, (), True),
+    ]
+    nothing = FrameCandidates(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+
+    proposals = propose_regions(current, neighbours=neighbours, candidates=nothing)
+    unknown_sides = propose_regions(current, neighbours=[n[:5] for n in neighbours], candidates=nothing)
+
+    between = [p for p in proposals if p.source == "interpolation"]
+    assert [tuple(round(v) for v in p.box) for p in between] == [(60, 40, 90, 70)]
+    assert between[0].suggestions[0].label_id == 7
+    assert sorted(p.source for p in proposals) == ["interpolation", "propagation", "propagation"]
+    assert {p.source for p in unknown_sides} == {"propagation"}  # which side is which is not known

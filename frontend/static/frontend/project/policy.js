@@ -11,6 +11,7 @@ const HEIGHT = 150;
 const PAD = { left: 34, right: 8, top: 8, bottom: 26 };
 const SOURCE_NAMES = {
   propagation: "Followed from a confirmed box",
+  interpolation: "Between confirmed boxes on either side",
   candidate: "Found in the pixels, scored by the index",
   detector: "The trained detector",
   exemplar: "Looks like a confirmed box",
