@@ -26,6 +26,12 @@ proposal that was good enough (IoU >= 0.7), not the truth, and it is what the ne
 followed from. 0.035 gives a mean IoU of 0.89 with the truth, as accepted followed boxes had in
 session 31's kept bench/assist.py runs (0.887 counter, 0.877 night).
 
+Between a labelled frame on each side, the estimates are also bridged as the app bridges them
+(:mod:`proposals.bridging`: the line between an object's two labelled boxes backs the estimate it
+agrees with, or is a box of its own where it agrees with neither); ``--no-bridge`` fuses them
+only, as before session 32. The app calibrates each source of proposals apart, so the boxes of
+the lines get a threshold of their own (possibly: never shown).
+
 Also per video: the share of carried boxes that end on something else (IoU < 0.5 with their own
 object, where it is still visible), and milliseconds per frame pair.
 Progress goes to stderr, then ONE JSON line; ``tracker_ratio`` is the worst video's best.
@@ -41,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import argparse  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -54,7 +61,10 @@ from bench.assist_sim import MANUAL_SECONDS_PER_BOX, ActionKind, Shown, Truth, i
 from proposals.synthetic import write_synthetic_video  # noqa: E402
 from proposals.training.data import TrainingFrame  # noqa: E402
 from proposals.training.refiner import refine_boxes, train_box_refiner  # noqa: E402
-from proposals.tracking import FLOW_STEP_SECONDS, frames_between, fuse_estimates, propagate_boxes  # noqa: E402
+from proposals.bridging import LabelledSide, bridge_sides  # noqa: E402
+from proposals.tracking import (  # noqa: E402
+    FLOW_STEP_SECONDS, frames_between, fuse_estimates_with_rows, propagate_boxes,
+)
 
 FPS = 25
 STEP = FPS  # candidate frames one second apart, as ingest takes them
@@ -110,21 +120,40 @@ def carried_into(
     """Per source frame ``(boxes, confidence, label ids)`` in ``target``, and each box's IoU with its
     own object there (None where that object is no longer visible); with ``step_frames``, followed
     through the video's frames between, as the app follows them; with ``start_noise``, from the
-    source frame's boxes :func:`loosened` (the same way for a pair of frames in every run)."""
-    carried, own_iou = [], []
+    source frame's boxes :func:`loosened` (the same way for a pair of frames in every run). Also,
+    per source frame, the boxes followed from (``float32 [N, 4]``)."""
+    carried, own_iou, starts = [], [], []
     visible = {truth.track_id: truth.box for truth in truths[target]}
     for source in sources:
         if not truths[source]:
             continue
         boxes = np.array([truth.box for truth in truths[source]], np.float32)
         boxes = loosened(boxes, start_noise, np.random.default_rng([source, target]))
+        starts.append(boxes)
         between = [frames[index] for index in frames_between(source, target, step_frames) if index in frames]
         moved, confidence = propagate_boxes(frames[source], frames[target], boxes,
                                             seconds_apart=abs(target - source) / FPS, between=between)
         carried.append((moved, confidence, np.array([labels[truth.label] for truth in truths[source]])))
         for truth, box in zip(truths[source], moved.tolist()):
             own_iou.append(iou(tuple(box), visible[truth.track_id]) if truth.track_id in visible else None)
-    return carried, own_iou
+    return carried, own_iou, starts
+
+
+def fused_into(target: int, sources: list[int], carried: list, starts: list, bridge: bool):
+    """The estimates fused as the app fuses them; with ``bridge``, between a labelled frame on
+    each side, also interpolated (:func:`proposals.bridging.bridge_sides`; the nearest on each
+    side, as the app's neighbours are): ``(boxes, confidence, labels, interpolated)``."""
+    if not carried:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(0, bool)
+    boxes, confidence, labels, rows = fuse_estimates_with_rows(carried)
+    sides = [LabelledSide(start, estimate[2], abs(target - source) / FPS, row)
+             for source, estimate, start, row in zip(sources, carried, starts, rows)]
+    before = [side for source, side in zip(sources, sides) if source < target]
+    after = [side for source, side in zip(sources, sides) if source > target]
+    if bridge and before and after:
+        nearest = lambda group: min(group, key=lambda side: side.seconds)  # noqa: E731
+        return bridge_sides(boxes, confidence, labels, nearest(before), nearest(after))
+    return boxes, confidence, labels, np.zeros(len(boxes), bool)
 
 
 # Which labelled frames each candidate frame's boxes come from, in candidate frames (seconds)
@@ -161,44 +190,48 @@ def fold_refiners(shots: list, frames: dict, truths: dict, most_frames: int = 0)
 
 def measure_video(
     look: str, seed: int, seconds: float, folder: Path, offsets=SOURCES["both1"], step_frames: int = 0,
-    refine: bool = False, start_noise: float = 0.0, refiner_frames: int = 0,
+    refine: bool = False, start_noise: float = 0.0, refiner_frames: int = 0, bridge: bool = True,
 ) -> dict:
     shots, frames, truths = candidate_frames(look, seed, seconds, folder, step_frames)
     labels = {name: number for number, name in enumerate(sorted({t.label for ts in truths.values() for t in ts}))}
     refiners = fold_refiners(shots, frames, truths, refiner_frames) if refine else {}
-    charged = {threshold: 0.0 for threshold in THRESHOLDS}
-    drawn = {threshold: 0 for threshold in THRESHOLDS}
-    rejected = {threshold: 0 for threshold in THRESHOLDS}
+    # The app calibrates each source apart, so interpolated boxes get a threshold of their own
+    # (infinite: never shown).
+    cuts = [(threshold, own) for threshold in THRESHOLDS for own in (*THRESHOLDS, math.inf)]
+    charged = {cut: 0.0 for cut in cuts}
+    drawn = {cut: 0 for cut in cuts}
+    rejected = {cut: 0 for cut in cuts}
     manual, own_ious, pairs, started = 0.0, [], 0, time.perf_counter()
     for shot in shots:
         for position, target in enumerate(shot):
             sources = [shot[position + side] for side in offsets if 0 <= position + side < len(shot)]
             if not sources:
                 continue
-            carried, own_iou = carried_into(frames, truths, target, sources, labels, step_frames, start_noise)
+            carried, own_iou, starts = carried_into(frames, truths, target, sources, labels, step_frames, start_noise)
             pairs += len(sources)
             own_ious += own_iou
-            fused = fuse_estimates(carried) if carried else (np.zeros((0, 4)), np.zeros(0), np.zeros(0, int))
+            fused = fused_into(target, [s for s in sources if truths[s]], carried, starts, bridge)
             if refine and len(fused[0]):
                 fused = (refine_boxes(refiners[target], frames[target], fused[0], fused[1]), *fused[1:])
             frame_truths = [Truth(tuple(t.box), labels[t.label]) for t in truths[target]]
             manual += MANUAL_SECONDS_PER_BOX * len(frame_truths)
-            for threshold in THRESHOLDS:
+            for cut in cuts:
                 shown = [Shown(number, tuple(box), int(label), 1, "proposed")
-                         for number, (box, score, label) in enumerate(zip(*(a.tolist() for a in fused)))
-                         if score >= threshold]
+                         for number, (box, score, label, interpolated) in enumerate(zip(*(a.tolist() for a in fused)))
+                         if score >= (cut[1] if interpolated else cut[0])]
                 plan = plan_frame(shown, frame_truths)
-                charged[threshold] += plan.seconds
-                drawn[threshold] += sum(action.kind is ActionKind.DRAW for action in plan.actions)
-                rejected[threshold] += sum(action.kind is ActionKind.REJECT for action in plan.actions)
-    ratios = {threshold: charged[threshold] / manual for threshold in THRESHOLDS}
-    best = min(THRESHOLDS, key=lambda threshold: (ratios[threshold], threshold))
+                charged[cut] += plan.seconds
+                drawn[cut] += sum(action.kind is ActionKind.DRAW for action in plan.actions)
+                rejected[cut] += sum(action.kind is ActionKind.REJECT for action in plan.actions)
+    ratios = {cut: charged[cut] / manual for cut in cuts}
+    best = min(cuts, key=lambda cut: (ratios[cut], cut))
     still_visible = [value for value in own_ious if value is not None]
     return {
         "seed": seed,
-        "ratio_all_shown": round(ratios[0.0], 4),
+        "ratio_all_shown": round(ratios[(0.0, 0.0)], 4),
         "ratio_best": round(ratios[best], 4),
-        "best_threshold": best,
+        "best_threshold": best[0],
+        "best_interpolated_threshold": None if math.isinf(best[1]) else best[1],
         "drawn": drawn[best],
         "rejected": rejected[best],
         "lost_share": round(float(np.mean(np.array(still_visible) < 0.5)), 4) if still_visible else None,
@@ -218,6 +251,8 @@ def main() -> None:
                         help="move the fused boxes by a box refiner learned from the video's other labelled frames")
     parser.add_argument("--start-noise", type=float, default=0.0,
                         help="loosen the labelled frames' boxes first, as accepted boxes are in the app (0.035)")
+    parser.add_argument("--no-bridge", action="store_true",
+                        help="fuse the two sides' estimates only, without interpolating (before session 32)")
     parser.add_argument("--refiner-frames", type=int, default=0,
                         help="with --refine: train each refiner on at most this many frames, shots' first ones first")
     args = parser.parse_args()
@@ -227,7 +262,7 @@ def main() -> None:
         for look, seed in VIDEO_LOOKS.items():
             figures[look] = measure_video(look, seed + args.seed_offset, args.video_seconds, Path(folder),
                                           SOURCES[args.sources], step_frames, args.refine, args.start_noise,
-                                          args.refiner_frames)
+                                          args.refiner_frames, not args.no_bridge)
             log(f"{look}: {figures[look]}")
     print(json.dumps({
         "bench": "tracking",
@@ -237,6 +272,7 @@ def main() -> None:
         "refine": args.refine,
         "start_noise": args.start_noise,
         "refiner_frames": args.refiner_frames,
+        "bridge": not args.no_bridge,
         "videos": figures,
         "thresholds": list(THRESHOLDS),
         "load_average": [round(value, 2) for value in os.getloadavg()],
