@@ -17,15 +17,15 @@ VATIC. The line knows nothing of the pixels, so it is only a third opinion:
   its people's decisions how often such a box is worth showing (objects that move steadily:
   often; objects that turn or bounce between the frames: seldom).
 
-Offline (bench/tracking.py from both sides a second away, from boxes as loose as accepted ones,
-``--start-noise 0.035``): the vote alone took counter's cost from 0.2034 to 0.1974 and night's
-from 0.1921 to 0.1918, and with the boxes of their own shown at the best threshold, counter's to
-0.1874 (draws 6 -> 1) and night's to 0.1973 (10 more rejected boxes, none saving a draw: night's
-objects turn between the frames); on two other videos of the looks (seeds +10) 0.2589 -> 0.2448
-and 0.1971 -> 0.1942. From two seconds on each side the lines go wrong more often (counter
-0.2256 -> 0.2344 showing them all, night 0.1891 -> 0.1971), and the vote alone still helps
-(0.2248, 0.1883): hence boxes of their own only over two seconds or less, and the vote always.
-In the app, over three and four seconds, 8 of 8 such boxes shown on counter were rejected.
+Offline (bench/tracking.py, from boxes as loose as accepted ones, ``--start-noise 0.035``, the
+lines with a threshold of their own as the app calibrates them apart): counter 0.2157 -> 0.2034
+(drawn 10 -> 5), night 0.2120 -> 0.2118 (its lines never worth showing: night's objects turn
+between the frames), and on two other videos of the looks (seeds +10) 0.2470 -> 0.2363 and
+0.2038 -> 0.2016. On the frames with a labelled frame a second away on each side, the vote alone
+took counter from 0.2034 to 0.1974 and night from 0.1921 to 0.1918; from two seconds away on each
+side it still helped (0.2256 -> 0.2248, 0.1891 -> 0.1883) but showing the lines cost more (0.2344,
+0.1964): hence boxes of their own only over two seconds or less, and the vote always. In the app,
+over three and four seconds, 8 of 8 such boxes shown on counter were rejected.
 
 Objects are paired across the two labelled frames by label and distance (centres at most
 MAX_APART_SIZES of the earlier box's size apart), nearest first; a pair whose estimates already
