@@ -49,6 +49,7 @@ import io  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
+from operator import attrgetter  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
@@ -151,8 +152,8 @@ def fused_into(target: int, sources: list[int], carried: list, starts: list, bri
     before = [side for source, side in zip(sources, sides) if source < target]
     after = [side for source, side in zip(sources, sides) if source > target]
     if bridge and before and after:
-        nearest = lambda group: min(group, key=lambda side: side.seconds)  # noqa: E731
-        return bridge_sides(boxes, confidence, labels, nearest(before), nearest(after))
+        nearest = attrgetter("seconds")
+        return bridge_sides(boxes, confidence, labels, min(before, key=nearest), min(after, key=nearest))
     return boxes, confidence, labels, np.zeros(len(boxes), bool)
 
 
