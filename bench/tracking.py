@@ -49,7 +49,6 @@ import io  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
-from operator import attrgetter  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
@@ -62,10 +61,8 @@ from bench.assist_sim import MANUAL_SECONDS_PER_BOX, ActionKind, Shown, Truth, i
 from proposals.synthetic import write_synthetic_video  # noqa: E402
 from proposals.training.data import TrainingFrame  # noqa: E402
 from proposals.training.refiner import refine_boxes, train_box_refiner  # noqa: E402
-from proposals.bridging import LabelledSide, bridge_sides  # noqa: E402
-from proposals.tracking import (  # noqa: E402
-    FLOW_STEP_SECONDS, frames_between, fuse_estimates_with_rows, propagate_boxes,
-)
+from proposals.bridging import fuse_and_bridge  # noqa: E402
+from proposals.tracking import FLOW_STEP_SECONDS, frames_between, propagate_boxes  # noqa: E402
 
 FPS = 25
 STEP = FPS  # candidate frames one second apart, as ingest takes them
@@ -142,19 +139,11 @@ def carried_into(
 
 def fused_into(target: int, sources: list[int], carried: list, starts: list, bridge: bool):
     """The estimates fused as the app fuses them; with ``bridge``, between a labelled frame on
-    each side, also interpolated (:func:`proposals.bridging.bridge_sides`; the nearest on each
-    side, as the app's neighbours are): ``(boxes, confidence, labels, interpolated)``."""
-    if not carried:
-        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(0, bool)
-    boxes, confidence, labels, rows = fuse_estimates_with_rows(carried)
-    sides = [LabelledSide(start, estimate[2], abs(target - source) / FPS, row)
-             for source, estimate, start, row in zip(sources, carried, starts, rows)]
-    before = [side for source, side in zip(sources, sides) if source < target]
-    after = [side for source, side in zip(sources, sides) if source > target]
-    if bridge and before and after:
-        nearest = attrgetter("seconds")
-        return bridge_sides(boxes, confidence, labels, min(before, key=nearest), min(after, key=nearest))
-    return boxes, confidence, labels, np.zeros(len(boxes), bool)
+    each side, also interpolated (:func:`proposals.bridging.fuse_and_bridge`, as the app's
+    neighbours are): ``(boxes, confidence, labels, interpolated)``."""
+    sides = [(source > target if bridge else None, abs(target - source) / FPS, start)
+             for source, start in zip(sources, starts)]
+    return fuse_and_bridge(carried, sides)
 
 
 # Which labelled frames each candidate frame's boxes come from, in candidate frames (seconds)

@@ -38,8 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from proposals.boxes import as_boxes, paired_iou
-from proposals.tracking import AGREE_IOU
+from proposals.boxes import as_boxes, box_areas, paired_iou
+from proposals.tracking import AGREE_IOU, fuse_estimates_with_rows
 
 # An interpolated box counts as an estimate this sure when it sides with one of two disagreeing
 # estimates; a box of its own scores half of it (as a lone estimate of two frames does), and is
@@ -70,19 +70,16 @@ def paired_objects(before: LabelledSide, after: LabelledSide, before_left: list[
     """``(i, j)`` pairs of boxes of ``before`` and ``after`` (among the indices given) taken for
     one object: the same label, nearest centres first (relative to the earlier box's size), at
     most MAX_APART_SIZES apart, each box in one pair."""
-    options = []
-    for i in before_left:
-        box = before.boxes[i]
-        size = max(1.0, float(np.sqrt(max(0.0, (box[2] - box[0]) * (box[3] - box[1])))))
-        centre = (box[:2] + box[2:]) / 2
-        for j in after_left:
-            if before.labels[i] != after.labels[j]:
-                continue
-            apart = float(np.linalg.norm((after.boxes[j, :2] + after.boxes[j, 2:]) / 2 - centre)) / size
-            if apart <= MAX_APART_SIZES:
-                options.append((apart, i, j))
+    first, second = before.boxes[before_left].reshape(-1, 4), after.boxes[after_left].reshape(-1, 4)
+    centres_first, centres_second = (first[:, :2] + first[:, 2:]) / 2, (second[:, :2] + second[:, 2:]) / 2
+    sizes = np.maximum(1.0, np.sqrt(box_areas(first)))
+    apart = np.linalg.norm(centres_first[:, None] - centres_second[None], axis=2) / sizes[:, None]
+    apart[before.labels[before_left][:, None] != after.labels[after_left][None, :]] = np.inf
+    options = sorted(
+        (float(apart[a, b]), before_left[a], after_left[b]) for a, b in zip(*np.nonzero(apart <= MAX_APART_SIZES))
+    )
     pairs, used_before, used_after = [], set(), set()
-    for _, i, j in sorted(options):
+    for _, i, j in options:
         if i not in used_before and j not in used_after:
             used_before.add(i)
             used_after.add(j)
@@ -129,3 +126,21 @@ def bridge_sides(
         np.concatenate([labels, np.array([before.labels[i] for i, _ in pairs], np.int64)[alone]]),
         np.concatenate([interpolated, np.ones(int(alone.sum()), bool)]),
     )
+
+
+def fuse_and_bridge(carried, sides) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The estimates ``carried`` into a frame from its labelled frames (per labelled frame,
+    ``(float32 [N, 4], float32 [N] confidence, int64 [N] label ids)``) fused
+    (:func:`proposals.tracking.fuse_estimates_with_rows`), then bridged between the nearest
+    labelled frame on each side (:func:`bridge_sides`). ``sides``: per labelled frame, ``(after,
+    seconds, float32 [N, 4] the boxes followed from)``, ``after`` whether it comes later in the
+    video than the frame (None: not known, never bridged). Returns ``(boxes, confidence, labels,
+    bool interpolated)``."""
+    boxes, confidence, labels, rows = fuse_estimates_with_rows(carried)
+    nearest: dict[bool, LabelledSide] = {}
+    for (after, seconds, start), estimate, row in zip(sides, carried, rows):
+        if after is not None and (after not in nearest or seconds < nearest[after].seconds):
+            nearest[after] = LabelledSide(as_boxes(start), np.asarray(estimate[2], np.int64).reshape(-1), seconds, row)
+    if len(nearest) == 2:
+        return bridge_sides(boxes, confidence, labels, nearest[False], nearest[True])
+    return boxes, confidence, labels, np.zeros(len(boxes), bool)

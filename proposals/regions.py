@@ -31,10 +31,10 @@ import numpy as np
 from proposals.boxes import (
     as_boxes, averaged_with_closest, box_areas, clip_boxes, covered_shares, iou_matrix, nms_keep, valid_box_mask,
 )
-from proposals.bridging import LabelledSide, bridge_sides
+from proposals.bridging import fuse_and_bridge
 from proposals.features import FeatureExtractor
 from proposals.labels import BACKGROUND, LabelIndex
-from proposals.tracking import colour_histogram, colour_weight, fuse_estimates_with_rows, propagate_boxes
+from proposals.tracking import colour_histogram, colour_weight, propagate_boxes
 from proposals.types import LabelSuggestion, RegionProposal
 
 # Segmentation runs on a reduced copy: the hierarchy cost grows with pixels, boxes do not need
@@ -558,7 +558,7 @@ def follow_neighbours(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The confirmed boxes of ``neighbours`` (as :func:`propose_regions` takes them) followed
     into ``rgb`` and fused, and between the nearest labelled frame on each side interpolated
-    where their estimates disagree (:func:`proposals.bridging.bridge_sides`): (float32 [N, 4]
+    where their estimates disagree (:func:`proposals.bridging.fuse_and_bridge`): (float32 [N, 4]
     boxes, float [N] confidence, int64 [N] label ids, bool [N] interpolated)."""
     carried, sides = [], []
     for neighbour_rgb, neighbour_boxes, neighbour_labels, *extra in neighbours:
@@ -566,15 +566,8 @@ def follow_neighbours(
         after = options.pop("after", None)
         moved, confidence = propagate_boxes(neighbour_rgb, rgb, neighbour_boxes, **options)
         carried.append((moved, confidence, neighbour_labels))
-        sides.append((after, options.get("seconds_apart", 1.0), as_boxes(neighbour_boxes), neighbour_labels))
-    boxes, confidence, labels, rows = fuse_estimates_with_rows(carried)
-    nearest = {}
-    for (after, seconds, neighbour_boxes, neighbour_labels), row in zip(sides, rows):
-        if after is not None and (after not in nearest or seconds < nearest[after].seconds):
-            nearest[after] = LabelledSide(neighbour_boxes, np.asarray(neighbour_labels, np.int64), seconds, row)
-    if len(nearest) == 2:
-        return bridge_sides(boxes, confidence, labels, nearest[False], nearest[True])
-    return boxes, confidence, labels, np.zeros(len(boxes), bool)
+        sides.append((after, options.get("seconds_apart", 1.0), neighbour_boxes))
+    return fuse_and_bridge(carried, sides)
 
 
 def propose_regions(
