@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from proposals.boxes import as_boxes, box_areas, paired_iou
-from proposals.tracking import AGREE_IOU, fuse_estimates_with_rows
+from proposals.tracking import AGREE_IOU, fuse_estimates
 
 # An interpolated box counts as an estimate this sure when it sides with one of two disagreeing
 # estimates; a box of its own scores half of it (as a lone estimate of two frames does), and is
@@ -58,7 +58,7 @@ MAX_APART_SIZES = 6.0
 class LabelledSide:
     """One of the two labelled frames around the frame proposed for: its confirmed boxes, their
     labels, how far it is (seconds, > 0), and the fused row each of its boxes' estimates went to
-    (:func:`proposals.tracking.fuse_estimates_with_rows`)."""
+    (:func:`proposals.tracking.fuse_estimates`)."""
 
     boxes: np.ndarray  # float32 [N, 4] xyxy
     labels: np.ndarray  # int64 [N]
@@ -131,12 +131,12 @@ def bridge_sides(
 def fuse_and_bridge(carried, sides) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The estimates ``carried`` into a frame from its labelled frames (per labelled frame,
     ``(float32 [N, 4], float32 [N] confidence, int64 [N] label ids)``) fused
-    (:func:`proposals.tracking.fuse_estimates_with_rows`), then bridged between the nearest
+    (:func:`proposals.tracking.fuse_estimates`), then bridged between the nearest
     labelled frame on each side (:func:`bridge_sides`). ``sides``: per labelled frame, ``(after,
     seconds, float32 [N, 4] the boxes followed from)``, ``after`` whether it comes later in the
     video than the frame (None: not known, never bridged). Returns ``(boxes, confidence, labels,
     bool interpolated)``."""
-    boxes, confidence, labels, rows = fuse_estimates_with_rows(carried)
+    boxes, confidence, labels, rows = fuse_estimates(carried)
     nearest: dict[bool, LabelledSide] = {}
     for (after, seconds, start), estimate, row in zip(sides, carried, rows):
         if after is not None and (after not in nearest or seconds < nearest[after].seconds):

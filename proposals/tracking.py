@@ -638,14 +638,6 @@ def propagate_boxes_through(frames: Sequence[np.ndarray], boxes) -> tuple[np.nda
 
 def fuse_estimates(
     estimates: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`fuse_estimates_with_rows` without the rows."""
-    boxes, confidence, labels, _ = fuse_estimates_with_rows(estimates)
-    return boxes, confidence, labels
-
-
-def fuse_estimates_with_rows(
-    estimates: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
     """One box per object from the boxes carried into a frame from several labelled frames.
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from proposals.bridging import LabelledSide, bridge_sides, paired_objects
-from proposals.tracking import fuse_estimates_with_rows
+from proposals.tracking import fuse_estimates
 
 RED, GREEN = 1, 2
 
@@ -15,7 +15,7 @@ def fused_between(before_boxes, before_estimates, after_boxes, after_estimates, 
                   seconds=(1.0, 1.0)):
     """The two sides' estimates fused as the tracker fuses them, then bridged."""
     carried = [estimate(*before_estimates, labels_before), estimate(*after_estimates, labels_after)]
-    boxes, confidence, labels, rows = fuse_estimates_with_rows(carried)
+    boxes, confidence, labels, rows = fuse_estimates(carried)
     return (boxes, confidence, labels), bridge_sides(
         boxes, confidence, labels,
         side(before_boxes, labels_before, seconds[0], rows[0]), side(after_boxes, labels_after, seconds[1], rows[1]),
@@ -30,7 +30,7 @@ def test_fusion_says_which_row_each_estimate_went_to():
     before = estimate([[0, 0, 10, 10], [50, 50, 60, 60]], [0.9, 0.2], [RED, GREEN])
     after = estimate([[90, 0, 99, 9], [1, 0, 11, 10]], [0.3, 0.5], [RED, RED])
 
-    _, _, _, rows = fuse_estimates_with_rows([before, after])
+    _, _, _, rows = fuse_estimates([before, after])
 
     assert [r.tolist() for r in rows] == [[0, 1], [2, 0]]
 

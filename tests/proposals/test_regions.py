@@ -473,7 +473,7 @@ def test_agreeing_estimates_of_one_object_are_averaged_and_the_rest_kept():
         np.array([RED, RED, RED]),
     )
 
-    boxes, confidence, labels = fuse_estimates([before, after])
+    boxes, confidence, labels, _ = fuse_estimates([before, after])
 
     # The two red boxes near the origin are one object: one mean box, which both frames
     # support. The green box and the red one on it are different labels, so both stay, as
@@ -481,7 +481,7 @@ def test_agreeing_estimates_of_one_object_are_averaged_and_the_rest_kept():
     assert boxes.tolist() == [[1, 0, 11, 10], [50, 50, 60, 60], [100, 100, 110, 110], [50, 50, 60, 60]]
     assert confidence.tolist() == pytest.approx([0.7, 0.1, 0.15, 0.4])
     assert labels.tolist() == [RED, GREEN, RED, RED]
-    assert [len(a) for a in fuse_estimates([])] == [0, 0, 0]
+    assert [len(a) for a in fuse_estimates([])] == [0, 0, 0, 0]
     assert fuse_estimates([before])[1].tolist() == pytest.approx([0.9, 0.2])  # one frame: as carried
 
 
@@ -490,7 +490,7 @@ def test_each_labelled_frame_adds_at_most_one_estimate_to_an_object():
     first = (np.array([[0, 0, 10, 10]], np.float32), np.array([0.5], np.float32), np.array([RED]))
     second = (np.array([[1, 0, 11, 10], [0, 0, 10, 10]], np.float32), np.array([0.5, 0.6], np.float32), np.array([RED, RED]))
 
-    boxes, _, _ = fuse_estimates([first, second])
+    boxes, _, _, _ = fuse_estimates([first, second])
 
     assert boxes.tolist() == [[0, 0, 10, 10], [1, 0, 11, 10]]
 
