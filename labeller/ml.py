@@ -216,6 +216,11 @@ class Neighbour:
     after: bool | None = None  # later in the video than the frame proposed for (None: not known)
 
 
+def _as_tuples(neighbours: Sequence[Neighbour]) -> list[tuple]:
+    """``neighbours`` as proposals.regions takes them (see ``propose_regions``)."""
+    return [(n.rgb, n.boxes, n.label_ids, n.seconds_apart, n.between, n.after) for n in neighbours]
+
+
 def frame_candidates(
     rgb: np.ndarray, weights: str | None = None, others: Sequence[np.ndarray] = ()
 ) -> FrameCandidates:
@@ -272,7 +277,7 @@ def propose(
     with stored.lock if stored is not None else contextlib.nullcontext():
         proposals = propose_regions(
             rgb,
-            neighbours=[(n.rgb, n.boxes, n.label_ids, n.seconds_apart, n.between, n.after) for n in neighbours],
+            neighbours=_as_tuples(neighbours),
             label_index=stored.labels if stored is not None and len(stored.labels) else None,
             extractor=feature_extractor(weights),
             candidates=candidates,
@@ -394,9 +399,7 @@ def follow_neighbours(rgb: np.ndarray, neighbours: Sequence[Neighbour]) -> tuple
 
     if not neighbours:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
-    boxes, confidence, _, _ = follow(
-        rgb, [(n.rgb, n.boxes, n.label_ids, n.seconds_apart, n.between, n.after) for n in neighbours]
-    )
+    boxes, confidence, _, _ = follow(rgb, _as_tuples(neighbours))
     return boxes, confidence
 
 
