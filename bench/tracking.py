@@ -119,7 +119,8 @@ def carried_into(
     own object there (None where that object is no longer visible); with ``step_frames``, followed
     through the video's frames between, as the app follows them; with ``start_noise``, from the
     source frame's boxes :func:`loosened` (the same way for a pair of frames in every run). Also,
-    per source frame, the boxes followed from (``float32 [N, 4]``)."""
+    per source frame carried from (those with boxes), ``(source, float32 [N, 4] the boxes followed
+    from)``."""
     carried, own_iou, starts = [], [], []
     visible = {truth.track_id: truth.box for truth in truths[target]}
     for source in sources:
@@ -127,7 +128,7 @@ def carried_into(
             continue
         boxes = np.array([truth.box for truth in truths[source]], np.float32)
         boxes = loosened(boxes, start_noise, np.random.default_rng([source, target]))
-        starts.append(boxes)
+        starts.append((source, boxes))
         between = [frames[index] for index in frames_between(source, target, step_frames) if index in frames]
         moved, confidence = propagate_boxes(frames[source], frames[target], boxes,
                                             seconds_apart=abs(target - source) / FPS, between=between)
@@ -137,12 +138,12 @@ def carried_into(
     return carried, own_iou, starts
 
 
-def fused_into(target: int, sources: list[int], carried: list, starts: list, bridge: bool):
+def fused_into(target: int, carried: list, starts: list, bridge: bool):
     """The estimates fused as the app fuses them; with ``bridge``, between a labelled frame on
     each side, also interpolated (:func:`proposals.bridging.fuse_and_bridge`, as the app's
-    neighbours are): ``(boxes, confidence, labels, interpolated)``."""
-    sides = [(source > target if bridge else None, abs(target - source) / FPS, start)
-             for source, start in zip(sources, starts)]
+    neighbours are): ``(boxes, confidence, labels, interpolated)``. ``carried`` and ``starts`` as
+    :func:`carried_into` returns them."""
+    sides = [(source > target if bridge else None, abs(target - source) / FPS, start) for source, start in starts]
     return fuse_and_bridge(carried, sides)
 
 
@@ -200,7 +201,7 @@ def measure_video(
             carried, own_iou, starts = carried_into(frames, truths, target, sources, labels, step_frames, start_noise)
             pairs += len(sources)
             own_ious += own_iou
-            fused = fused_into(target, [s for s in sources if truths[s]], carried, starts, bridge)
+            fused = fused_into(target, carried, starts, bridge)
             if refine and len(fused[0]):
                 fused = (refine_boxes(refiners[target], frames[target], fused[0], fused[1]), *fused[1:])
             frame_truths = [Truth(tuple(t.box), labels[t.label]) for t in truths[target]]
