@@ -34,6 +34,7 @@ from proposals.boxes import (
 from proposals.bridging import fuse_and_bridge
 from proposals.features import FeatureExtractor
 from proposals.labels import BACKGROUND, LabelIndex
+from proposals.outline import pulled_to_own_outlines
 from proposals.tracking import colour_histogram, colour_weight, propagate_boxes
 from proposals.types import LabelSuggestion, RegionProposal
 
@@ -600,7 +601,8 @@ def propose_regions(
             embedded in one batch, scored by objectness and labelled by their nearest examples.
         detector: optional ``rgb -> (float32 [N, 4], float32 [N] scores, int64 [N] label ids)``.
         refiner: optional :data:`BoxRefiner`, learned from the project's confirmed boxes: the
-            boxes followed from neighbours are moved by it before anything else sees them.
+            boxes followed from neighbours are moved by it, then towards their own outline in
+            the frame (:mod:`proposals.outline`), before anything else sees them.
         exemplars: crops of confirmed boxes with their label ids, to find more like them
             (see :func:`exemplar_boxes`).
         candidates: the frame's class-agnostic and moving candidates computed earlier (see
@@ -621,6 +623,8 @@ def propose_regions(
         fused_boxes, fused_confidence, fused_labels, interpolated = follow_neighbours(rgb, neighbours)
         if refiner is not None and len(fused_boxes):
             fused_boxes = refiner(rgb, fused_boxes, fused_confidence)
+        # Then towards each box's own outline in this frame's pixels (see proposals.outline).
+        fused_boxes = pulled_to_own_outlines(rgb, fused_boxes)
         found.extend(
             fused_boxes, fused_confidence, np.where(interpolated, Source.INTERPOLATION, Source.PROPAGATION).tolist(),
             fused_labels,
