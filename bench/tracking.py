@@ -29,7 +29,9 @@ session 31's kept bench/assist.py runs (0.887 counter, 0.877 night).
 Between a labelled frame on each side, the estimates are also bridged as the app bridges them
 (:mod:`proposals.bridging`: the line between an object's two labelled boxes backs the estimate it
 agrees with, or is a box of its own where it agrees with neither); ``--no-bridge`` fuses them
-only, as before session 32. The app calibrates each source of proposals apart, so the boxes of
+only, as before session 32. The followed boxes are then pulled a third of the way to their own
+outline in the frame's pixels, as the app pulls them (:mod:`proposals.outline`); ``--no-outline``
+leaves them, as before session 34. The app calibrates each source of proposals apart, so the boxes of
 the lines get a threshold of their own (possibly: never shown).
 
 Also per video: the share of carried boxes that end on something else (IoU < 0.5 with their own
@@ -62,6 +64,7 @@ from proposals.synthetic import write_synthetic_video  # noqa: E402
 from proposals.training.data import TrainingFrame  # noqa: E402
 from proposals.training.refiner import refine_boxes, train_box_refiner  # noqa: E402
 from proposals.bridging import fuse_and_bridge  # noqa: E402
+from proposals.outline import pulled_to_own_outlines  # noqa: E402
 from proposals.tracking import FLOW_STEP_SECONDS, frames_between, propagate_boxes  # noqa: E402
 
 FPS = 25
@@ -182,6 +185,7 @@ def fold_refiners(shots: list, frames: dict, truths: dict, most_frames: int = 0)
 def measure_video(
     look: str, seed: int, seconds: float, folder: Path, offsets=SOURCES["both1"], step_frames: int = 0,
     refine: bool = False, start_noise: float = 0.0, refiner_frames: int = 0, bridge: bool = True,
+    outline: bool = True,
 ) -> dict:
     shots, frames, truths = candidate_frames(look, seed, seconds, folder, step_frames)
     labels = {name: number for number, name in enumerate(sorted({t.label for ts in truths.values() for t in ts}))}
@@ -204,6 +208,8 @@ def measure_video(
             fused = fused_into(target, carried, starts, bridge)
             if refine and len(fused[0]):
                 fused = (refine_boxes(refiners[target], frames[target], fused[0], fused[1]), *fused[1:])
+            if outline:
+                fused = (pulled_to_own_outlines(frames[target], fused[0]), *fused[1:])
             frame_truths = [Truth(tuple(t.box), labels[t.label]) for t in truths[target]]
             manual += MANUAL_SECONDS_PER_BOX * len(frame_truths)
             for cut in cuts:
@@ -244,6 +250,8 @@ def main() -> None:
                         help="loosen the labelled frames' boxes first, as accepted boxes are in the app (0.035)")
     parser.add_argument("--no-bridge", action="store_true",
                         help="fuse the two sides' estimates only, without interpolating (before session 32)")
+    parser.add_argument("--no-outline", action="store_true",
+                        help="leave the followed boxes where they are, not pulled to their outline (before session 34)")
     parser.add_argument("--refiner-frames", type=int, default=0,
                         help="with --refine: train each refiner on at most this many frames, shots' first ones first")
     args = parser.parse_args()
@@ -253,7 +261,7 @@ def main() -> None:
         for look, seed in VIDEO_LOOKS.items():
             figures[look] = measure_video(look, seed + args.seed_offset, args.video_seconds, Path(folder),
                                           SOURCES[args.sources], step_frames, args.refine, args.start_noise,
-                                          args.refiner_frames, not args.no_bridge)
+                                          args.refiner_frames, not args.no_bridge, not args.no_outline)
             log(f"{look}: {figures[look]}")
     print(json.dumps({
         "bench": "tracking",
@@ -264,6 +272,7 @@ def main() -> None:
         "start_noise": args.start_noise,
         "refiner_frames": args.refiner_frames,
         "bridge": not args.no_bridge,
+        "outline": not args.no_outline,
         "videos": figures,
         "thresholds": list(THRESHOLDS),
         "load_average": [round(value, 2) for value in os.getloadavg()],
