@@ -596,13 +596,14 @@ def propose_regions(
             fifth, the video's frames between the two in order from the neighbour (see
             :func:`proposals.tracking.propagate_boxes`), and a sixth, whether the neighbour
             comes after ``rgb`` in the video (None: not known; with one on each side, the
-            frame is also bridged, see :func:`follow_neighbours`).
+            frame is also bridged, see :func:`follow_neighbours`). The boxes followed from them
+            are moved by ``refiner``, then towards their own outline in ``rgb``
+            (:mod:`proposals.outline`), before anything else sees them.
         label_index, extractor: when both are given (and the index is not empty), candidates are
             embedded in one batch, scored by objectness and labelled by their nearest examples.
         detector: optional ``rgb -> (float32 [N, 4], float32 [N] scores, int64 [N] label ids)``.
         refiner: optional :data:`BoxRefiner`, learned from the project's confirmed boxes: the
-            boxes followed from neighbours are moved by it, then towards their own outline in
-            the frame (:mod:`proposals.outline`), before anything else sees them.
+            boxes followed from neighbours are moved by it before anything else sees them.
         exemplars: crops of confirmed boxes with their label ids, to find more like them
             (see :func:`exemplar_boxes`).
         candidates: the frame's class-agnostic and moving candidates computed earlier (see
