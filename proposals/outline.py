@@ -29,7 +29,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from proposals.boxes import as_boxes, iou_matrix
+from proposals.boxes import as_boxes, averaged_with_closest
 
 # GrabCut's box is the followed box grown by OUTLINE_GROW of its size on each side (the object
 # may reach past it); the background model is learned from a ring OUTLINE_MARGIN box sizes wide
@@ -94,6 +94,6 @@ def pulled_to_own_outlines(rgb: np.ndarray, boxes, *, min_iou: float = OUTLINE_M
     pulled = as_boxes(boxes).copy()
     for row, box in enumerate(pulled.copy()):
         outline = object_outline(rgb, box)
-        if outline is not None and iou_matrix(box[None], outline[None])[0, 0] >= min_iou:
-            pulled[row] = box + weight * (outline - box)
+        if outline is not None:  # the same pull as towards the candidates' outlines in proposals.regions
+            pulled[row] = averaged_with_closest(box[None], outline[None], min_iou=min_iou, weight=weight)[0]
     return pulled
