@@ -29,9 +29,10 @@ session 31's kept bench/assist.py runs (0.887 counter, 0.877 night).
 Between a labelled frame on each side, the estimates are also bridged as the app bridges them
 (:mod:`proposals.bridging`: the line between an object's two labelled boxes backs the estimate it
 agrees with, or is a box of its own where it agrees with neither); ``--no-bridge`` fuses them
-only, as before session 32. The followed boxes are then pulled a third of the way to their own
-outline in the frame's pixels, as the app pulls them (:mod:`proposals.outline`); ``--no-outline``
-leaves them, as before session 34. The app calibrates each source of proposals apart, so the boxes of
+only, as before session 32. The fused boxes are then pulled a third of the way to the extent of
+their object's colours as its labelled frames show them (``--no-colour``: not, as before session
+36), and, after the refiner, a third of the way to their own outline in the frame's pixels, as the
+app pulls them (:mod:`proposals.outline`); ``--no-outline`` leaves them, as before session 34. The app calibrates each source of proposals apart, so the boxes of
 the lines get a threshold of their own (possibly: never shown).
 
 Also per video: the share of carried boxes that end on something else (IoU < 0.5 with their own
@@ -64,7 +65,8 @@ from proposals.synthetic import write_synthetic_video  # noqa: E402
 from proposals.training.data import TrainingFrame  # noqa: E402
 from proposals.training.refiner import refine_boxes, train_box_refiner  # noqa: E402
 from proposals.bridging import fuse_and_bridge  # noqa: E402
-from proposals.outline import pulled_to_own_outlines  # noqa: E402
+from proposals.outline import pulled_to_colour_outlines, pulled_to_own_outlines  # noqa: E402
+from proposals.regions import objects_colour_models  # noqa: E402
 from proposals.tracking import FLOW_STEP_SECONDS, frames_between, propagate_boxes  # noqa: E402
 
 FPS = 25
@@ -141,13 +143,19 @@ def carried_into(
     return carried, own_iou, starts
 
 
-def fused_into(target: int, carried: list, starts: list, bridge: bool):
+def fused_into(target: int, carried: list, starts: list, bridge: bool, frames: dict | None = None):
     """The estimates fused as the app fuses them; with ``bridge``, between a labelled frame on
     each side, also interpolated (:func:`proposals.bridging.fuse_and_bridge`, as the app's
-    neighbours are): ``(boxes, confidence, labels, interpolated)``. ``carried`` and ``starts`` as
+    neighbours are); with ``frames``, each pulled towards its object's colours as the labelled
+    frames show them, as the app pulls them (:func:`proposals.regions.follow_neighbours`):
+    ``(boxes, confidence, labels, interpolated)``. ``carried`` and ``starts`` as
     :func:`carried_into` returns them."""
     sides = [(source > target if bridge else None, abs(target - source) / FPS, start) for source, start in starts]
-    return fuse_and_bridge(carried, sides)
+    boxes, confidence, labels, interpolated, rows = fuse_and_bridge(carried, sides)
+    if frames is not None:
+        models = objects_colour_models([(frames[source], start) for source, start in starts], rows, len(boxes))
+        boxes = pulled_to_colour_outlines(frames[target], boxes, models)
+    return boxes, confidence, labels, interpolated
 
 
 # Which labelled frames each candidate frame's boxes come from, in candidate frames (seconds)
@@ -185,7 +193,7 @@ def fold_refiners(shots: list, frames: dict, truths: dict, most_frames: int = 0)
 def measure_video(
     look: str, seed: int, seconds: float, folder: Path, offsets=SOURCES["both1"], step_frames: int = 0,
     refine: bool = False, start_noise: float = 0.0, refiner_frames: int = 0, bridge: bool = True,
-    outline: bool = True,
+    outline: bool = True, colour: bool = True,
 ) -> dict:
     shots, frames, truths = candidate_frames(look, seed, seconds, folder, step_frames)
     labels = {name: number for number, name in enumerate(sorted({t.label for ts in truths.values() for t in ts}))}
@@ -205,7 +213,7 @@ def measure_video(
             carried, own_iou, starts = carried_into(frames, truths, target, sources, labels, step_frames, start_noise)
             pairs += len(sources)
             own_ious += own_iou
-            fused = fused_into(target, carried, starts, bridge)
+            fused = fused_into(target, carried, starts, bridge, frames if colour else None)
             if refine and len(fused[0]):
                 fused = (refine_boxes(refiners[target], frames[target], fused[0], fused[1]), *fused[1:])
             if outline:
@@ -252,6 +260,8 @@ def main() -> None:
                         help="fuse the two sides' estimates only, without interpolating (before session 32)")
     parser.add_argument("--no-outline", action="store_true",
                         help="leave the followed boxes where they are, not pulled to their outline (before session 34)")
+    parser.add_argument("--no-colour", action="store_true",
+                        help="leave the fused boxes where they are, not pulled to their object's colours (before session 36)")
     parser.add_argument("--refiner-frames", type=int, default=0,
                         help="with --refine: train each refiner on at most this many frames, shots' first ones first")
     args = parser.parse_args()
@@ -261,7 +271,8 @@ def main() -> None:
         for look, seed in VIDEO_LOOKS.items():
             figures[look] = measure_video(look, seed + args.seed_offset, args.video_seconds, Path(folder),
                                           SOURCES[args.sources], step_frames, args.refine, args.start_noise,
-                                          args.refiner_frames, not args.no_bridge, not args.no_outline)
+                                          args.refiner_frames, not args.no_bridge, not args.no_outline,
+                                          not args.no_colour)
             log(f"{look}: {figures[look]}")
     print(json.dumps({
         "bench": "tracking",
@@ -273,6 +284,7 @@ def main() -> None:
         "refiner_frames": args.refiner_frames,
         "bridge": not args.no_bridge,
         "outline": not args.no_outline,
+        "colour": not args.no_colour,
         "videos": figures,
         "thresholds": list(THRESHOLDS),
         "load_average": [round(value, 2) for value in os.getloadavg()],

@@ -393,8 +393,8 @@ def evaluate_box_refiner(refiner, frames, *, seed: int):
 
 def follow_neighbours(rgb: np.ndarray, neighbours: Sequence[Neighbour]) -> tuple[np.ndarray, np.ndarray]:
     """(float32 [N, 4] boxes, float [N] the tracker's confidence): the confirmed boxes of
-    ``neighbours`` followed into ``rgb``, fused and bridged, as :func:`propose` follows them
-    before anything else sees them."""
+    ``neighbours`` followed into ``rgb``, fused, bridged and pulled towards their objects'
+    colours, as :func:`propose` follows them before anything else sees them."""
     from proposals.regions import follow_neighbours as follow
 
     if not neighbours:

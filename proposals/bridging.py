@@ -128,19 +128,20 @@ def bridge_sides(
     )
 
 
-def fuse_and_bridge(carried, sides) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def fuse_and_bridge(carried, sides) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
     """The estimates ``carried`` into a frame from its labelled frames (per labelled frame,
     ``(float32 [N, 4], float32 [N] confidence, int64 [N] label ids)``) fused
     (:func:`proposals.tracking.fuse_estimates`), then bridged between the nearest
     labelled frame on each side (:func:`bridge_sides`). ``sides``: per labelled frame, ``(after,
     seconds, float32 [N, 4] the boxes followed from)``, ``after`` whether it comes later in the
     video than the frame (None: not known, never bridged). Returns ``(boxes, confidence, labels,
-    bool interpolated)``."""
+    bool interpolated, rows)``, ``rows[k]`` the row each box of ``carried[k]`` went to (the
+    interpolated boxes of their own come after all of those)."""
     boxes, confidence, labels, rows = fuse_estimates(carried)
     nearest: dict[bool, LabelledSide] = {}
     for (after, seconds, start), estimate, row in zip(sides, carried, rows):
         if after is not None and (after not in nearest or seconds < nearest[after].seconds):
             nearest[after] = LabelledSide(as_boxes(start), np.asarray(estimate[2], np.int64).reshape(-1), seconds, row)
     if len(nearest) == 2:
-        return bridge_sides(boxes, confidence, labels, nearest[False], nearest[True])
-    return boxes, confidence, labels, np.zeros(len(boxes), bool)
+        return (*bridge_sides(boxes, confidence, labels, nearest[False], nearest[True]), rows)
+    return boxes, confidence, labels, np.zeros(len(boxes), bool), rows

@@ -22,6 +22,20 @@ on some videos.
 
 Plain numpy and OpenCV; about 30 ms a box on a CPU core at the generated videos' sizes (larger
 boxes are cut at a working resolution of at most OUTLINE_MAX_SIDE pixels).
+
+A second opinion from the object's own colours (:func:`colour_model`, :func:`colour_outline`).
+GrabCut learns the object's colours from the followed box itself, so a box that took in part of
+another object or of the ground teaches it those colours too. The labelled frames know better:
+there the box is the object's, and the colours inside it against those of a ring around it say,
+for each colour, how likely a pixel of it is the object's (a histogram back-projection, as
+CamShift tracks by). In the frame proposed for, the pixels around the followed box that are more
+likely the object's than not, and lie mostly inside the box, give its extent; the box moves
+COLOUR_WEIGHT of the way to it where the two overlap at IoU COLOUR_MIN_IOU or more. Pixels that
+other labelled boxes cover are left out of the model: the object may be behind them. Measured
+with bench/tracking.py (``--start-noise 0.035``, after the GrabCut pull, see bench/ASSIST.md,
+session 36), counter / night: a second before and after 0.1899 -> 0.1845 / 0.1957 -> 0.1907, two
+seconds before 0.2902 -> 0.2831 / 0.2305 -> 0.2219, on the held-out videos (seeds +10) 0.2284 ->
+0.2268 / 0.1934 -> 0.1902; half the way instead of a third lost on both videos.
 """
 
 from __future__ import annotations
@@ -42,6 +56,19 @@ MIN_OUTLINE_SIDE = 4.0
 # Where a box and its outline overlap this much, the box moves this share of the way to it.
 OUTLINE_MIN_IOU = 0.5
 OUTLINE_WEIGHT = 1 / 3
+# The colour model: COLOUR_BINS levels per RGB channel; the background's colours from a ring
+# COLOUR_RING box sizes wide around the labelled box. The extent is looked for in the followed
+# box grown by COLOUR_WINDOW of its size on each side, among the pixels whose colour is the
+# object's with a chance above COLOUR_THRESHOLD; a piece of them counts when at least
+# COLOUR_INSIDE_SHARE of it lies inside the followed box.
+COLOUR_BINS = 16
+COLOUR_RING = 0.5
+COLOUR_WINDOW = 0.5
+COLOUR_THRESHOLD = 0.6
+COLOUR_INSIDE_SHARE = 0.5
+MIN_COLOUR_PIXELS = 16
+COLOUR_MIN_IOU = 0.5
+COLOUR_WEIGHT = 1 / 3
 # GrabCut seeds its colour models with k-means from OpenCV's global random state; seeding it
 # makes a frame's proposals the same each time they are built.
 GRABCUT_SEED = 0
@@ -96,4 +123,96 @@ def pulled_to_own_outlines(rgb: np.ndarray, boxes, *, min_iou: float = OUTLINE_M
         outline = object_outline(rgb, box)
         if outline is not None:  # the same pull as towards the candidates' outlines in proposals.regions
             pulled[row] = averaged_with_closest(box[None], outline[None], min_iou=min_iou, weight=weight)[0]
+    return pulled
+
+
+def _crop_around(shape, box, grow: float) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) pixels of ``box`` grown by ``grow`` of its size on each side,
+    cut to the frame; None for a box under MIN_OUTLINE_SIDE a side."""
+    height, width = shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in box)
+    box_w, box_h = x2 - x1, y2 - y1
+    if box_w < MIN_OUTLINE_SIDE or box_h < MIN_OUTLINE_SIDE:
+        return None
+    left, top = int(max(0.0, np.floor(x1 - grow * box_w))), int(max(0.0, np.floor(y1 - grow * box_h)))
+    right, bottom = int(min(width, np.ceil(x2 + grow * box_w))), int(min(height, np.ceil(y2 + grow * box_h)))
+    return (left, top, right, bottom) if right > left and bottom > top else None
+
+
+def _inside(shape, origin: tuple[int, int], box) -> np.ndarray:
+    """bool mask of ``shape`` (a crop at ``origin`` of the frame) that ``box`` covers."""
+    mask = np.zeros(shape[:2], bool)
+    x1, y1, x2, y2 = (float(v) for v in box)
+    left, top = int(max(0, round(x1) - origin[0])), int(max(0, round(y1) - origin[1]))
+    mask[top:max(top, int(round(y2)) - origin[1]), left:max(left, int(round(x2)) - origin[0])] = True
+    return mask
+
+
+def _colour_bins(pixels: np.ndarray) -> np.ndarray:
+    """Each RGB pixel's histogram bin (``intp [..., 3]``)."""
+    return (pixels // (256 // COLOUR_BINS)).astype(np.intp)
+
+
+def colour_model(rgb: np.ndarray, box, others=()) -> np.ndarray | None:
+    """``float64 [B, B, B]``: for each colour bin, how likely a pixel of that colour is the
+    object's, from ``box`` in ``rgb`` (a frame where it is labelled): the share of the box's
+    pixels (less those ``others`` cover) against that of a ring COLOUR_RING box sizes wide
+    around it. None where the box is too small or has no ring around it."""
+    if rgb.ndim != 3:
+        return None
+    area = _crop_around(rgb.shape, box, COLOUR_RING)
+    if area is None:
+        return None
+    left, top, right, bottom = area
+    crop = rgb[top:bottom, left:right]
+    inside = _inside(crop.shape, (left, top), box)
+    ring = ~inside
+    for other in as_boxes(others):
+        inside &= ~_inside(crop.shape, (left, top), other)
+    if inside.sum() < MIN_COLOUR_PIXELS or ring.sum() < MIN_COLOUR_PIXELS:
+        return None
+    bins = _colour_bins(crop)
+    shape = (COLOUR_BINS,) * 3
+    histograms = []
+    for pixels in (inside, ring):
+        flat = np.ravel_multi_index(tuple(bins[pixels].T), shape)
+        histograms.append(np.bincount(flat, minlength=COLOUR_BINS ** 3).reshape(shape) / pixels.sum())
+    own, around = histograms
+    return own / (own + around + 1e-6)
+
+
+def colour_outline(rgb: np.ndarray, box, model: np.ndarray) -> np.ndarray | None:
+    """The tight box (``float32 [4]`` xyxy) of the pieces of pixels around ``box`` in ``rgb``
+    whose colours ``model`` (:func:`colour_model`) gives to the object, of those that lie mostly
+    inside the box; None where there are none."""
+    area = _crop_around(rgb.shape, box, COLOUR_WINDOW)
+    if area is None or rgb.ndim != 3:
+        return None
+    left, top, right, bottom = area
+    bins = _colour_bins(rgb[top:bottom, left:right])
+    is_object = (model[bins[..., 0], bins[..., 1], bins[..., 2]] > COLOUR_THRESHOLD).astype(np.uint8)
+    is_object = cv2.morphologyEx(is_object, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    count, pieces, stats, _ = cv2.connectedComponentsWithStats(is_object)
+    inside = _inside(is_object.shape, (left, top), box)
+    inside_counts = np.bincount(pieces[inside], minlength=count)
+    kept = [piece for piece in range(1, count)
+            if inside_counts[piece] >= COLOUR_INSIDE_SHARE * stats[piece, cv2.CC_STAT_AREA]]
+    if not kept:
+        return None
+    x, y, w, h = (stats[kept, i] for i in range(4))
+    return np.array([left + x.min(), top + y.min(), left + (x + w).max(), top + (y + h).max()], np.float32)
+
+
+def pulled_to_colour_outlines(rgb: np.ndarray, boxes, models, *, min_iou: float = COLOUR_MIN_IOU,
+                              weight: float = COLOUR_WEIGHT) -> np.ndarray:
+    """``boxes`` (``float32 [N, 4]``) each moved ``weight`` of the way to its
+    :func:`colour_outline` under its own model (``models[i]``, None: left as it is) where the two
+    overlap at IoU ``min_iou`` or more. Returns a new ``float32 [N, 4]``."""
+    pulled = as_boxes(boxes).copy()
+    for row, model in enumerate(models):
+        if model is None:
+            continue
+        outline = colour_outline(rgb, pulled[row], model)
+        if outline is not None:
+            pulled[row] = averaged_with_closest(pulled[row][None], outline[None], min_iou=min_iou, weight=weight)[0]
     return pulled

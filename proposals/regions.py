@@ -34,7 +34,7 @@ from proposals.boxes import (
 from proposals.bridging import fuse_and_bridge
 from proposals.features import FeatureExtractor
 from proposals.labels import BACKGROUND, LabelIndex
-from proposals.outline import pulled_to_own_outlines
+from proposals.outline import colour_model, pulled_to_colour_outlines, pulled_to_own_outlines
 from proposals.tracking import colour_histogram, colour_weight, propagate_boxes
 from proposals.types import LabelSuggestion, RegionProposal
 
@@ -559,8 +559,10 @@ def follow_neighbours(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The confirmed boxes of ``neighbours`` (as :func:`propose_regions` takes them) followed
     into ``rgb`` and fused, and between the nearest labelled frame on each side interpolated
-    where their estimates disagree (:func:`proposals.bridging.fuse_and_bridge`): (float32 [N, 4]
-    boxes, float [N] confidence, int64 [N] label ids, bool [N] interpolated)."""
+    where their estimates disagree (:func:`proposals.bridging.fuse_and_bridge`); each fused box
+    then pulled towards the extent of its object's colours, as the labelled frames show them
+    (:func:`proposals.outline.pulled_to_colour_outlines`): (float32 [N, 4] boxes, float [N]
+    confidence, int64 [N] label ids, bool [N] interpolated)."""
     carried, sides = [], []
     for neighbour_rgb, neighbour_boxes, neighbour_labels, *extra in neighbours:
         options = dict(zip(("seconds_apart", "between", "after"), extra))
@@ -568,7 +570,27 @@ def follow_neighbours(
         moved, confidence = propagate_boxes(neighbour_rgb, rgb, neighbour_boxes, **options)
         carried.append((moved, confidence, neighbour_labels))
         sides.append((after, options.get("seconds_apart", 1.0), neighbour_boxes))
-    return fuse_and_bridge(carried, sides)
+    boxes, confidence, labels, interpolated, rows = fuse_and_bridge(carried, sides)
+    models = objects_colour_models([neighbour[:2] for neighbour in neighbours], rows, len(boxes))
+    return pulled_to_colour_outlines(rgb, boxes, models), confidence, labels, interpolated
+
+
+def objects_colour_models(labelled: Sequence[tuple[np.ndarray, np.ndarray]], rows: Sequence[np.ndarray],
+                          count: int) -> list[np.ndarray | None]:
+    """Per fused box (``count`` of them), its object's colour model
+    (:func:`proposals.outline.colour_model`), averaged over the labelled frames ``labelled``
+    (``(uint8 [H, W, 3], float32 [N, 4] confirmed boxes)`` each) whose boxes went to it
+    (``rows``, as :func:`proposals.bridging.fuse_and_bridge` returns them); None for a box
+    no labelled box went to (a line's own box), or where none could be modelled."""
+    found: list[list[np.ndarray]] = [[] for _ in range(count)]
+    for (neighbour_rgb, neighbour_boxes), row_of in zip(labelled, rows):
+        neighbour_boxes = as_boxes(neighbour_boxes)
+        for column, row in enumerate(row_of.tolist()):
+            others = np.delete(neighbour_boxes, column, axis=0)
+            model = colour_model(neighbour_rgb, neighbour_boxes[column], others)
+            if model is not None and 0 <= row < count:
+                found[row].append(model)
+    return [np.mean(models, axis=0) if models else None for models in found]
 
 
 def propose_regions(
@@ -596,9 +618,10 @@ def propose_regions(
             fifth, the video's frames between the two in order from the neighbour (see
             :func:`proposals.tracking.propagate_boxes`), and a sixth, whether the neighbour
             comes after ``rgb`` in the video (None: not known; with one on each side, the
-            frame is also bridged, see :func:`follow_neighbours`). The boxes followed from them
-            are moved by ``refiner``, then towards their own outline in ``rgb``
-            (:mod:`proposals.outline`), before anything else sees them.
+            frame is also bridged and pulled towards its objects' colours, see
+            :func:`follow_neighbours`). The boxes followed from them are then moved by
+            ``refiner``, then towards their own outline in ``rgb`` (:mod:`proposals.outline`),
+            before anything else sees them.
         label_index, extractor: when both are given (and the index is not empty), candidates are
             embedded in one batch, scored by objectness and labelled by their nearest examples.
         detector: optional ``rgb -> (float32 [N, 4], float32 [N] scores, int64 [N] label ids)``.

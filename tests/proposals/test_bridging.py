@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from proposals.bridging import LabelledSide, bridge_sides, paired_objects
+from proposals.bridging import LabelledSide, bridge_sides, fuse_and_bridge, paired_objects
 from proposals.tracking import fuse_estimates
 
 RED, GREEN = 1, 2
@@ -101,3 +101,17 @@ def test_nothing_is_bridged_without_boxes_on_both_sides():
     bridged = bridge_sides(boxes, confidence, labels, side([[0, 0, 10, 10]], [RED], 1.0, [0]), nobody_after)
 
     assert bridged[0].tolist() == boxes.tolist() and bridged[3].tolist() == [False]
+
+
+def test_fuse_and_bridge_says_which_row_each_followed_box_went_to_and_puts_lines_after_them():
+    # RED agreed on by both sides (row 0); GREEN lost by both, so its line is a box of its own.
+    starts = [np.array([[0, 0, 10, 10], [40, 0, 50, 10]], np.float32), np.array([[0, 0, 10, 10], [80, 0, 90, 10]],
+                                                                                 np.float32)]
+    carried = [estimate([[0, 0, 10, 10], [0, 90, 10, 100]], [0.8, 0.6], [RED, GREEN]),
+               estimate([[1, 0, 11, 10], [90, 90, 100, 100]], [0.8, 0.6], [RED, GREEN])]
+
+    boxes, _, labels, interpolated, rows = fuse_and_bridge(carried, [(False, 1.0, starts[0]), (True, 1.0, starts[1])])
+
+    assert [r.tolist() for r in rows] == [[0, 1], [0, 2]]
+    assert interpolated.tolist() == [False, False, False, True]
+    assert boxes[3].tolist() == [60, 0, 70, 10] and labels[3] == GREEN
