@@ -28,14 +28,16 @@ GrabCut learns the object's colours from the followed box itself, so a box that 
 another object or of the ground teaches it those colours too. The labelled frames know better:
 there the box is the object's, and the colours inside it against those of a ring around it say,
 for each colour, how likely a pixel of it is the object's (a histogram back-projection, as
-CamShift tracks by). In the frame proposed for, the pixels around the followed box that are more
-likely the object's than not, and lie mostly inside the box, give its extent; the box moves
-COLOUR_WEIGHT of the way to it where the two overlap at IoU COLOUR_MIN_IOU or more. Pixels that
-other labelled boxes cover are left out of the model: the object may be behind them. Measured
-with bench/tracking.py (``--start-noise 0.035``, after the GrabCut pull, see bench/ASSIST.md,
-session 36), counter / night: a second before and after 0.1899 -> 0.1845 / 0.1957 -> 0.1907, two
-seconds before 0.2902 -> 0.2831 / 0.2305 -> 0.2219, on the held-out videos (seeds +10) 0.2284 ->
-0.2268 / 0.1934 -> 0.1902; half the way instead of a third lost on both videos.
+CamShift tracks by). In the frame proposed for, the pieces of pixels around the followed box
+whose colours are the object's with a chance above COLOUR_THRESHOLD, and that lie mostly inside
+the box, give its extent; the box moves COLOUR_WEIGHT of the way to it where the two overlap at
+IoU COLOUR_MIN_IOU or more (:func:`proposals.regions.follow_neighbours` does so before the
+refiner and the GrabCut pull). Pixels that other labelled boxes cover are left out of the model:
+the object may be behind them. Measured with bench/tracking.py (``--start-noise 0.035``, see
+bench/ASSIST.md, session 36), counter / night: a second before and after 0.1899 -> 0.1812 /
+0.1957 -> 0.1907, two seconds before 0.2902 -> 0.2823 / 0.2305 -> 0.2262, on the held-out videos
+(seeds +10) 0.2284 -> 0.2268 / 0.1934 -> 0.1902; half the way instead of a third lost on both
+videos. In the app (bench/assist.py, counter, with retraining) 0.213-0.217 -> 0.207-0.208.
 """
 
 from __future__ import annotations
