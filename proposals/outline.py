@@ -120,10 +120,17 @@ def pulled_to_own_outlines(rgb: np.ndarray, boxes, *, min_iou: float = OUTLINE_M
     """``boxes`` (``float32 [N, 4]`` xyxy in ``rgb``) each moved ``weight`` of the way to its own
     :func:`object_outline` where the two overlap at IoU ``min_iou`` or more; the others as they
     are. Returns a new ``float32 [N, 4]``."""
+    return _pulled_each(boxes, lambda row, box: object_outline(rgb, box), min_iou=min_iou, weight=weight)
+
+
+def _pulled_each(boxes, outline_of, *, min_iou: float, weight: float) -> np.ndarray:
+    """``boxes`` each moved ``weight`` of the way to ``outline_of(row, box)`` (None: none) where
+    the two overlap at IoU ``min_iou`` or more (the same pull as towards the candidates' outlines
+    in proposals.regions). Returns a new ``float32 [N, 4]``."""
     pulled = as_boxes(boxes).copy()
     for row, box in enumerate(pulled.copy()):
-        outline = object_outline(rgb, box)
-        if outline is not None:  # the same pull as towards the candidates' outlines in proposals.regions
+        outline = outline_of(row, box)
+        if outline is not None:
             pulled[row] = averaged_with_closest(box[None], outline[None], min_iou=min_iou, weight=weight)[0]
     return pulled
 
@@ -210,11 +217,5 @@ def pulled_to_colour_outlines(rgb: np.ndarray, boxes, models, *, min_iou: float 
     """``boxes`` (``float32 [N, 4]``) each moved ``weight`` of the way to its
     :func:`colour_outline` under its own model (``models[i]``, None: left as it is) where the two
     overlap at IoU ``min_iou`` or more. Returns a new ``float32 [N, 4]``."""
-    pulled = as_boxes(boxes).copy()
-    for row, model in enumerate(models):
-        if model is None:
-            continue
-        outline = colour_outline(rgb, pulled[row], model)
-        if outline is not None:
-            pulled[row] = averaged_with_closest(pulled[row][None], outline[None], min_iou=min_iou, weight=weight)[0]
-    return pulled
+    return _pulled_each(boxes, lambda row, box: None if models[row] is None else colour_outline(rgb, box, models[row]),
+                        min_iou=min_iou, weight=weight)

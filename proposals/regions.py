@@ -588,7 +588,7 @@ def objects_colour_models(labelled: Sequence[tuple[np.ndarray, np.ndarray]], row
         for column, row in enumerate(row_of.tolist()):
             others = np.delete(neighbour_boxes, column, axis=0)
             model = colour_model(neighbour_rgb, neighbour_boxes[column], others)
-            if model is not None and 0 <= row < count:
+            if model is not None:
                 found[row].append(model)
     return [np.mean(models, axis=0) if models else None for models in found]
 
