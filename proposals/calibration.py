@@ -198,9 +198,11 @@ def fit_calibration(scores, useful, *, prior: float, strength: float = PRIOR_STR
 # --- the box's shape and place ---------------------------------------------------------
 
 # A source's calibrated chance is moved by the box's shape and place once it has this many
-# decisions of both kinds; the weights are penalised (ridge, on standardised features) so
-# that a short history moves little.
-SHAPE_MIN_DECISIONS = 10
+# decisions of each kind, useful and not; the weights are penalised (ridge, on standardised
+# features) so that a short history moves little. From a few boxes of a kind the fit still
+# moves chances far: with 4 exemplars of 22 kept on new shots, night's last new shot showed
+# four more at 0.26 (all rejected) and hid the one that was right (bench/ASSIST.md, session 38).
+SHAPE_MIN_EACH = 5
 SHAPE_RIDGE = 1.0
 # Features are standardised by at least this spread (a history of boxes all of one size
 # says nothing about other sizes), and a box far outside the history's spread counts as
@@ -313,7 +315,7 @@ def fit_shape_adjustment(
     was given (float [N]), its box features (float [N, 5], :func:`box_features`) and whether
     it was useful (bool [N]). None while the history is too short to say."""
     useful = np.asarray(useful, dtype=np.float64).reshape(-1)
-    if len(useful) < SHAPE_MIN_DECISIONS or useful.min() == useful.max():
+    if min(useful.sum(), len(useful) - useful.sum()) < SHAPE_MIN_EACH:
         return None
     stacked = _stacked_features(base_probability, features)
     mean, scale = stacked.mean(axis=0), np.maximum(stacked.std(axis=0), SHAPE_MIN_SPREAD)

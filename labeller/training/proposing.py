@@ -57,6 +57,13 @@ SOURCE_PRIOR = {
     "propagation": 0.5, "interpolation": 0.3, "detector": 0.3, "exemplar": 0.2, "motion": 0.15, "candidate": 0.1,
 }
 DEFAULT_PRIOR = 0.1
+# A source that finds objects from the pixels (not CARRIED_SOURCES) starts a context (a
+# labelled shot or not) from what the project's other such sources achieved there, its
+# SOURCE_PRIOR weighing this many decisions: beside followed boxes nearly every other box is
+# background, whichever source made it, so a detector's first versions began at 0.3 there
+# and had four to seven boxes rejected a run before its own history spoke (bench/ASSIST.md,
+# session 38).
+POOLED_PRIOR_STRENGTH = 5.0
 CALIBRATION_HISTORY = 2000
 POLICY_CACHE_SIZE = 64
 # A refreshed proposal on a held frame replaces an open one it overlaps this much.
@@ -184,6 +191,7 @@ class ShowPolicy:
     break_even: float
     decisions: int
     break_evens: dict[str, float] = field(default_factory=dict)
+    priors: dict[str, float] = field(default_factory=dict)  # stratum -> prior chance
 
     @property
     def cold(self) -> bool:
@@ -195,12 +203,16 @@ class ShowPolicy:
         stratum = calibration_stratum(source, shot_labelled)
         calibration = self.calibrations.get(stratum)
         if calibration is None:
-            calibration = fit_calibration([], [], prior=SOURCE_PRIOR.get(source, DEFAULT_PRIOR))
+            calibration = fit_calibration([], [], prior=self.prior_of(source, shot_labelled))
         chance = calibration.probability(scores)
         adjustment = self.shape_adjustments.get(stratum)
         if adjustment is None or features is None:
             return chance
         return adjustment.probability(chance, features)
+
+    def prior_of(self, source: str, shot_labelled: bool) -> float:
+        """The chance a proposal of ``source`` is useful before its own history speaks."""
+        return self.priors.get(calibration_stratum(source, shot_labelled), SOURCE_PRIOR.get(source, DEFAULT_PRIOR))
 
     def break_even_of(self, source: str) -> float:
         """The chance above which showing a proposal of ``source`` saves time."""
@@ -227,6 +239,29 @@ def calibration_stratum(source: str, shot_labelled: bool) -> str:
 
 def _smoothed_share(hits: int, total: int, prior: float, strength: float = 5.0) -> float:
     return (hits + strength * prior) / (total + strength)
+
+
+def stratum_priors(histories: dict[tuple[str, bool], list[bool]]) -> dict[str, float]:
+    """stratum -> prior chance, for each source of SOURCE_PRIOR in both contexts, from
+    ``histories`` ((source, shot_labelled) -> whether each decided proposal was useful).
+
+    A carried source keeps its SOURCE_PRIOR. Any other source starts from the share of
+    useful proposals among the other pixel sources' decisions in the same context, shrunk
+    towards its own SOURCE_PRIOR (POOLED_PRIOR_STRENGTH decisions)."""
+    priors = {}
+    for source, own_prior in SOURCE_PRIOR.items():
+        for shot_labelled in (False, True):
+            stratum = calibration_stratum(source, shot_labelled)
+            if source in CARRIED_SOURCES:
+                priors[stratum] = own_prior
+                continue
+            others = [
+                kept for (other, labelled), rows in histories.items()
+                if labelled == shot_labelled and other != source and other not in CARRIED_SOURCES
+                for kept in rows
+            ]
+            priors[stratum] = _smoothed_share(sum(others), len(others), own_prior, POOLED_PRIOR_STRENGTH)
+    return priors
 
 
 def show_policy(*, project_id: int) -> ShowPolicy:
@@ -260,10 +295,11 @@ def fit_show_policy(decided: QuerySet[ProposalOutcome], *, decisions: int) -> Sh
     }
     # One read of the followed boxes for every history: strata share their frames.
     followed = _followed_boxes(decided, {row[-1] for rows in histories.values() for row in rows})
+    priors = stratum_priors({key: [bool(row[1]) for row in rows] for key, rows in histories.items()})
     calibrations, shape_adjustments = {}, {}
     for (source, shot_labelled), rows in histories.items():
-        prior = SOURCE_PRIOR.get(source, DEFAULT_PRIOR)
         stratum = calibration_stratum(source, shot_labelled)
+        prior = priors.get(stratum, DEFAULT_PRIOR)
         scores, useful = [r[0] for r in rows], [r[1] for r in rows]
         calibrations[stratum] = fit_calibration(scores, useful, prior=prior)
         adjustment = fit_shape_adjustment(
@@ -294,6 +330,7 @@ def fit_show_policy(decided: QuerySet[ProposalOutcome], *, decisions: int) -> Sh
         break_even=COSTS.break_even(label_wrong, box_loose),
         decisions=decisions,
         break_evens=break_evens,
+        priors=priors,
     )
 
 

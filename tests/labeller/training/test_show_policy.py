@@ -221,6 +221,26 @@ def test_a_source_is_calibrated_apart_on_the_first_frame_of_a_shot_and_beside_fo
     assert set(ProposalOutcome.objects.filter(frame=frame, decided_at__isnull=True).values_list("shot_labelled", flat=True)) == {True}
 
 
+def test_a_source_new_to_a_context_starts_from_what_the_other_pixel_sources_achieved_there(tenant, frame, label):
+    # Beside followed boxes nearly every box the pixels' sources make is background: a
+    # detector's first boxes there start from that, not from its fixed prior, while followed
+    # boxes keep theirs and a new shot's detector boxes start from the new shots' record.
+    decide(tenant, frame, [(s, False) for s in np.linspace(0.0, 0.9, 300)], shot_labelled=True)
+    decide(tenant, frame, [(s, s > 0.3) for s in np.linspace(0.0, 0.9, 100)], shot_labelled=False)
+    policy = proposing.show_policy(project_id=tenant.project.pk)
+    detected = [proposal((i * 20.0, 0, i * 20.0 + 15, 15), 0.9, label, source="detector") for i in range(3)]
+
+    assert policy.prior_of("detector", True) < 0.02 < proposing.SOURCE_PRIOR["detector"]
+    assert proposing.choose_shown(detected, policy, shot_labelled=True, frame_size=(640, 360))[0] == []
+    assert policy.prior_of("detector", False) > proposing.SOURCE_PRIOR["detector"]
+    assert proposing.choose_shown(detected, policy, shot_labelled=False, frame_size=(640, 360))[0] == [0, 1, 2]
+    assert policy.prior_of("propagation", True) == proposing.SOURCE_PRIOR["propagation"]
+    # Its own history soon outweighs the pooled prior.
+    decide(tenant, frame, [(0.9, True)] * 10, source="detector", shot_labelled=True)
+    policy = proposing.show_policy(project_id=tenant.project.pk)
+    assert proposing.choose_shown(detected, policy, shot_labelled=True, frame_size=(640, 360))[0] == [0, 1, 2]
+
+
 def test_the_policy_and_the_number_shown_are_visible_to_admins_only(tenant, frame, label):
     store(frame, [proposal((10, 10, 60, 60), 0.9, label), proposal((100, 100, 150, 150), 0.1, label)], [0])
     decide(tenant, FrameFactory(project=tenant.project), [(0.9, True)] * 20 + [(0.1, False)] * 20)
