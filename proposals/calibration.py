@@ -236,26 +236,31 @@ def followed_cover(boxes, followed, followed_scores, own=None) -> np.ndarray:
     return cover.max(axis=1).astype(np.float64)
 
 
-def label_surplus(labels, scores, followed) -> np.ndarray:
-    """float64 [N]: 1 for each followed box (bool [N] ``followed``) that another followed box
-    of its label (int [N] ``labels``; a negative one is no label, with no rivals) outscores
-    (float [N] ``scores``; of equal scores the earlier counts as higher), else 0.
+def label_surplus(labels, scores, followed, objects=None) -> np.ndarray:
+    """float64 [N]: 1 for each followed box (bool [N] ``followed``) that as many other followed
+    boxes of its label (int [N] ``labels``; a negative one is no label, with no rivals)
+    outscore (float [N] ``scores``; of equal scores the earlier counts as higher) as there are
+    objects of that label (``objects``: label -> count, 1 for a label it lacks), else 0.
 
     Where the labelled frames on the two sides of a frame disagree on an object's place, both
     places are followed in, each at half the confidence: one label, two boxes, of which at
-    most one is on the object (unless the shot holds two such objects). The weaker one is
-    rejected far more often than a box of the same score with no rival (bench/ASSIST.md,
-    session 29), and how often a project's rivals are right is in its own history.
+    most one is on the object. The weaker one is rejected far more often than a box of the
+    same score with no rival (bench/ASSIST.md, session 29), and how often a project's rivals
+    are right is in its own history. Where the shot holds two objects of the label, two boxes
+    of it are no surplus: the second knife of a shot was hidden at a chance of 0.08 and drawn
+    (session 38).
     """
     labels = np.asarray(labels).reshape(-1)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     followed = np.asarray(followed, dtype=bool).reshape(-1)
+    objects = objects or {}
     surplus = np.zeros(len(labels))
     for i in np.flatnonzero(followed & (labels >= 0)):
         rivals = followed & (labels == labels[i])
         rivals[i] = False
         earlier = np.arange(len(labels)) < i
-        surplus[i] = float(np.any(rivals & ((scores > scores[i]) | ((scores == scores[i]) & earlier))))
+        outscored = rivals & ((scores > scores[i]) | ((scores == scores[i]) & earlier))
+        surplus[i] = float(outscored.sum() >= objects.get(int(labels[i]), 1))
     return surplus
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -294,7 +295,9 @@ def fit_show_policy(decided: QuerySet[ProposalOutcome], *, decisions: int) -> Sh
         for source, shot_labelled in decided.values_list("source", "shot_labelled").distinct()
     }
     # One read of the followed boxes for every history: strata share their frames.
-    followed = _followed_boxes(decided, {row[-1] for rows in histories.values() for row in rows})
+    frame_ids = {row[-1] for rows in histories.values() for row in rows}
+    followed = _followed_boxes(decided, frame_ids)
+    objects = _objects_by_label(frame_ids)
     priors = stratum_priors({key: [bool(row[1]) for row in rows] for key, rows in histories.items()})
     calibrations, shape_adjustments = {}, {}
     for (source, shot_labelled), rows in histories.items():
@@ -304,7 +307,9 @@ def fit_show_policy(decided: QuerySet[ProposalOutcome], *, decisions: int) -> Sh
         calibrations[stratum] = fit_calibration(scores, useful, prior=prior)
         adjustment = fit_shape_adjustment(
             calibrations[stratum].probability(scores),
-            box_features([r[2] for r in rows], [r[3:5] for r in rows], *_followed_features_of_outcomes(rows, followed)),
+            box_features(
+                [r[2] for r in rows], [r[3:5] for r in rows], *_followed_features_of_outcomes(rows, followed, objects)
+            ),
             useful, prior=prior,
         )
         if adjustment is not None:
@@ -360,11 +365,36 @@ def _followed_boxes(decided, frame_ids) -> dict[int, list]:
     return followed
 
 
-def _followed_features_of_outcomes(rows: list, followed: dict[int, list]) -> tuple[np.ndarray, np.ndarray]:
+def _objects_by_label(frame_ids) -> dict[int, Counter]:
+    """frame id -> label id -> how many confirmed boxes of it the frame holds."""
+    frame_ids = sorted(frame_ids)
+    objects: dict[int, Counter] = {}
+    for start in range(0, len(frame_ids), OUTCOME_FRAMES_PER_QUERY):
+        for frame_id, label_id in Annotation.objects.filter(
+            frame_id__in=frame_ids[start:start + OUTCOME_FRAMES_PER_QUERY], status=AnnotationStatus.CONFIRMED,
+            label__isnull=False,
+        ).values_list("frame_id", "label_id"):
+            objects.setdefault(frame_id, Counter())[label_id] += 1
+    return objects
+
+
+def neighbours_objects(neighbours: list[ml.Neighbour]) -> Counter:
+    """label id -> the most confirmed boxes of it on one of the labelled ``neighbours``: how
+    many objects of each label the boxes followed into a frame are of."""
+    objects: Counter = Counter()
+    for neighbour in neighbours:
+        objects |= Counter(int(label) for label in neighbour.label_ids)
+    return objects
+
+
+def _followed_features_of_outcomes(
+    rows: list, followed: dict[int, list], objects: dict[int, Counter]
+) -> tuple[np.ndarray, np.ndarray]:
     """float64 [N] :func:`followed_cover` and float64 [N] :func:`label_surplus` of decided
     outcome ``rows`` (``id`` and ``frame_id`` last), against the boxes followed into the same
     frame by the same build (:func:`_followed_boxes`; a frame's decided outcomes are those of
-    its last build)."""
+    its last build) and the objects of each label the frame was found to hold (``objects``:
+    frame id -> label id -> count, as the labelled frames beside a frame say when it is proposed for)."""
     members_of: dict[int, list[int]] = {}
     for i, row in enumerate(rows):
         members_of.setdefault(row[-1], []).append(i)
@@ -379,7 +409,7 @@ def _followed_features_of_outcomes(rows: list, followed: dict[int, list]) -> tup
             )
             if (own >= 0).any():  # only a followed box has rivals: other strata skip the work
                 labels, scores = [_label_or_background(e[3]) for e in entries], [e[2] for e in entries]
-                rivalled = label_surplus(labels, scores, [True] * len(entries))
+                rivalled = label_surplus(labels, scores, [True] * len(entries), objects.get(frame_id))
                 surplus[members] = np.where(own >= 0, rivalled[np.maximum(own, 0)], 0.0)
     return cover, surplus
 
@@ -389,12 +419,14 @@ def _label_or_background(label_id: int | None) -> int:
 
 
 def proposal_chances(
-    policy: ShowPolicy, sources, scores, boxes, labels, *, shot_labelled: bool, frame_size: tuple[int, int]
+    policy: ShowPolicy, sources, scores, boxes, labels, *, shot_labelled: bool, frame_size: tuple[int, int],
+    objects: dict[int, int] | None = None,
 ) -> np.ndarray:
     """float64 [N] P(useful) of proposals from str [N] ``sources`` with float [N] ``scores``,
     float [N, 4] ``boxes`` and int [N] ``labels`` (BACKGROUND where none) on a frame of
     ``frame_size`` (width, height), all of one frame: how much of each box the followed ones
-    cover, and whether a likelier followed box has its label, are part of its chance."""
+    cover, and whether likelier followed boxes of its label outnumber its objects
+    (``objects``: label id -> count, :func:`neighbours_objects`), are part of its chance."""
     sources = np.asarray(sources)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     is_followed = sources == "propagation"
@@ -403,7 +435,7 @@ def proposal_chances(
     own[followed] = np.arange(len(followed))
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     cover = followed_cover(boxes, boxes[followed], scores[followed], own)
-    surplus = label_surplus(labels, scores, is_followed)
+    surplus = label_surplus(labels, scores, is_followed, objects)
     features = box_features(boxes, [frame_size] * len(scores), cover, surplus)
     probabilities = np.zeros(len(scores))
     for source in set(sources.tolist()):
@@ -413,9 +445,11 @@ def proposal_chances(
 
 
 def choose_shown(
-    proposals: list, policy: ShowPolicy, *, shot_labelled: bool, frame_size: tuple[int, int]
+    proposals: list, policy: ShowPolicy, *, shot_labelled: bool, frame_size: tuple[int, int],
+    objects: dict[int, int] | None = None,
 ) -> tuple[list[int], np.ndarray]:
-    """Indices of ``proposals`` to show (best first) and every proposal's P(useful).
+    """Indices of ``proposals`` to show (best first) and every proposal's P(useful)
+    (``objects``: as for :func:`proposal_chances`).
 
     Without history the chances are only priors, so a cold project shows the few proposals
     it scores best; once outcomes are decided, every proposal worth showing is shown.
@@ -424,6 +458,7 @@ def choose_shown(
     probabilities = proposal_chances(
         policy, [p.source for p in proposals], scores, [p.box for p in proposals],
         [_label_or_background(p.label_id) for p in proposals], shot_labelled=shot_labelled, frame_size=frame_size,
+        objects=objects,
     )
     if policy.cold:
         return np.argsort(-scores, kind="stable")[:COLD_START_SHOWN].tolist(), probabilities
@@ -649,12 +684,13 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
     rgb = read_frame_rgb(frame)
     neighbours = _neighbours(frame)
     shot_labelled = bool(neighbours)
+    objects = neighbours_objects(neighbours)
     policy = show_policy(project_id=frame.project_id)
     frame_size = (frame.width, frame.height)
 
     def chance(sources, scores, boxes, labels):
         return proposal_chances(
-            policy, sources, scores, boxes, labels, shot_labelled=shot_labelled, frame_size=frame_size
+            policy, sources, scores, boxes, labels, shot_labelled=shot_labelled, frame_size=frame_size, objects=objects
         )
 
     # Only where boxes followed from confirmed ones compete with the pixels' candidates (on
@@ -673,7 +709,9 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
         )
         if p.box[2] > p.box[0] and p.box[3] > p.box[1]
     ]
-    shown, probabilities = choose_shown(proposals, policy, shot_labelled=shot_labelled, frame_size=frame_size)
+    shown, probabilities = choose_shown(
+        proposals, policy, shot_labelled=shot_labelled, frame_size=frame_size, objects=objects
+    )
     uncertainty = frame_uncertainty(proposals, probabilities)
     model_version = f"{state.feature_key}@{state.version}"
     with transaction.atomic():

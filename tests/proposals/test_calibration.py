@@ -123,6 +123,13 @@ def test_a_followed_box_is_surplus_where_a_likelier_followed_box_has_its_label()
     assert label_surplus([], [], []).shape == (0,)
 
 
+def test_where_the_shot_holds_two_objects_of_a_label_two_boxes_of_it_are_no_surplus():
+    labels, scores, followed = [7, 7, 7, 8, 8], [0.9, 0.4, 0.2, 0.8, 0.3], [True] * 5
+    np.testing.assert_allclose(label_surplus(labels, scores, followed, {7: 2}), [0, 0, 1, 0, 1])
+    np.testing.assert_allclose(label_surplus(labels, scores, followed, {7: 3, 8: 2}), [0, 0, 0, 0, 0])
+    np.testing.assert_allclose(label_surplus(labels, scores, followed, {}), label_surplus(labels, scores, followed))
+
+
 def test_followed_cover_is_the_largest_share_a_followed_box_covers_times_its_score():
     followed = [[0, 0, 100, 100], [200, 0, 300, 100]]
     boxes = [[50, 0, 150, 100], [210, 10, 230, 30], [400, 0, 450, 50], [0, 0, 100, 100]]

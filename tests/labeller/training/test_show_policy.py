@@ -241,6 +241,30 @@ def test_a_source_new_to_a_context_starts_from_what_the_other_pixel_sources_achi
     assert proposing.choose_shown(detected, policy, shot_labelled=True, frame_size=(640, 360))[0] == [0, 1, 2]
 
 
+def test_a_second_followed_box_of_a_label_is_a_rival_only_where_the_shot_holds_one_such_object(tenant, label):
+    # History: frames holding one dessert, each with a weaker second dessert box followed in
+    # (never kept), and frames holding two, where both boxes were kept.
+    frames_one = [FrameFactory(project=tenant.project, width=640, height=360) for _ in range(6)]
+    frames_two = [FrameFactory(project=tenant.project, width=640, height=360) for _ in range(6)]
+    for frame in frames_one + frames_two:
+        two = frame in frames_two
+        for x, score, useful in ((10, 0.8, True), (300, 0.5, two)):
+            ProposalOutcome.objects.create(
+                project=tenant.project, frame=frame, source="propagation", shot_labelled=True, score=score,
+                label_id=label.pk, box=[x, 10, x + 50, 60], shown=True, useful=useful, label_right=True,
+                box_right=True, decided_at=frame.created_at,
+            )
+            if useful:
+                annotation_create(frame=frame, actor=tenant.annotator, box=Box(x, 10, x + 50, 60), label=label)
+    policy = proposing.show_policy(project_id=tenant.project.pk)
+    pair = [proposal((x, 10, x + 50, 60), score, label, "propagation") for x, score in ((10, 0.8), (300, 0.5))]
+
+    one = proposing.choose_shown(pair, policy, shot_labelled=True, frame_size=(640, 360), objects={label.pk: 1})[1]
+    two = proposing.choose_shown(pair, policy, shot_labelled=True, frame_size=(640, 360), objects={label.pk: 2})[1]
+    assert one[1] < 0.2 < 0.8 < two[1]
+    assert one[0] == pytest.approx(two[0])
+
+
 def test_the_policy_and_the_number_shown_are_visible_to_admins_only(tenant, frame, label):
     store(frame, [proposal((10, 10, 60, 60), 0.9, label), proposal((100, 100, 150, 150), 0.1, label)], [0])
     decide(tenant, FrameFactory(project=tenant.project), [(0.9, True)] * 20 + [(0.1, False)] * 20)
