@@ -94,26 +94,6 @@ def django_setup(folder: Path) -> None:
     django.setup()
 
 
-def neighbours_objects_then(frame, decided_at) -> dict[int, int]:
-    """label id -> the most confirmed boxes of it on one of the two frames of ``frame``'s shot
-    nearest it that were complete by ``decided_at``: the objects of each label the app's
-    labelled neighbours held (``proposing.neighbours_objects``), as near as the run's records say."""
-    from collections import Counter
-
-    from labeller.annotations.models import Annotation, AnnotationStatus
-    from labeller.media.models import Frame
-
-    if frame.shot_id is None:
-        return {}
-    done = Frame.objects.filter(shot_id=frame.shot_id, completed_at__lt=decided_at).exclude(pk=frame.pk)
-    nearest = sorted(done.values_list("pk", "index"), key=lambda row: abs(row[1] - frame.index))[:2]
-    objects: Counter = Counter()
-    for pk, _ in nearest:
-        labels = Annotation.objects.filter(frame_id=pk, status=AnnotationStatus.CONFIRMED, label__isnull=False)
-        objects |= Counter(labels.values_list("label_id", flat=True))
-    return dict(objects)
-
-
 def replay_project(project_id: int) -> dict:
     from django.db.models import Min
 
@@ -137,10 +117,7 @@ def replay_project(project_id: int) -> dict:
         policy = fit_show_policy(before, decisions=before.count())
         frame = rows[0].frame
         frame_size = (frame.width, frame.height)
-        shown, _ = choose_shown(
-            outcomes, policy, shot_labelled=rows[0].shot_labelled, frame_size=frame_size,
-            objects=neighbours_objects_then(frame, decided_at),
-        )
+        shown, _ = choose_shown(outcomes, policy, shot_labelled=rows[0].shot_labelled, frame_size=frame_size)
         replayed += choice_seconds(outcomes, shown)
         recorded += choice_seconds(outcomes, [i for i, r in enumerate(rows) if r.shown])
         boxes += Annotation.objects.filter(frame_id=frame_id, status=AnnotationStatus.CONFIRMED).count()

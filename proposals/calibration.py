@@ -198,11 +198,9 @@ def fit_calibration(scores, useful, *, prior: float, strength: float = PRIOR_STR
 # --- the box's shape and place ---------------------------------------------------------
 
 # A source's calibrated chance is moved by the box's shape and place once it has this many
-# decisions of each kind, useful and not; the weights are penalised (ridge, on standardised
-# features) so that a short history moves little. From a few boxes of a kind the fit still
-# moves chances far: with 4 exemplars of 22 kept on new shots, night's last new shot showed
-# four more at 0.26 (all rejected) and hid the one that was right (bench/ASSIST.md, session 38).
-SHAPE_MIN_EACH = 5
+# decisions of both kinds; the weights are penalised (ridge, on standardised features) so
+# that a short history moves little.
+SHAPE_MIN_DECISIONS = 10
 SHAPE_RIDGE = 1.0
 # Features are standardised by at least this spread (a history of boxes all of one size
 # says nothing about other sizes), and a box far outside the history's spread counts as
@@ -236,31 +234,26 @@ def followed_cover(boxes, followed, followed_scores, own=None) -> np.ndarray:
     return cover.max(axis=1).astype(np.float64)
 
 
-def label_surplus(labels, scores, followed, objects=None) -> np.ndarray:
-    """float64 [N]: 1 for each followed box (bool [N] ``followed``) that as many other followed
-    boxes of its label (int [N] ``labels``; a negative one is no label, with no rivals)
-    outscore (float [N] ``scores``; of equal scores the earlier counts as higher) as there are
-    objects of that label (``objects``: label -> count, 1 for a label it lacks), else 0.
+def label_surplus(labels, scores, followed) -> np.ndarray:
+    """float64 [N]: 1 for each followed box (bool [N] ``followed``) that another followed box
+    of its label (int [N] ``labels``; a negative one is no label, with no rivals) outscores
+    (float [N] ``scores``; of equal scores the earlier counts as higher), else 0.
 
     Where the labelled frames on the two sides of a frame disagree on an object's place, both
     places are followed in, each at half the confidence: one label, two boxes, of which at
-    most one is on the object. The weaker one is rejected far more often than a box of the
-    same score with no rival (bench/ASSIST.md, session 29), and how often a project's rivals
-    are right is in its own history. Where the shot holds two objects of the label, two boxes
-    of it are no surplus: the second knife of a shot was hidden at a chance of 0.08 and drawn
-    (session 38).
+    most one is on the object (unless the shot holds two such objects). The weaker one is
+    rejected far more often than a box of the same score with no rival (bench/ASSIST.md,
+    session 29), and how often a project's rivals are right is in its own history.
     """
     labels = np.asarray(labels).reshape(-1)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     followed = np.asarray(followed, dtype=bool).reshape(-1)
-    objects = objects or {}
     surplus = np.zeros(len(labels))
     for i in np.flatnonzero(followed & (labels >= 0)):
         rivals = followed & (labels == labels[i])
         rivals[i] = False
         earlier = np.arange(len(labels)) < i
-        outscored = rivals & ((scores > scores[i]) | ((scores == scores[i]) & earlier))
-        surplus[i] = float(outscored.sum() >= objects.get(int(labels[i]), 1))
+        surplus[i] = float(np.any(rivals & ((scores > scores[i]) | ((scores == scores[i]) & earlier))))
     return surplus
 
 
@@ -320,7 +313,7 @@ def fit_shape_adjustment(
     was given (float [N]), its box features (float [N, 5], :func:`box_features`) and whether
     it was useful (bool [N]). None while the history is too short to say."""
     useful = np.asarray(useful, dtype=np.float64).reshape(-1)
-    if min(useful.sum(), len(useful) - useful.sum()) < SHAPE_MIN_EACH:
+    if len(useful) < SHAPE_MIN_DECISIONS or useful.min() == useful.max():
         return None
     stacked = _stacked_features(base_probability, features)
     mean, scale = stacked.mean(axis=0), np.maximum(stacked.std(axis=0), SHAPE_MIN_SPREAD)

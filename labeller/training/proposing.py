@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -58,13 +57,6 @@ SOURCE_PRIOR = {
     "propagation": 0.5, "interpolation": 0.3, "detector": 0.3, "exemplar": 0.2, "motion": 0.15, "candidate": 0.1,
 }
 DEFAULT_PRIOR = 0.1
-# A source that finds objects from the pixels (not CARRIED_SOURCES) starts a context (a
-# labelled shot or not) from what the project's other such sources achieved there, its
-# SOURCE_PRIOR weighing this many decisions: beside followed boxes nearly every other box is
-# background, whichever source made it, so a detector's first versions began at 0.3 there
-# and had four to seven boxes rejected a run before its own history spoke (bench/ASSIST.md,
-# session 38).
-POOLED_PRIOR_STRENGTH = 5.0
 CALIBRATION_HISTORY = 2000
 POLICY_CACHE_SIZE = 64
 # A refreshed proposal on a held frame replaces an open one it overlaps this much.
@@ -192,7 +184,6 @@ class ShowPolicy:
     break_even: float
     decisions: int
     break_evens: dict[str, float] = field(default_factory=dict)
-    priors: dict[str, float] = field(default_factory=dict)  # stratum -> prior chance
 
     @property
     def cold(self) -> bool:
@@ -204,16 +195,12 @@ class ShowPolicy:
         stratum = calibration_stratum(source, shot_labelled)
         calibration = self.calibrations.get(stratum)
         if calibration is None:
-            calibration = fit_calibration([], [], prior=self.prior_of(source, shot_labelled))
+            calibration = fit_calibration([], [], prior=SOURCE_PRIOR.get(source, DEFAULT_PRIOR))
         chance = calibration.probability(scores)
         adjustment = self.shape_adjustments.get(stratum)
         if adjustment is None or features is None:
             return chance
         return adjustment.probability(chance, features)
-
-    def prior_of(self, source: str, shot_labelled: bool) -> float:
-        """The chance a proposal of ``source`` is useful before its own history speaks."""
-        return self.priors.get(calibration_stratum(source, shot_labelled), SOURCE_PRIOR.get(source, DEFAULT_PRIOR))
 
     def break_even_of(self, source: str) -> float:
         """The chance above which showing a proposal of ``source`` saves time."""
@@ -240,29 +227,6 @@ def calibration_stratum(source: str, shot_labelled: bool) -> str:
 
 def _smoothed_share(hits: int, total: int, prior: float, strength: float = 5.0) -> float:
     return (hits + strength * prior) / (total + strength)
-
-
-def stratum_priors(histories: dict[tuple[str, bool], list[bool]]) -> dict[str, float]:
-    """stratum -> prior chance, for each source of SOURCE_PRIOR in both contexts, from
-    ``histories`` ((source, shot_labelled) -> whether each decided proposal was useful).
-
-    A carried source keeps its SOURCE_PRIOR. Any other source starts from the share of
-    useful proposals among the other pixel sources' decisions in the same context, shrunk
-    towards its own SOURCE_PRIOR (POOLED_PRIOR_STRENGTH decisions)."""
-    priors = {}
-    for source, own_prior in SOURCE_PRIOR.items():
-        for shot_labelled in (False, True):
-            stratum = calibration_stratum(source, shot_labelled)
-            if source in CARRIED_SOURCES:
-                priors[stratum] = own_prior
-                continue
-            others = [
-                kept for (other, labelled), rows in histories.items()
-                if labelled == shot_labelled and other != source and other not in CARRIED_SOURCES
-                for kept in rows
-            ]
-            priors[stratum] = _smoothed_share(sum(others), len(others), own_prior, POOLED_PRIOR_STRENGTH)
-    return priors
 
 
 def show_policy(*, project_id: int) -> ShowPolicy:
@@ -295,21 +259,16 @@ def fit_show_policy(decided: QuerySet[ProposalOutcome], *, decisions: int) -> Sh
         for source, shot_labelled in decided.values_list("source", "shot_labelled").distinct()
     }
     # One read of the followed boxes for every history: strata share their frames.
-    frame_ids = {row[-1] for rows in histories.values() for row in rows}
-    followed = _followed_boxes(decided, frame_ids)
-    objects = _objects_by_label(frame_ids)
-    priors = stratum_priors({key: [bool(row[1]) for row in rows] for key, rows in histories.items()})
+    followed = _followed_boxes(decided, {row[-1] for rows in histories.values() for row in rows})
     calibrations, shape_adjustments = {}, {}
     for (source, shot_labelled), rows in histories.items():
+        prior = SOURCE_PRIOR.get(source, DEFAULT_PRIOR)
         stratum = calibration_stratum(source, shot_labelled)
-        prior = priors.get(stratum, DEFAULT_PRIOR)
         scores, useful = [r[0] for r in rows], [r[1] for r in rows]
         calibrations[stratum] = fit_calibration(scores, useful, prior=prior)
         adjustment = fit_shape_adjustment(
             calibrations[stratum].probability(scores),
-            box_features(
-                [r[2] for r in rows], [r[3:5] for r in rows], *_followed_features_of_outcomes(rows, followed, objects)
-            ),
+            box_features([r[2] for r in rows], [r[3:5] for r in rows], *_followed_features_of_outcomes(rows, followed)),
             useful, prior=prior,
         )
         if adjustment is not None:
@@ -335,7 +294,6 @@ def fit_show_policy(decided: QuerySet[ProposalOutcome], *, decisions: int) -> Sh
         break_even=COSTS.break_even(label_wrong, box_loose),
         decisions=decisions,
         break_evens=break_evens,
-        priors=priors,
     )
 
 
@@ -365,36 +323,11 @@ def _followed_boxes(decided, frame_ids) -> dict[int, list]:
     return followed
 
 
-def _objects_by_label(frame_ids) -> dict[int, Counter]:
-    """frame id -> label id -> how many confirmed boxes of it the frame holds."""
-    frame_ids = sorted(frame_ids)
-    objects: dict[int, Counter] = {}
-    for start in range(0, len(frame_ids), OUTCOME_FRAMES_PER_QUERY):
-        for frame_id, label_id in Annotation.objects.filter(
-            frame_id__in=frame_ids[start:start + OUTCOME_FRAMES_PER_QUERY], status=AnnotationStatus.CONFIRMED,
-            label__isnull=False,
-        ).values_list("frame_id", "label_id"):
-            objects.setdefault(frame_id, Counter())[label_id] += 1
-    return objects
-
-
-def neighbours_objects(neighbours: list[ml.Neighbour]) -> Counter:
-    """label id -> the most confirmed boxes of it on one of the labelled ``neighbours``: how
-    many objects of each label the boxes followed into a frame are of."""
-    objects: Counter = Counter()
-    for neighbour in neighbours:
-        objects |= Counter(int(label) for label in neighbour.label_ids)
-    return objects
-
-
-def _followed_features_of_outcomes(
-    rows: list, followed: dict[int, list], objects: dict[int, Counter]
-) -> tuple[np.ndarray, np.ndarray]:
+def _followed_features_of_outcomes(rows: list, followed: dict[int, list]) -> tuple[np.ndarray, np.ndarray]:
     """float64 [N] :func:`followed_cover` and float64 [N] :func:`label_surplus` of decided
     outcome ``rows`` (``id`` and ``frame_id`` last), against the boxes followed into the same
     frame by the same build (:func:`_followed_boxes`; a frame's decided outcomes are those of
-    its last build) and the objects of each label the frame was found to hold (``objects``:
-    frame id -> label id -> count, as the labelled frames beside a frame say when it is proposed for)."""
+    its last build)."""
     members_of: dict[int, list[int]] = {}
     for i, row in enumerate(rows):
         members_of.setdefault(row[-1], []).append(i)
@@ -409,7 +342,7 @@ def _followed_features_of_outcomes(
             )
             if (own >= 0).any():  # only a followed box has rivals: other strata skip the work
                 labels, scores = [_label_or_background(e[3]) for e in entries], [e[2] for e in entries]
-                rivalled = label_surplus(labels, scores, [True] * len(entries), objects.get(frame_id))
+                rivalled = label_surplus(labels, scores, [True] * len(entries))
                 surplus[members] = np.where(own >= 0, rivalled[np.maximum(own, 0)], 0.0)
     return cover, surplus
 
@@ -419,14 +352,12 @@ def _label_or_background(label_id: int | None) -> int:
 
 
 def proposal_chances(
-    policy: ShowPolicy, sources, scores, boxes, labels, *, shot_labelled: bool, frame_size: tuple[int, int],
-    objects: dict[int, int] | None = None,
+    policy: ShowPolicy, sources, scores, boxes, labels, *, shot_labelled: bool, frame_size: tuple[int, int]
 ) -> np.ndarray:
     """float64 [N] P(useful) of proposals from str [N] ``sources`` with float [N] ``scores``,
     float [N, 4] ``boxes`` and int [N] ``labels`` (BACKGROUND where none) on a frame of
     ``frame_size`` (width, height), all of one frame: how much of each box the followed ones
-    cover, and whether likelier followed boxes of its label outnumber its objects
-    (``objects``: label id -> count, :func:`neighbours_objects`), are part of its chance."""
+    cover, and whether a likelier followed box has its label, are part of its chance."""
     sources = np.asarray(sources)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     is_followed = sources == "propagation"
@@ -435,7 +366,7 @@ def proposal_chances(
     own[followed] = np.arange(len(followed))
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     cover = followed_cover(boxes, boxes[followed], scores[followed], own)
-    surplus = label_surplus(labels, scores, is_followed, objects)
+    surplus = label_surplus(labels, scores, is_followed)
     features = box_features(boxes, [frame_size] * len(scores), cover, surplus)
     probabilities = np.zeros(len(scores))
     for source in set(sources.tolist()):
@@ -445,11 +376,9 @@ def proposal_chances(
 
 
 def choose_shown(
-    proposals: list, policy: ShowPolicy, *, shot_labelled: bool, frame_size: tuple[int, int],
-    objects: dict[int, int] | None = None,
+    proposals: list, policy: ShowPolicy, *, shot_labelled: bool, frame_size: tuple[int, int]
 ) -> tuple[list[int], np.ndarray]:
-    """Indices of ``proposals`` to show (best first) and every proposal's P(useful)
-    (``objects``: as for :func:`proposal_chances`).
+    """Indices of ``proposals`` to show (best first) and every proposal's P(useful).
 
     Without history the chances are only priors, so a cold project shows the few proposals
     it scores best; once outcomes are decided, every proposal worth showing is shown.
@@ -458,7 +387,6 @@ def choose_shown(
     probabilities = proposal_chances(
         policy, [p.source for p in proposals], scores, [p.box for p in proposals],
         [_label_or_background(p.label_id) for p in proposals], shot_labelled=shot_labelled, frame_size=frame_size,
-        objects=objects,
     )
     if policy.cold:
         return np.argsort(-scores, kind="stable")[:COLD_START_SHOWN].tolist(), probabilities
@@ -684,13 +612,12 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
     rgb = read_frame_rgb(frame)
     neighbours = _neighbours(frame)
     shot_labelled = bool(neighbours)
-    objects = neighbours_objects(neighbours)
     policy = show_policy(project_id=frame.project_id)
     frame_size = (frame.width, frame.height)
 
     def chance(sources, scores, boxes, labels):
         return proposal_chances(
-            policy, sources, scores, boxes, labels, shot_labelled=shot_labelled, frame_size=frame_size, objects=objects
+            policy, sources, scores, boxes, labels, shot_labelled=shot_labelled, frame_size=frame_size
         )
 
     # Only where boxes followed from confirmed ones compete with the pixels' candidates (on
@@ -709,9 +636,7 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
         )
         if p.box[2] > p.box[0] and p.box[3] > p.box[1]
     ]
-    shown, probabilities = choose_shown(
-        proposals, policy, shot_labelled=shot_labelled, frame_size=frame_size, objects=objects
-    )
+    shown, probabilities = choose_shown(proposals, policy, shot_labelled=shot_labelled, frame_size=frame_size)
     uncertainty = frame_uncertainty(proposals, probabilities)
     model_version = f"{state.feature_key}@{state.version}"
     with transaction.atomic():

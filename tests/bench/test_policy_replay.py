@@ -2,12 +2,9 @@
 
 from datetime import timedelta
 
-from django.utils import timezone
-
-from bench.policy_replay import (COSTS, Decided, choice_seconds, draw_instead_seconds, neighbours_objects_then,
-                                 replay_project)
+from bench.policy_replay import COSTS, Decided, choice_seconds, draw_instead_seconds, replay_project
 from labeller.training.models import ProposalOutcome
-from tests.factories import AnnotationFactory, FrameFactory, LabelFactory, ShotFactory, VideoFactory
+from tests.factories import FrameFactory
 
 BOX = (10.0, 10.0, 60.0, 60.0)
 ELSEWHERE = (200.0, 200.0, 250.0, 250.0)
@@ -78,25 +75,3 @@ def test_a_run_is_replayed_frame_by_frame_on_what_was_decided_before(tenant):
     assert replayed["frames"] == 1  # the first frame is the warm-up
     assert replayed["policy_s_recorded"] == COSTS.reject
     assert replayed["policy_s_replayed"] == 0.0
-
-
-def test_the_objects_a_replayed_frame_followed_from_are_those_of_its_two_nearest_labelled_frames_then(tenant):
-    video = VideoFactory(project=tenant.project)
-    shot, other_shot = ShotFactory(video=video), ShotFactory(video=video)
-    knife, cup = LabelFactory(project=tenant.project), LabelFactory(project=tenant.project)
-    now = timezone.now()
-
-    def frame(index, shot=shot, completed=None, labels=()):
-        made = FrameFactory(project=tenant.project, video=video, shot=shot, index=index, completed_at=completed)
-        for label in labels:
-            AnnotationFactory(frame=made, label=label)
-        return made
-
-    target = frame(50)
-    frame(25, completed=now - timedelta(minutes=3), labels=[knife, knife, cup])
-    frame(75, completed=now - timedelta(minutes=2), labels=[knife])
-    frame(0, completed=now - timedelta(minutes=4), labels=[cup, cup, cup])  # third nearest
-    frame(60, completed=now + timedelta(minutes=1), labels=[cup, cup])  # labelled after
-    frame(51, shot=other_shot, completed=now - timedelta(minutes=5), labels=[cup, cup])
-
-    assert neighbours_objects_then(target, now) == {knife.pk: 2, cup.pk: 1}

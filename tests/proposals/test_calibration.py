@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from proposals.calibration import (SHAPE_MIN_EACH, ActionCosts, box_features, fit_calibration, fit_shape_adjustment,
-                                   followed_cover, label_surplus, select_shown)
+from proposals.calibration import (ActionCosts, box_features, fit_calibration, fit_shape_adjustment, followed_cover,
+                                   label_surplus, select_shown)
 
 
 def test_without_history_the_chance_is_the_prior():
@@ -97,11 +97,6 @@ def test_the_shape_adjustment_waits_for_a_history_of_both_kinds():
     assert fit_shape_adjustment(np.full(30, 0.2), shapes, np.zeros(30, bool), prior=0.1) is None
     assert fit_shape_adjustment(np.full(5, 0.2), shapes[:5], [True, False] * 2 + [True], prior=0.1) is None
     assert fit_shape_adjustment(np.full(30, 0.2), shapes, [True, False] * 15, prior=0.1) is not None
-    # Four of a kind in thirty is not yet a history of that kind; five is.
-    four, five = np.arange(30) < SHAPE_MIN_EACH - 1, np.arange(30) < SHAPE_MIN_EACH
-    assert fit_shape_adjustment(np.full(30, 0.2), shapes, four, prior=0.1) is None
-    assert fit_shape_adjustment(np.full(30, 0.2), shapes, ~four, prior=0.1) is None
-    assert fit_shape_adjustment(np.full(30, 0.2), shapes, five, prior=0.1) is not None
 
 
 def test_box_features_are_the_log_share_of_the_frame_the_squared_log_aspect_the_cover_and_the_surplus():
@@ -121,13 +116,6 @@ def test_a_followed_box_is_surplus_where_a_likelier_followed_box_has_its_label()
     np.testing.assert_allclose(label_surplus(labels, scores, followed), [1, 0, 0, 0, 0, 1])
     np.testing.assert_allclose(label_surplus([-1, -1], [0.9, 0.3], [True, True]), [0, 0])  # no label, no rival
     assert label_surplus([], [], []).shape == (0,)
-
-
-def test_where_the_shot_holds_two_objects_of_a_label_two_boxes_of_it_are_no_surplus():
-    labels, scores, followed = [7, 7, 7, 8, 8], [0.9, 0.4, 0.2, 0.8, 0.3], [True] * 5
-    np.testing.assert_allclose(label_surplus(labels, scores, followed, {7: 2}), [0, 0, 1, 0, 1])
-    np.testing.assert_allclose(label_surplus(labels, scores, followed, {7: 3, 8: 2}), [0, 0, 0, 0, 0])
-    np.testing.assert_allclose(label_surplus(labels, scores, followed, {}), label_surplus(labels, scores, followed))
 
 
 def test_followed_cover_is_the_largest_share_a_followed_box_covers_times_its_score():

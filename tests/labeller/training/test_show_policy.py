@@ -221,50 +221,6 @@ def test_a_source_is_calibrated_apart_on_the_first_frame_of_a_shot_and_beside_fo
     assert set(ProposalOutcome.objects.filter(frame=frame, decided_at__isnull=True).values_list("shot_labelled", flat=True)) == {True}
 
 
-def test_a_source_new_to_a_context_starts_from_what_the_other_pixel_sources_achieved_there(tenant, frame, label):
-    # Beside followed boxes nearly every box the pixels' sources make is background: a
-    # detector's first boxes there start from that, not from its fixed prior, while followed
-    # boxes keep theirs and a new shot's detector boxes start from the new shots' record.
-    decide(tenant, frame, [(s, False) for s in np.linspace(0.0, 0.9, 300)], shot_labelled=True)
-    decide(tenant, frame, [(s, s > 0.3) for s in np.linspace(0.0, 0.9, 100)], shot_labelled=False)
-    policy = proposing.show_policy(project_id=tenant.project.pk)
-    detected = [proposal((i * 20.0, 0, i * 20.0 + 15, 15), 0.9, label, source="detector") for i in range(3)]
-
-    assert policy.prior_of("detector", True) < 0.02 < proposing.SOURCE_PRIOR["detector"]
-    assert proposing.choose_shown(detected, policy, shot_labelled=True, frame_size=(640, 360))[0] == []
-    assert policy.prior_of("detector", False) > proposing.SOURCE_PRIOR["detector"]
-    assert proposing.choose_shown(detected, policy, shot_labelled=False, frame_size=(640, 360))[0] == [0, 1, 2]
-    assert policy.prior_of("propagation", True) == proposing.SOURCE_PRIOR["propagation"]
-    # Its own history soon outweighs the pooled prior.
-    decide(tenant, frame, [(0.9, True)] * 10, source="detector", shot_labelled=True)
-    policy = proposing.show_policy(project_id=tenant.project.pk)
-    assert proposing.choose_shown(detected, policy, shot_labelled=True, frame_size=(640, 360))[0] == [0, 1, 2]
-
-
-def test_a_second_followed_box_of_a_label_is_a_rival_only_where_the_shot_holds_one_such_object(tenant, label):
-    # History: frames holding one dessert, each with a weaker second dessert box followed in
-    # (never kept), and frames holding two, where both boxes were kept.
-    frames_one = [FrameFactory(project=tenant.project, width=640, height=360) for _ in range(6)]
-    frames_two = [FrameFactory(project=tenant.project, width=640, height=360) for _ in range(6)]
-    for frame in frames_one + frames_two:
-        two = frame in frames_two
-        for x, score, useful in ((10, 0.8, True), (300, 0.5, two)):
-            ProposalOutcome.objects.create(
-                project=tenant.project, frame=frame, source="propagation", shot_labelled=True, score=score,
-                label_id=label.pk, box=[x, 10, x + 50, 60], shown=True, useful=useful, label_right=True,
-                box_right=True, decided_at=frame.created_at,
-            )
-            if useful:
-                annotation_create(frame=frame, actor=tenant.annotator, box=Box(x, 10, x + 50, 60), label=label)
-    policy = proposing.show_policy(project_id=tenant.project.pk)
-    pair = [proposal((x, 10, x + 50, 60), score, label, "propagation") for x, score in ((10, 0.8), (300, 0.5))]
-
-    one = proposing.choose_shown(pair, policy, shot_labelled=True, frame_size=(640, 360), objects={label.pk: 1})[1]
-    two = proposing.choose_shown(pair, policy, shot_labelled=True, frame_size=(640, 360), objects={label.pk: 2})[1]
-    assert one[1] < 0.2 < 0.8 < two[1]
-    assert one[0] == pytest.approx(two[0])
-
-
 def test_the_policy_and_the_number_shown_are_visible_to_admins_only(tenant, frame, label):
     store(frame, [proposal((10, 10, 60, 60), 0.9, label), proposal((100, 100, 150, 150), 0.1, label)], [0])
     decide(tenant, FrameFactory(project=tenant.project), [(0.9, True)] * 20 + [(0.1, False)] * 20)
