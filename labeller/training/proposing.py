@@ -13,7 +13,7 @@ import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from labeller import ml
@@ -679,11 +679,8 @@ def _store_proposals(
     human = Annotation.objects.filter(frame_id=frame.pk).exclude(status=AnnotationStatus.PROPOSED, source__in=MODEL_SOURCES)
     human_boxes = np.array(list(human.values_list("x1", "y1", "x2", "y2")), dtype=np.float32).reshape(-1, 4)
     if len(human_boxes) and proposals:
-        # Nor record it: the person already decided on that object, and their decision's outcome
-        # stands (a hidden copy would be decided useless, its box being taken).
         clear = iou_matrix(np.array([p.box for p in proposals], np.float32), human_boxes).max(axis=1) < IN_PLACE_IOU
         shown = [i for i in shown if clear[i]]
-        proposals = [p if clear[i] else None for i, p in enumerate(proposals)]
     old = list(_open_proposals(frame.pk))
     events: list[AnnotationEvent] = []
     outcomes: list[ProposalOutcome] = []
@@ -702,17 +699,13 @@ def _store_proposals(
     else:
         events += [_event(a, AnnotationAction.DELETED, annotation_snapshot(a)) for a in old]
         Annotation.objects.filter(pk__in=[a.pk for a in old]).delete()
-    # Pending outcomes of the proposals replaced now, and of the hidden ones, are recorded anew
-    # below. Those of proposals the person already accepted, fixed or rejected stay: a refresh
-    # that read the frame before they acted must not lose what they decided.
-    replaced = {a.pk for a in old} if not held else {a.pk for a in reused.values()}
-    ProposalOutcome.objects.filter(frame_id=frame.pk, decided_at__isnull=True).filter(
-        Q(annotation_id__isnull=True) | Q(annotation_id__in=replaced)
+    alive = {a.pk for a in old} if held else set()
+    # Pending outcomes of proposals that are gone, or that were hidden, are replaced below.
+    ProposalOutcome.objects.filter(frame_id=frame.pk, decided_at__isnull=True).exclude(
+        annotation_id__in=alive - {a.pk for a in reused.values()}
     ).delete()
     shown_set = set(shown)
     for i, proposal in enumerate(proposals):
-        if proposal is None:
-            continue
         annotation = None
         if i in reused:
             annotation = reused[i]

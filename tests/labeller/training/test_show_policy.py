@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from labeller.annotations.models import Annotation, AnnotationStatus
-from labeller.annotations.services import Box, annotation_confirm, annotation_create, annotation_reject, frame_complete
+from labeller.annotations.services import Box, annotation_confirm, annotation_create, frame_complete
 from labeller.media.models import Frame
 from labeller.media.services import frame_assign_next
 from labeller.tenants.models import Role
@@ -331,28 +331,6 @@ def test_a_refresh_of_a_held_frame_keeps_the_proposals_the_person_sees(tenant, f
     moved = next(a for a in after.values() if a.pk in seen and a.x1 == 12)
     # The person's accept, sent with the version they saw, still applies.
     annotation_confirm(annotation=moved, actor=tenant.annotator, actor_role=Role.ANNOTATOR, expected_version=seen[moved.pk])
-
-
-def test_a_refresh_built_before_the_persons_decisions_keeps_their_outcomes(tenant, frame, label):
-    # Shown: a box the person then accepts, one they reject and one they leave open.
-    store(frame, [proposal((10, 10, 60, 60), 0.5, label), proposal((300, 10, 350, 60), 0.5, label),
-                  proposal((500, 10, 550, 60), 0.5, label)], [0, 1, 2])
-    accepted, rejected, left = Annotation.objects.filter(frame=frame).order_by("x1")
-    Frame.objects.filter(pk=frame.pk).update(assigned_to=tenant.annotator)
-    annotation_confirm(annotation=accepted, actor=tenant.annotator, actor_role=Role.ANNOTATOR, expected_version=accepted.version)
-    annotation_reject(annotation=rejected, actor=tenant.annotator, actor_role=Role.ANNOTATOR, expected_version=rejected.version)
-
-    # A refresh that read the frame before those two actions lands after them.
-    store(frame, [proposal((11, 10, 61, 60), 0.9, label), proposal((301, 10, 351, 60), 0.9, label),
-                  proposal((501, 10, 551, 60), 0.9, label)], [0, 1, 2], held=True)
-    frame.refresh_from_db()
-    frame_complete(frame=frame, actor=tenant.annotator, actor_role=Role.ANNOTATOR)
-
-    decided = {(o.box[0], o.shown): o for o in ProposalOutcome.objects.filter(frame=frame)}
-    assert decided[(10, True)].useful  # the accept is on record, not lost to the late refresh
-    assert decided[(300, True)].useful is False  # and so is the reject
-    # No copies of the boxes decided on; the box left open is the refreshed one.
-    assert set(decided) == {(10, True), (300, True), (501, True)}
 
 
 @pytest.mark.django_db(transaction=True)
