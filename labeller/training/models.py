@@ -106,6 +106,10 @@ class ProposalOutcome(models.Model):
     score = models.FloatField()
     label_id = models.BigIntegerField(null=True, blank=True)
     box = models.JSONField()
+    # A followed box's box before its label's edge bias moved it (proposals.edge_bias): the
+    # bias is learned against what the tracker gave, not against what earlier biases made of
+    # it. Null where nothing moved it.
+    box_as_followed = models.JSONField(null=True, blank=True)
     shown = models.BooleanField()
     # The show policy's P(useful) when the proposal was made (null for outcomes recorded
     # before it was kept): set against ``useful``, it says whether the chances are honest.

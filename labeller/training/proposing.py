@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import numpy as np
@@ -32,6 +32,7 @@ from labeller.training.services import IndexConflict, index_load, index_state, i
 from proposals.boxes import iou_matrix
 from proposals.calibration import (ActionCosts, Calibration, ShapeAdjustment, box_features, fit_calibration,
                                    fit_shape_adjustment, followed_cover, label_surplus, select_shown)
+from proposals.edge_bias import edge_offsets, fit_edge_bias, shift_edges
 from proposals.labels import BACKGROUND
 from proposals.regions import MOTION_OFFSETS_S
 from proposals.tracking import FLOW_STEP_SECONDS, frames_between
@@ -58,6 +59,8 @@ SOURCE_PRIOR = {
 }
 DEFAULT_PRIOR = 0.1
 CALIBRATION_HISTORY = 2000
+# The latest kept followed boxes a label's edge bias is learned from (proposals.edge_bias).
+EDGE_BIAS_HISTORY = 1000
 POLICY_CACHE_SIZE = 64
 # A refreshed proposal on a held frame replaces an open one it overlaps this much.
 IN_PLACE_IOU = 0.5
@@ -184,6 +187,10 @@ class ShowPolicy:
     break_even: float
     decisions: int
     break_evens: dict[str, float] = field(default_factory=dict)
+    # label id -> float [4] how far that label's followed boxes' edges usually are from where
+    # people put them, as shares of the box's size (proposals.edge_bias); labels with none
+    # are left out.
+    edge_bias: dict[int, np.ndarray] = field(default_factory=dict)
 
     @property
     def cold(self) -> bool:
@@ -216,6 +223,7 @@ class ShowPolicy:
             "box_loose": round(self.box_loose, 4),
             "sources": {source: c.as_dict() for source, c in sorted(self.calibrations.items())},
             "shape": {source: a.as_dict() for source, a in sorted(self.shape_adjustments.items())},
+            "edge_bias": {str(label): [round(float(v), 3) for v in bias] for label, bias in sorted(self.edge_bias.items())},
         }
 
 
@@ -294,7 +302,55 @@ def fit_show_policy(decided: QuerySet[ProposalOutcome], *, decisions: int) -> Sh
         break_even=COSTS.break_even(label_wrong, box_loose),
         decisions=decisions,
         break_evens=break_evens,
+        edge_bias=_edge_biases(decided),
     )
+
+
+def _edge_biases(decided: QuerySet[ProposalOutcome]) -> dict[int, np.ndarray]:
+    """label id -> the edge bias of its followed boxes (proposals.edge_bias), from the latest
+    ``decided`` followed boxes people kept with their label: a box confirmed as it was shown
+    was accepted, one whose box they moved was fixed, and each is measured from the box as
+    the tracker gave it (``box_as_followed``), before any bias moved it."""
+    rows = list(
+        decided.filter(source__in=CARRIED_SOURCES, shown=True, useful=True, label_right=True,
+                       annotation_id__isnull=False, label_id__isnull=False)
+        .order_by("-decided_at", "-id")
+        .values_list("label_id", "box", "box_as_followed", "annotation_id")[:EDGE_BIAS_HISTORY]
+    )
+    final = {
+        pk: box for pk, *box in Annotation.objects.filter(
+            pk__in=[row[3] for row in rows], status=AnnotationStatus.CONFIRMED
+        ).values_list("pk", "x1", "y1", "x2", "y2")
+    }
+    accepted: dict[int, list] = {}
+    fixed: dict[int, list] = {}
+    for label_id, shown_box, followed_box, annotation_id in rows:
+        confirmed = final.get(annotation_id)
+        if confirmed is None:
+            continue
+        followed = followed_box or shown_box
+        if np.allclose(confirmed, shown_box, atol=0.5):
+            accepted.setdefault(label_id, []).append(edge_offsets([followed], [shown_box])[0])
+        else:
+            fixed.setdefault(label_id, []).append(edge_offsets([followed], [confirmed])[0])
+    biases = {label: fit_edge_bias(offsets, accepted.get(label, [])) for label, offsets in fixed.items()}
+    return {label: bias for label, bias in biases.items() if bias.any()}
+
+
+def _with_edge_bias(proposals: list, policy: ShowPolicy, frame_size: tuple[int, int]) -> tuple[list, list]:
+    """``proposals`` with each followed box moved by its label's edge bias, and for each the
+    box as followed where it moved (None elsewhere), for its outcome."""
+    moved, as_followed = [], []
+    for proposal in proposals:
+        bias = policy.edge_bias.get(proposal.label_id) if proposal.source in CARRIED_SOURCES else None
+        if bias is None:
+            moved.append(proposal)
+            as_followed.append(None)
+            continue
+        box = shift_edges([proposal.box], bias, frame_size)[0]
+        moved.append(replace(proposal, box=tuple(float(v) for v in box)))
+        as_followed.append([float(v) for v in proposal.box])
+    return moved, as_followed
 
 
 def _fix_shares(kept: list, *, label_prior: float, box_prior: float) -> tuple[float, float]:
@@ -636,6 +692,7 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
         )
         if p.box[2] > p.box[0] and p.box[3] > p.box[1]
     ]
+    proposals, boxes_as_followed = _with_edge_bias(proposals, policy, frame_size)
     shown, probabilities = choose_shown(proposals, policy, shot_labelled=shot_labelled, frame_size=frame_size)
     uncertainty = frame_uncertainty(proposals, probabilities)
     model_version = f"{state.feature_key}@{state.version}"
@@ -645,7 +702,7 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
             return 0
         count = _store_proposals(
             locked, proposals, shown, model_version, held=locked.assigned_to_id is not None,
-            shot_labelled=shot_labelled, chances=probabilities,
+            shot_labelled=shot_labelled, chances=probabilities, boxes_as_followed=boxes_as_followed,
         )
         # A person who opened the frame while this ran asked for what the loop learned after
         # this refresh read the clock: their request stays pending for its own refresh, or they
@@ -671,10 +728,11 @@ def _open_proposals(frame_id: int):
 
 def _store_proposals(
     frame: Frame, proposals: list, shown: list[int], model_version: str, *, held: bool, shot_labelled: bool,
-    chances: np.ndarray | None = None,
+    chances: np.ndarray | None = None, boxes_as_followed: list | None = None,
 ) -> int:
     """Write the new proposals; the caller holds the frame's row lock. ``chances``: each
-    proposal's P(useful) under the show policy, recorded with its outcome."""
+    proposal's P(useful) under the show policy, recorded with its outcome, as is each box as
+    followed (``boxes_as_followed``, :func:`_with_edge_bias`)."""
     # Human work may have landed while the proposals were computed: never duplicate it.
     human = Annotation.objects.filter(frame_id=frame.pk).exclude(status=AnnotationStatus.PROPOSED, source__in=MODEL_SOURCES)
     human_boxes = np.array(list(human.values_list("x1", "y1", "x2", "y2")), dtype=np.float32).reshape(-1, 4)
@@ -726,6 +784,7 @@ def _store_proposals(
                 source=proposal.source, shot_labelled=shot_labelled, score=proposal.score,
                 label_id=proposal.label_id,
                 box=[float(v) for v in proposal.box], shown=annotation is not None,
+                box_as_followed=None if boxes_as_followed is None else boxes_as_followed[i],
                 chance=None if chances is None else float(chances[i]),
             )
         )

@@ -466,3 +466,50 @@ def test_the_refresh_ranks_overlapping_proposals_by_chance_only_on_a_labelled_sh
     sources, labels = np.array(["propagation", "candidate"]), np.array([label.pk, label.pk])
     assert chance(sources, np.array([0.6, 0.6]), boxes, labels).tolist() == pytest.approx(expected)
     assert expected[0] > 0.5 > expected[1]  # here followed boxes were kept, candidates rejected
+
+
+def test_a_labels_followed_boxes_move_by_the_edge_bias_its_fixes_show(tenant, frame, label, monkeypatch):
+    # This project's followed knives end short of their tip: people fixed those far enough
+    # off by moving the right edge out, and accepted the others as shown.
+    from django.utils import timezone
+
+    from tests.factories import AnnotationFactory
+
+    knife, other = LabelFactory(project=tenant.project, name="tool.knife"), label
+    rng = np.random.default_rng(3)
+    labelled = FrameFactory(project=tenant.project, width=640, height=360)
+    for short in 0.12 + rng.normal(0.0, 0.04, 40):
+        followed = [100.0, 100.0, 200.0, 120.0]
+        truth = [100.0, 100.0, 200.0 + 100.0 * short, 120.0]
+        accepted = short <= 0.08
+        kept = AnnotationFactory(frame=labelled, label=knife, source="propagation",
+                                 **dict(zip(("x1", "y1", "x2", "y2"), followed if accepted else truth)))
+        ProposalOutcome.objects.create(
+            project=tenant.project, frame=labelled, annotation_id=kept.pk, source="propagation", shot_labelled=True,
+            score=0.8, label_id=knife.pk, box=followed, shown=True, useful=True, label_right=True,
+            box_right=bool(accepted), decided_at=timezone.now(),
+        )
+    made = [
+        proposal((300, 200, 400, 220), 0.8, knife, source="propagation"),
+        proposal((10, 10, 60, 60), 0.8, other, source="propagation"),
+        proposal((300, 250, 400, 270), 0.8, knife, source="candidate"),
+    ]
+    monkeypatch.setattr(proposing, "frame_candidates_cached", lambda *args, **kwargs: None)
+    monkeypatch.setattr(proposing.ml, "propose", lambda rgb, **kwargs: made)
+
+    policy = proposing.show_policy(project_id=tenant.project.pk)
+    proposing.proposals_refresh(frame_id=frame.pk, force=True)
+
+    assert list(policy.edge_bias) == [knife.pk]
+    assert policy.edge_bias[knife.pk][2] == pytest.approx(0.12, abs=0.03)
+    assert np.abs(policy.edge_bias[knife.pk][[0, 1, 3]]).max() <= 0.02
+    outcomes = {(o.source, o.label_id): o for o in ProposalOutcome.objects.filter(frame=frame)}
+    moved = outcomes[("propagation", knife.pk)]
+    assert moved.box_as_followed == [300, 200, 400, 220]
+    assert moved.box[2] == pytest.approx(400 + 100 * policy.edge_bias[knife.pk][2])
+    assert moved.box[:2] == [300, 200]
+    # Another label's followed box, and a box the pixels found, are as they were made.
+    assert outcomes[("propagation", other.pk)].box == [10, 10, 60, 60]
+    assert outcomes[("candidate", knife.pk)].box == [300, 250, 400, 270]
+    assert outcomes[("candidate", knife.pk)].box_as_followed is None
+    assert str(knife.pk) in proposing.proposal_policy_summary(project_id=tenant.project.pk)["edge_bias"]
