@@ -47,6 +47,28 @@ def box_areas(boxes) -> np.ndarray:
     return np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
 
 
+def _edge_sizes(boxes: np.ndarray) -> np.ndarray:
+    """``[N, 4]`` each box's (width, height, width, height), at least a pixel: the scale of
+    each edge's move."""
+    width = np.maximum(boxes[:, 2] - boxes[:, 0], 1.0)
+    height = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
+    return np.stack([width, height, width, height], axis=1)
+
+
+def edge_moves(boxes, targets) -> np.ndarray:
+    """``float32 [N, 4]``: how far each edge of ``targets`` lies from that of the box in the same
+    row of ``boxes``, in box widths (x edges) and heights (y edges)."""
+    b = as_boxes(boxes)
+    return ((np.asarray(targets, np.float64).reshape(-1, 4) - b) / _edge_sizes(b)).astype(np.float32)
+
+
+def moved_boxes(boxes, moves, pull=1.0) -> np.ndarray:
+    """``boxes`` with each edge moved ``pull`` (a number, or ``float [N, 1]`` one per box) of
+    ``moves`` (:func:`edge_moves`; ``[4]`` moves every box alike)."""
+    b = as_boxes(boxes)
+    return (b + pull * np.asarray(moves) * _edge_sizes(b)).astype(np.float32)
+
+
 def paired_iou(boxes_a, boxes_b) -> np.ndarray:
     """``float32 [N]``: the IoU of each box of ``boxes_a`` with the box in the same row of ``boxes_b``
     (:func:`iou_matrix`'s diagonal, without the N x N matrix)."""

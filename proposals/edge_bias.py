@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from proposals.boxes import as_boxes, clip_boxes, moved_boxes
+
 # The share of a box's size within which a person accepts each edge as it is (about IoU 0.7
 # with every edge off by the same share in the worst direction).
 ACCEPT_RADIUS = 0.08
@@ -35,30 +37,17 @@ BIAS_GRID = np.linspace(-0.3, 0.3, 121)
 _LOG_FLOOR = 1e-12
 
 
-def _sizes(boxes: np.ndarray) -> np.ndarray:
-    widths = np.maximum(boxes[:, 2] - boxes[:, 0], 1.0)
-    heights = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
-    return np.stack([widths, heights, widths, heights], axis=1)
-
-
-def edge_offsets(boxes, targets) -> np.ndarray:
-    """float64 [N, 4]: how far each of ``targets``' edges lies from ``boxes``' (both xyxy
-    [N, 4]), as a share of the box's width (x edges) or height (y edges)."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    targets = np.asarray(targets, dtype=np.float64).reshape(-1, 4)
-    return (targets - boxes) / _sizes(boxes)
-
-
 def shift_edges(boxes, offsets, frame_size: tuple[int, int] | None = None) -> np.ndarray:
     """float32 [N, 4]: ``boxes`` with each edge moved by ``offsets`` ([4] or [N, 4], shares of
-    the box's size), kept inside ``frame_size`` (width, height) and never turned inside out."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    moved = boxes + np.broadcast_to(np.asarray(offsets, dtype=np.float64), boxes.shape) * _sizes(boxes)
+    the box's size, :func:`proposals.boxes.edge_moves`), kept inside ``frame_size`` (width,
+    height) and never turned inside out."""
+    boxes = as_boxes(boxes)
+    moved = moved_boxes(boxes, offsets)
     if frame_size is not None:
-        moved = np.clip(moved, 0.0, [frame_size[0], frame_size[1], frame_size[0], frame_size[1]])
+        moved = clip_boxes(moved, *frame_size)
     inside_out = (moved[:, 2] - moved[:, 0] < 1.0) | (moved[:, 3] - moved[:, 1] < 1.0)
     moved[inside_out] = boxes[inside_out]
-    return moved.astype(np.float32)
+    return moved
 
 
 def _normal_cdf(x: np.ndarray) -> np.ndarray:

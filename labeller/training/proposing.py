@@ -29,10 +29,10 @@ from labeller.training.hooks import refresh_frame_soon
 from labeller.training.models import FrameProposals, ProjectLearning, ProposalOutcome
 from labeller.training.outcomes import box_of as _box_of
 from labeller.training.services import IndexConflict, index_load, index_state, index_state_peek, index_sync
-from proposals.boxes import iou_matrix
+from proposals.boxes import edge_moves, iou_matrix
 from proposals.calibration import (ActionCosts, Calibration, ShapeAdjustment, box_features, fit_calibration,
                                    fit_shape_adjustment, followed_cover, label_surplus, select_shown)
-from proposals.edge_bias import edge_offsets, fit_edge_bias, shift_edges
+from proposals.edge_bias import fit_edge_bias, shift_edges
 from proposals.labels import BACKGROUND
 from proposals.regions import MOTION_OFFSETS_S
 from proposals.tracking import FLOW_STEP_SECONDS, frames_between
@@ -330,9 +330,9 @@ def _edge_biases(decided: QuerySet[ProposalOutcome]) -> dict[int, np.ndarray]:
             continue
         followed = followed_box or shown_box
         if np.allclose(confirmed, shown_box, atol=0.5):
-            accepted.setdefault(label_id, []).append(edge_offsets([followed], [shown_box])[0])
+            accepted.setdefault(label_id, []).append(edge_moves([followed], [shown_box])[0])
         else:
-            fixed.setdefault(label_id, []).append(edge_offsets([followed], [confirmed])[0])
+            fixed.setdefault(label_id, []).append(edge_moves([followed], [confirmed])[0])
     biases = {label: fit_edge_bias(offsets, accepted.get(label, [])) for label, offsets in fixed.items()}
     return {label: bias for label, bias in biases.items() if bias.any()}
 

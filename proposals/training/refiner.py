@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from proposals.boxes import iou_matrix, paired_iou, valid_box_mask
+from proposals.boxes import edge_moves, iou_matrix, moved_boxes, paired_iou, valid_box_mask
 from proposals.calibration import ActionCosts
 from proposals.training.checkpoints import CHECKPOINT_FORMAT_VERSION, load_checkpoint, save_checkpoint
 from proposals.training.data import TrainingFrame
@@ -94,23 +94,6 @@ def box_crop(rgb: np.ndarray, box) -> np.ndarray:
     shrinking = (1 + 2 * CONTEXT) * max(width, height) > CROP_SIDE
     return cv2.warpAffine(rgb, cv2.getAffineTransform(source, target), (CROP_SIDE, CROP_SIDE),
                           flags=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
-def edge_moves(boxes: np.ndarray, truths: np.ndarray) -> np.ndarray:
-    """float32 [N, 4]: how far each edge of ``boxes`` is from ``truths``'s, in box widths/heights."""
-    return ((np.asarray(truths, np.float64) - boxes) / _sizes(boxes)).astype(np.float32)
-
-
-def _sizes(boxes: np.ndarray) -> np.ndarray:
-    width = np.maximum(boxes[:, 2] - boxes[:, 0], 1.0)
-    height = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
-    return np.stack([width, height, width, height], axis=1)
-
-
-def moved_boxes(boxes: np.ndarray, moves: np.ndarray, pull) -> np.ndarray:
-    """``boxes`` with each edge moved ``pull`` (a number, or float [N, 1] one per box) of
-    ``moves`` (see :func:`edge_moves`)."""
-    return (boxes + pull * moves * _sizes(boxes)).astype(np.float32)
 
 
 def jittered_boxes(truths: np.ndarray, rng: np.random.Generator, per_box: int) -> np.ndarray:

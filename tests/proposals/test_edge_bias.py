@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from proposals.edge_bias import ACCEPT_RADIUS, edge_offsets, fit_edge_bias, shift_edges
+from proposals.boxes import edge_moves
+from proposals.edge_bias import ACCEPT_RADIUS, fit_edge_bias, shift_edges
 
 
 def decisions(bias, spread, count, seed, shift=(0.0, 0.0, 0.0, 0.0)):
@@ -59,6 +60,6 @@ def test_edges_move_by_shares_of_the_box_and_stay_in_the_frame():
 
     assert moved[0].tolist() == pytest.approx([90, 100, 220, 155])
     assert moved[1].tolist() == pytest.approx([596.4, 10, 640, 32])  # clipped at the right edge
-    assert edge_offsets(boxes[:1], moved[:1])[0].tolist() == pytest.approx([-0.1, 0.0, 0.2, 0.1])
+    assert edge_moves(boxes[:1], moved[:1])[0].tolist() == pytest.approx([-0.1, 0.0, 0.2, 0.1])
     # A shift that would turn a box inside out leaves it as it was.
     assert shift_edges(boxes[:1], [0.6, 0.0, -0.6, 0.0]).tolist() == boxes[:1].tolist()

@@ -2,14 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from proposals.boxes import paired_iou
+from proposals.boxes import edge_moves, moved_boxes, paired_iou
 from proposals.regions import propose_regions
 from proposals.training.checkpoints import save_checkpoint
 from proposals.training.data import TrainingFrame
-from proposals.training.refiner import (CROP_SIDE, MIN_BOX_SIDE, SURE_CONFIDENCE, SURE_PULL, box_crop, edge_moves,
+from proposals.training.refiner import (CROP_SIDE, MIN_BOX_SIDE, SURE_CONFIDENCE, SURE_PULL, box_crop,
                                         evaluate_box_refiner, evaluate_on_followed, jittered_boxes, load_box_refiner,
-                                        moved_boxes, refine_boxes, save_box_refiner, train_box_refiner,
-                                        training_pairs)
+                                        refine_boxes, save_box_refiner, train_box_refiner, training_pairs)
 from tests.proposals.training.stills import training_stills
 
 CLASSES = ("food.fruit.apple", "food.dish.dessert", "food.fruit.banana")
