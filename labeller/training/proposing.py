@@ -758,12 +758,29 @@ def _store_proposals(
         events += [_event(a, AnnotationAction.DELETED, annotation_snapshot(a)) for a in old]
         Annotation.objects.filter(pk__in=[a.pk for a in old]).delete()
     alive = {a.pk for a in old} if held else set()
+    # A proposal the person accepted, fixed or rejected while this refresh ran keeps its
+    # outcome: that is their decision on what they were shown. What this refresh made again
+    # on such a box is a copy, shown to nobody, and is not recorded beside it (replacing the
+    # decision with a hidden copy lost the shown flag, and with it the accepted boxes the
+    # edge bias learns from; bench/ASSIST.md, sessions 38 and 40).
+    pending = ProposalOutcome.objects.filter(frame_id=frame.pk, decided_at__isnull=True)
+    acted = list(
+        Annotation.objects.filter(
+            frame_id=frame.pk, source__in=MODEL_SOURCES,
+            pk__in=pending.filter(annotation_id__isnull=False).values("annotation_id"),
+        ).exclude(status=AnnotationStatus.PROPOSED)
+    )
+    acted_boxes = np.concatenate([_box_of(a) for a in acted]) if acted else np.zeros((0, 4), np.float32)
+    copies = set()
+    if len(acted_boxes) and proposals:
+        overlaps = iou_matrix(np.array([p.box for p in proposals], np.float32), acted_boxes).max(axis=1)
+        copies = {i for i in np.flatnonzero(overlaps >= IN_PLACE_IOU).tolist() if i not in reused}
     # Pending outcomes of proposals that are gone, or that were hidden, are replaced below.
-    ProposalOutcome.objects.filter(frame_id=frame.pk, decided_at__isnull=True).exclude(
-        annotation_id__in=alive - {a.pk for a in reused.values()}
-    ).delete()
-    shown_set = set(shown)
+    pending.exclude(annotation_id__in=(alive - {a.pk for a in reused.values()}) | {a.pk for a in acted}).delete()
+    shown_set = set(shown)  # copies are never among them: they overlap what the person decided
     for i, proposal in enumerate(proposals):
+        if i in copies:
+            continue
         annotation = None
         if i in reused:
             annotation = reused[i]

@@ -333,6 +333,34 @@ def test_a_refresh_of_a_held_frame_keeps_the_proposals_the_person_sees(tenant, f
     annotation_confirm(annotation=moved, actor=tenant.annotator, actor_role=Role.ANNOTATOR, expected_version=seen[moved.pk])
 
 
+def test_a_refresh_landing_after_the_person_acted_keeps_their_decisions(tenant, frame, label):
+    store(frame, [proposal((10, 10, 60, 60), 0.9, label, source="propagation"),
+                  proposal((300, 10, 350, 60), 0.8, label, source="propagation"),
+                  proposal((500, 10, 550, 60), 0.1, label)], [0, 1])
+    Frame.objects.filter(pk=frame.pk).update(assigned_to=tenant.annotator)
+    accepted, rejected = Annotation.objects.filter(frame=frame).order_by("x1")
+    annotation_confirm(annotation=accepted, actor=tenant.annotator, actor_role=Role.ANNOTATOR, expected_version=accepted.version)
+    rejected.status = AnnotationStatus.REJECTED
+    rejected.save()
+
+    # A refresh that read the frame before those actions stores after them: the accepted box
+    # again (a copy), a new object, and a hidden box on nothing.
+    store(frame, [proposal((11, 10, 61, 60), 0.95, label, source="propagation"),
+                  proposal((200, 200, 250, 250), 0.9, label, source="propagation"),
+                  proposal((400, 300, 450, 350), 0.05, label)], [0, 1], held=True)
+
+    outcomes = {tuple(o.box[:2]): o for o in ProposalOutcome.objects.filter(frame=frame)}
+    assert set(outcomes) == {(10, 10), (300, 10), (200, 200), (400, 300)}
+    assert outcomes[(10, 10)].shown and outcomes[(10, 10)].annotation_id == accepted.pk
+    assert outcomes[(300, 10)].shown and outcomes[(300, 10)].annotation_id == rejected.pk
+    assert outcomes[(200, 200)].shown and not outcomes[(400, 300)].shown
+
+    frame_complete(frame=frame, actor=tenant.annotator, actor_role=Role.ANNOTATOR)
+    decided = {key: (o.useful, o.shown) for key, o in ((k, ProposalOutcome.objects.get(pk=o.pk)) for k, o in outcomes.items())}
+    assert decided[(10, 10)] == (True, True)  # accepted as shown: a kept followed box
+    assert decided[(300, 10)] == (False, True)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_refresh_racing_an_accept_loses_nothing(tenant, frame, label):
     import threading
