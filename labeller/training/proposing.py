@@ -734,11 +734,15 @@ def _store_proposals(
     proposal's P(useful) under the show policy, recorded with its outcome, as is each box as
     followed (``boxes_as_followed``, :func:`_with_edge_bias`)."""
     # Human work may have landed while the proposals were computed: never duplicate it.
-    human = Annotation.objects.filter(frame_id=frame.pk).exclude(status=AnnotationStatus.PROPOSED, source__in=MODEL_SOURCES)
-    human_boxes = np.array(list(human.values_list("x1", "y1", "x2", "y2")), dtype=np.float32).reshape(-1, 4)
-    if len(human_boxes) and proposals:
-        clear = iou_matrix(np.array([p.box for p in proposals], np.float32), human_boxes).max(axis=1) < IN_PLACE_IOU
-        shown = [i for i in shown if clear[i]]
+    human = list(
+        Annotation.objects.filter(frame_id=frame.pk).exclude(status=AnnotationStatus.PROPOSED, source__in=MODEL_SOURCES)
+        .values_list("pk", "x1", "y1", "x2", "y2")
+    )
+    on_human = np.zeros((len(proposals), len(human)), dtype=bool)  # proposal i duplicates human box j
+    if human and proposals:
+        human_boxes = np.array([row[1:] for row in human], dtype=np.float32)
+        on_human = iou_matrix(np.array([p.box for p in proposals], np.float32), human_boxes) >= IN_PLACE_IOU
+        shown = [i for i in shown if not on_human[i].any()]
     old = list(_open_proposals(frame.pk))
     events: list[AnnotationEvent] = []
     outcomes: list[ProposalOutcome] = []
@@ -764,20 +768,12 @@ def _store_proposals(
     # decision with a hidden copy lost the shown flag, and with it the accepted boxes the
     # edge bias learns from; bench/ASSIST.md, sessions 38 and 40).
     pending = ProposalOutcome.objects.filter(frame_id=frame.pk, decided_at__isnull=True)
-    acted = list(
-        Annotation.objects.filter(
-            frame_id=frame.pk, source__in=MODEL_SOURCES,
-            pk__in=pending.filter(annotation_id__isnull=False).values("annotation_id"),
-        ).exclude(status=AnnotationStatus.PROPOSED)
-    )
-    acted_boxes = np.concatenate([_box_of(a) for a in acted]) if acted else np.zeros((0, 4), np.float32)
-    copies = set()
-    if len(acted_boxes) and proposals:
-        overlaps = iou_matrix(np.array([p.box for p in proposals], np.float32), acted_boxes).max(axis=1)
-        copies = {i for i in np.flatnonzero(overlaps >= IN_PLACE_IOU).tolist() if i not in reused}
+    decided_here = set(pending.filter(annotation_id__in=[row[0] for row in human]).values_list("annotation_id", flat=True))
+    acted = [j for j, row in enumerate(human) if row[0] in decided_here]
+    copies = set(np.flatnonzero(on_human[:, acted].any(axis=1)).tolist())  # never shown: see above
     # Pending outcomes of proposals that are gone, or that were hidden, are replaced below.
-    pending.exclude(annotation_id__in=(alive - {a.pk for a in reused.values()}) | {a.pk for a in acted}).delete()
-    shown_set = set(shown)  # copies are never among them: they overlap what the person decided
+    pending.exclude(annotation_id__in=(alive - {a.pk for a in reused.values()}) | decided_here).delete()
+    shown_set = set(shown)
     for i, proposal in enumerate(proposals):
         if i in copies:
             continue
