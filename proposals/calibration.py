@@ -198,8 +198,8 @@ def fit_calibration(scores, useful, *, prior: float, strength: float = PRIOR_STR
 # --- the box's shape and place ---------------------------------------------------------
 
 # A source's calibrated chance is moved by the box's shape and place once it has this many
-# decisions of both kinds; the weights are penalised (ridge, on standardised features) so
-# that a short history moves little.
+# decisions, and SHAPE_MIN_EACH of them kept and as many not; the weights are penalised
+# (ridge, on standardised features) so that a short history moves little.
 SHAPE_MIN_DECISIONS = 10
 SHAPE_RIDGE = 1.0
 # Features are standardised by at least this spread (a history of boxes all of one size
@@ -209,6 +209,14 @@ SHAPE_MIN_SPREAD = 0.1
 SHAPE_MAX_SPREADS = 4.0
 # Columns of :func:`box_features`.
 BOX_FEATURES = 5
+# At least as many kept decisions, and as many others, as the adjustment has weights (the
+# score's chance, the box features and the intercept). With fewer of one kind the fit follows
+# a few boxes: on the bench's night video, the shots' first frames in the warm-up left 4
+# useful template matches (exemplars), all small (two stop signs, a cat, a street light), and
+# 18 others; on the next new shot's first frame that pushed tiny boxes to a chance of 0.26
+# whatever their score (0.16-0.35, all rejected) and a pedestrian's match (score 0.41, IoU
+# 0.97 with it) down to 0.07, so it was drawn (bench/ASSIST.md, session 41).
+SHAPE_MIN_EACH = 2 + BOX_FEATURES
 
 
 def followed_cover(boxes, followed, followed_scores, own=None) -> np.ndarray:
@@ -311,9 +319,11 @@ def fit_shape_adjustment(
 ) -> ShapeAdjustment | None:
     """Fit how a box's shape and place move its chance, from history: the chances its score
     was given (float [N]), its box features (float [N, 5], :func:`box_features`) and whether
-    it was useful (bool [N]). None while the history is too short to say."""
+    it was useful (bool [N]). None while the history is too short to say: fewer than
+    SHAPE_MIN_DECISIONS decisions, or fewer than SHAPE_MIN_EACH kept or not kept."""
     useful = np.asarray(useful, dtype=np.float64).reshape(-1)
-    if len(useful) < SHAPE_MIN_DECISIONS or useful.min() == useful.max():
+    kept = int(useful.sum())
+    if len(useful) < SHAPE_MIN_DECISIONS or min(kept, len(useful) - kept) < SHAPE_MIN_EACH:
         return None
     stacked = _stacked_features(base_probability, features)
     mean, scale = stacked.mean(axis=0), np.maximum(stacked.std(axis=0), SHAPE_MIN_SPREAD)

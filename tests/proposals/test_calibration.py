@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from proposals.calibration import (ActionCosts, box_features, fit_calibration, fit_shape_adjustment, followed_cover,
-                                   label_surplus, select_shown)
+from proposals.calibration import (BOX_FEATURES, SHAPE_MIN_EACH, ActionCosts, box_features, fit_calibration,
+                                   fit_shape_adjustment, followed_cover, label_surplus, select_shown)
 
 
 def test_without_history_the_chance_is_the_prior():
@@ -97,6 +97,23 @@ def test_the_shape_adjustment_waits_for_a_history_of_both_kinds():
     assert fit_shape_adjustment(np.full(30, 0.2), shapes, np.zeros(30, bool), prior=0.1) is None
     assert fit_shape_adjustment(np.full(5, 0.2), shapes[:5], [True, False] * 2 + [True], prior=0.1) is None
     assert fit_shape_adjustment(np.full(30, 0.2), shapes, [True, False] * 15, prior=0.1) is not None
+
+
+def test_a_few_kept_boxes_among_many_are_too_few_to_move_the_chance_by_shape():
+    # Thirty decisions, the kept ones all small: one fewer kept box than the adjustment has
+    # weights is no adjustment (the chance stays the score's); as many as its weights is one.
+    rng = np.random.default_rng(3)
+    small, large = [[0, 0, 12, 12]], [[0, 0, 60 + rng.uniform(0, 40), 60 + rng.uniform(0, 40)] for _ in range(40)]
+
+    def history(kept: int):
+        boxes = small * kept + large[:40 - kept]
+        return np.full(40, 0.2), box_features(boxes, [[640, 360]] * 40), [True] * kept + [False] * (40 - kept)
+
+    assert SHAPE_MIN_EACH == 2 + BOX_FEATURES
+    assert fit_shape_adjustment(*history(SHAPE_MIN_EACH - 1), prior=0.1) is None
+    adjustment = fit_shape_adjustment(*history(SHAPE_MIN_EACH), prior=0.1)
+    assert adjustment is not None
+    assert adjustment.probability([0.2], box_features(small, [[640, 360]]))[0] > 0.2
 
 
 def test_box_features_are_the_log_share_of_the_frame_the_squared_log_aspect_the_cover_and_the_surplus():
