@@ -24,7 +24,9 @@ cannot show how a change would move later frames' proposals (the person's boxes 
 
 Prints per project the seconds lost as recorded (the run's own shown flags) and as replayed, each
 also as a share of the manual seconds of those frames (10 s a confirmed box: what it adds to
-``human_ratio_after_10pct``), then ONE JSON line; ``policy_share_replayed`` is the worst project's.
+``human_ratio_after_10pct``), and the replayed seconds split by source, context (a labelled shot
+or a new one) and what went wrong (``replayed_by_source``), then ONE JSON line;
+``policy_share_replayed`` is the worst project's.
 """
 
 from __future__ import annotations
@@ -59,6 +61,17 @@ class Decided:
     useful: bool
     label_right: bool | None
     box_right: bool | None
+    shot_labelled: bool = False
+
+
+REJECTED = "shown, not kept"
+DRAWN = "hidden, would be kept"
+
+
+def cost_key(outcome: Decided, what: str) -> str:
+    """Where a lost second is counted: the outcome's source, its context (a shot already
+    labelled or not, as the policy calibrates them apart) and ``what`` went wrong."""
+    return f"{outcome.source}{'/labelled-shot' if outcome.shot_labelled else ''}: {what}"
 
 
 def draw_instead_seconds(outcome: Decided) -> float:
@@ -67,23 +80,31 @@ def draw_instead_seconds(outcome: Decided) -> float:
     return COSTS.draw - min(COSTS.draw, COSTS.accept + fixes)
 
 
-def choice_seconds(outcomes: Sequence[Decided], shown: Sequence[int]) -> float:
+def choice_costs(outcomes: Sequence[Decided], shown: Sequence[int]) -> dict[str, float]:
     """Seconds the choice ``shown`` (indices into ``outcomes``, likeliest first) costs beyond
-    showing exactly the useful proposals, one per object."""
-    seconds, covered = 0.0, []
+    showing exactly the useful proposals, one per object, by :func:`cost_key`."""
+    costs: dict[str, float] = {}
+    covered = []
     for i in shown:
         outcome = outcomes[i]
         if not outcome.useful or any(iou(outcome.box, box) >= MATCH_IOU for box in covered):
-            seconds += COSTS.reject
+            key = cost_key(outcome, REJECTED)
+            costs[key] = costs.get(key, 0.0) + COSTS.reject
         else:
             covered.append(outcome.box)
     hidden = sorted(set(range(len(outcomes))) - set(shown), key=lambda i: -outcomes[i].score)
     for i in hidden:
         outcome = outcomes[i]
         if outcome.useful and not any(iou(outcome.box, box) >= MATCH_IOU for box in covered):
-            seconds += draw_instead_seconds(outcome)
+            key = cost_key(outcome, DRAWN)
+            costs[key] = costs.get(key, 0.0) + draw_instead_seconds(outcome)
             covered.append(outcome.box)
-    return seconds
+    return costs
+
+
+def choice_seconds(outcomes: Sequence[Decided], shown: Sequence[int]) -> float:
+    """The seconds of :func:`choice_costs`, in all."""
+    return sum(choice_costs(outcomes, shown).values())
 
 
 def django_setup(folder: Path) -> None:
@@ -105,12 +126,14 @@ def replay_project(project_id: int) -> dict:
     # A frame's outcomes are decided together, when it is completed.
     frames = list(decided.values_list("frame_id").annotate(at=Min("decided_at")).order_by("at", "frame_id"))
     counted = frames[math.ceil(WARMUP_SHARE * len(frames)):]  # as bench/assist_sim.py counts them
-    recorded = replayed = 0.0
+    recorded = 0.0
+    by_source: dict[str, float] = {}
     boxes = 0
     for frame_id, decided_at in counted:
         rows = list(decided.filter(frame_id=frame_id).select_related("frame").order_by("id"))
         outcomes = [
-            Decided(r.source, r.score, tuple(r.box), r.label_id, bool(r.useful), r.label_right, r.box_right)
+            Decided(r.source, r.score, tuple(r.box), r.label_id, bool(r.useful), r.label_right, r.box_right,
+                    r.shot_labelled)
             for r in rows
         ]
         before = decided.filter(decided_at__lt=decided_at)
@@ -118,10 +141,12 @@ def replay_project(project_id: int) -> dict:
         frame = rows[0].frame
         frame_size = (frame.width, frame.height)
         shown, _ = choose_shown(outcomes, policy, shot_labelled=rows[0].shot_labelled, frame_size=frame_size)
-        replayed += choice_seconds(outcomes, shown)
+        for key, seconds in choice_costs(outcomes, shown).items():
+            by_source[key] = by_source.get(key, 0.0) + seconds
         recorded += choice_seconds(outcomes, [i for i, r in enumerate(rows) if r.shown])
         boxes += Annotation.objects.filter(frame_id=frame_id, status=AnnotationStatus.CONFIRMED).count()
     manual = boxes * MANUAL_SECONDS_PER_BOX
+    replayed = sum(by_source.values())
     return {
         "frames": len(counted),
         "manual_s": manual,
@@ -129,6 +154,8 @@ def replay_project(project_id: int) -> dict:
         "policy_s_replayed": replayed,
         "policy_share_recorded": round(recorded / manual, 4) if manual else None,
         "policy_share_replayed": round(replayed / manual, 4) if manual else None,
+        # Where the replayed seconds go, most first: which source, in which context, and why.
+        "replayed_by_source": dict(sorted(by_source.items(), key=lambda item: (-item[1], item[0]))),
     }
 
 

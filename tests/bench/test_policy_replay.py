@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from bench.policy_replay import COSTS, Decided, choice_seconds, draw_instead_seconds, replay_project
+from bench.policy_replay import COSTS, Decided, choice_costs, choice_seconds, draw_instead_seconds, replay_project
 from labeller.training.models import ProposalOutcome
 from tests.factories import FrameFactory
 
@@ -42,6 +42,21 @@ def test_a_hidden_useful_proposal_costs_drawing_its_box_instead():
     assert choice_seconds(outcomes, []) == COSTS.draw - COSTS.accept
 
 
+def test_the_seconds_lost_are_split_by_source_context_and_what_went_wrong():
+    outcomes = [
+        Decided("detector", 0.5, ELSEWHERE, 1, False, None, None, shot_labelled=True),
+        Decided("candidate", 0.5, BOX, 1, True, False, True),
+    ]
+
+    costs = choice_costs(outcomes, [0])
+
+    assert costs == {
+        "detector/labelled-shot: shown, not kept": COSTS.reject,
+        "candidate: hidden, would be kept": COSTS.draw - COSTS.accept - COSTS.fix_label,
+    }
+    assert choice_seconds(outcomes, [0]) == sum(costs.values())
+
+
 def test_drawing_never_saves_against_a_proposal_that_needs_every_fix():
     worst = decided(BOX, True, label_right=False, box_right=False)
     assert draw_instead_seconds(worst) == COSTS.draw - (COSTS.accept + COSTS.fix_label + COSTS.fix_box)
@@ -74,4 +89,4 @@ def test_a_run_is_replayed_frame_by_frame_on_what_was_decided_before(tenant):
 
     assert replayed["frames"] == 1  # the first frame is the warm-up
     assert replayed["policy_s_recorded"] == COSTS.reject
-    assert replayed["policy_s_replayed"] == 0.0
+    assert replayed["policy_s_replayed"] == 0.0 and replayed["replayed_by_source"] == {}
