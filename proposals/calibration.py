@@ -197,10 +197,9 @@ def fit_calibration(scores, useful, *, prior: float, strength: float = PRIOR_STR
 
 # --- the box's shape and place ---------------------------------------------------------
 
-# A source's calibrated chance is moved by the box's shape and place once it has this many
-# decisions, and SHAPE_MIN_EACH of them kept and as many not; the weights are penalised
-# (ridge, on standardised features) so that a short history moves little.
-SHAPE_MIN_DECISIONS = 10
+# A source's calibrated chance is moved by the box's shape and place once its history holds
+# SHAPE_MIN_EACH kept decisions and as many not kept; the weights are penalised (ridge, on
+# standardised features) so that a short history moves little.
 SHAPE_RIDGE = 1.0
 # Features are standardised by at least this spread (a history of boxes all of one size
 # says nothing about other sizes), and a box far outside the history's spread counts as
@@ -320,10 +319,10 @@ def fit_shape_adjustment(
     """Fit how a box's shape and place move its chance, from history: the chances its score
     was given (float [N]), its box features (float [N, 5], :func:`box_features`) and whether
     it was useful (bool [N]). None while the history is too short to say: fewer than
-    SHAPE_MIN_DECISIONS decisions, or fewer than SHAPE_MIN_EACH kept or not kept."""
+    SHAPE_MIN_EACH decisions kept, or not kept."""
     useful = np.asarray(useful, dtype=np.float64).reshape(-1)
     kept = int(useful.sum())
-    if len(useful) < SHAPE_MIN_DECISIONS or min(kept, len(useful) - kept) < SHAPE_MIN_EACH:
+    if min(kept, len(useful) - kept) < SHAPE_MIN_EACH:
         return None
     stacked = _stacked_features(base_probability, features)
     mean, scale = stacked.mean(axis=0), np.maximum(stacked.std(axis=0), SHAPE_MIN_SPREAD)
