@@ -100,7 +100,7 @@ def test_the_shape_adjustment_waits_for_a_history_of_both_kinds():
 
 
 def test_a_few_kept_boxes_among_many_are_too_few_to_move_the_chance_by_shape():
-    # Thirty decisions, the kept ones all small: one fewer kept box than the adjustment has
+    # Forty decisions, the kept ones all small: one fewer kept box than the adjustment has
     # weights is no adjustment (the chance stays the score's); as many as its weights is one.
     rng = np.random.default_rng(3)
     small, large = [[0, 0, 12, 12]], [[0, 0, 60 + rng.uniform(0, 40), 60 + rng.uniform(0, 40)] for _ in range(40)]
