@@ -41,6 +41,7 @@ import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import time  # noqa: E402
+from collections import Counter  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
@@ -83,23 +84,21 @@ def draw_instead_seconds(outcome: Decided) -> float:
 def choice_costs(outcomes: Sequence[Decided], shown: Sequence[int]) -> dict[str, float]:
     """Seconds the choice ``shown`` (indices into ``outcomes``, likeliest first) costs beyond
     showing exactly the useful proposals, one per object, by :func:`cost_key`."""
-    costs: dict[str, float] = {}
+    costs: Counter[str] = Counter()
     covered = []
     for i in shown:
         outcome = outcomes[i]
         if not outcome.useful or any(iou(outcome.box, box) >= MATCH_IOU for box in covered):
-            key = cost_key(outcome, REJECTED)
-            costs[key] = costs.get(key, 0.0) + COSTS.reject
+            costs[cost_key(outcome, REJECTED)] += COSTS.reject
         else:
             covered.append(outcome.box)
     hidden = sorted(set(range(len(outcomes))) - set(shown), key=lambda i: -outcomes[i].score)
     for i in hidden:
         outcome = outcomes[i]
         if outcome.useful and not any(iou(outcome.box, box) >= MATCH_IOU for box in covered):
-            key = cost_key(outcome, DRAWN)
-            costs[key] = costs.get(key, 0.0) + draw_instead_seconds(outcome)
+            costs[cost_key(outcome, DRAWN)] += draw_instead_seconds(outcome)
             covered.append(outcome.box)
-    return costs
+    return dict(costs)
 
 
 def choice_seconds(outcomes: Sequence[Decided], shown: Sequence[int]) -> float:
@@ -127,7 +126,7 @@ def replay_project(project_id: int) -> dict:
     frames = list(decided.values_list("frame_id").annotate(at=Min("decided_at")).order_by("at", "frame_id"))
     counted = frames[math.ceil(WARMUP_SHARE * len(frames)):]  # as bench/assist_sim.py counts them
     recorded = 0.0
-    by_source: dict[str, float] = {}
+    by_source: Counter[str] = Counter()
     boxes = 0
     for frame_id, decided_at in counted:
         rows = list(decided.filter(frame_id=frame_id).select_related("frame").order_by("id"))
@@ -141,8 +140,7 @@ def replay_project(project_id: int) -> dict:
         frame = rows[0].frame
         frame_size = (frame.width, frame.height)
         shown, _ = choose_shown(outcomes, policy, shot_labelled=rows[0].shot_labelled, frame_size=frame_size)
-        for key, seconds in choice_costs(outcomes, shown).items():
-            by_source[key] = by_source.get(key, 0.0) + seconds
+        by_source.update(choice_costs(outcomes, shown))
         recorded += choice_seconds(outcomes, [i for i, r in enumerate(rows) if r.shown])
         boxes += Annotation.objects.filter(frame_id=frame_id, status=AnnotationStatus.CONFIRMED).count()
     manual = boxes * MANUAL_SECONDS_PER_BOX
