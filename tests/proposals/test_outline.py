@@ -123,6 +123,18 @@ def test_the_pixels_other_labelled_boxes_cover_do_not_teach_an_objects_colours()
     assert colour_model(labelled, TRUTH, [other])[blue_bin] < COLOUR_THRESHOLD
 
 
+def test_no_colour_model_where_the_objects_colours_find_only_a_part_of_it_where_it_is_labelled():
+    # A dark cat on a dark street, its fur the street's colours: only its bright eyes are colours
+    # the ground around lacks, so wherever it is followed the model would find the eyes and pull
+    # the box in onto them.
+    cat = np.clip(np.random.default_rng(0).normal(40, 6, (240, 320, 3)), 0, 255).astype(np.uint8)
+    x1, y1 = TRUTH[:2].astype(int)
+    cat[y1 + 15:y1 + 25, x1 + 25:x1 + 35] = cat[y1 + 15:y1 + 25, x1 + 45:x1 + 55] = (90, 230, 200)
+
+    assert colour_model(cat, TRUTH) is None
+    assert colour_model(counter_with_object(), TRUTH) is not None  # a red object on wood is all its colours
+
+
 def test_a_box_moves_a_third_of_the_way_to_its_colours_outline_and_only_where_it_has_a_model():
     frame, seen = moved_and_half_hidden()
     followed = (TRUTH + np.array([14, 6, 14, 6], np.float32))[None].repeat(2, axis=0)
