@@ -58,6 +58,20 @@ SOURCE_PRIOR = {
     "propagation": 0.5, "interpolation": 0.3, "detector": 0.3, "exemplar": 0.2, "motion": 0.15, "candidate": 0.1,
 }
 DEFAULT_PRIOR = 0.1
+# In a shot with labelled frames their confirmed boxes are followed in, so another source's box
+# is mostly one of those objects again: in four kept bench/assist.py runs (session 43), 3 of 94
+# detector boxes, 10 of 155 moving blobs and 5 of 2,760 candidates there were kept. There each
+# starts from this prior instead of its own (a detector's 0.3 showed its first boxes beside the
+# followed ones until a dozen were rejected; bench/ASSIST.md, session 43).
+LABELLED_SHOT_PRIOR = 0.05
+
+
+def source_prior(source: str, shot_labelled: bool) -> float:
+    """The chance that a proposal of ``source`` is useful before the project's history says."""
+    prior = SOURCE_PRIOR.get(source, DEFAULT_PRIOR)
+    if shot_labelled and source not in CARRIED_SOURCES:
+        return min(prior, LABELLED_SHOT_PRIOR)
+    return prior
 CALIBRATION_HISTORY = 2000
 # The latest kept followed boxes a label's edge bias is learned from (proposals.edge_bias).
 EDGE_BIAS_HISTORY = 1000
@@ -202,7 +216,7 @@ class ShowPolicy:
         stratum = calibration_stratum(source, shot_labelled)
         calibration = self.calibrations.get(stratum)
         if calibration is None:
-            calibration = fit_calibration([], [], prior=SOURCE_PRIOR.get(source, DEFAULT_PRIOR))
+            calibration = fit_calibration([], [], prior=source_prior(source, shot_labelled))
         chance = calibration.probability(scores)
         adjustment = self.shape_adjustments.get(stratum)
         if adjustment is None or features is None:
@@ -270,7 +284,7 @@ def fit_show_policy(decided: QuerySet[ProposalOutcome], *, decisions: int) -> Sh
     followed = _followed_boxes(decided, {row[-1] for rows in histories.values() for row in rows})
     calibrations, shape_adjustments = {}, {}
     for (source, shot_labelled), rows in histories.items():
-        prior = SOURCE_PRIOR.get(source, DEFAULT_PRIOR)
+        prior = source_prior(source, shot_labelled)
         stratum = calibration_stratum(source, shot_labelled)
         scores, useful = [r[0] for r in rows], [r[1] for r in rows]
         calibrations[stratum] = fit_calibration(scores, useful, prior=prior)

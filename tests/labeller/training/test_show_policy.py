@@ -221,6 +221,20 @@ def test_a_source_is_calibrated_apart_on_the_first_frame_of_a_shot_and_beside_fo
     assert set(ProposalOutcome.objects.filter(frame=frame, decided_at__isnull=True).values_list("shot_labelled", flat=True)) == {True}
 
 
+def test_a_new_sources_first_boxes_are_shown_on_a_new_shot_but_not_beside_followed_boxes(tenant, frame, label):
+    # A detector promoted mid-project has no history yet. On a new shot's first frame its box
+    # may be the only one on an object; in a labelled shot the followed boxes already claim
+    # the objects, and its boxes there are nearly always one of them again.
+    decide(tenant, frame, [(s, s > 0.3) for s in np.linspace(0.0, 0.9, 60)], source="propagation", shot_labelled=True)
+    policy = proposing.show_policy(project_id=tenant.project.pk)
+    assert not policy.cold
+    detected = [proposal((100, 100, 160, 160), 0.9, label, source="detector")]
+
+    assert proposing.choose_shown(detected, policy, shot_labelled=False, frame_size=(640, 360))[0] == [0]
+    shown, chance = proposing.choose_shown(detected, policy, shot_labelled=True, frame_size=(640, 360))
+    assert shown == [] and chance[0] == pytest.approx(proposing.LABELLED_SHOT_PRIOR)
+
+
 def test_the_policy_and_the_number_shown_are_visible_to_admins_only(tenant, frame, label):
     store(frame, [proposal((10, 10, 60, 60), 0.9, label), proposal((100, 100, 150, 150), 0.1, label)], [0])
     decide(tenant, FrameFactory(project=tenant.project), [(0.9, True)] * 20 + [(0.1, False)] * 20)
