@@ -58,20 +58,13 @@ SOURCE_PRIOR = {
     "propagation": 0.5, "interpolation": 0.3, "detector": 0.3, "exemplar": 0.2, "motion": 0.15, "candidate": 0.1,
 }
 DEFAULT_PRIOR = 0.1
-# In a shot with labelled frames their confirmed boxes are followed in, so another source's box
-# is mostly one of those objects again: in four kept bench/assist.py runs (session 43), 3 of 94
-# detector boxes, 10 of 155 moving blobs and 5 of 2,760 candidates there were kept. There each
-# starts from this prior instead of its own (a detector's 0.3 showed its first boxes beside the
-# followed ones until a dozen were rejected; bench/ASSIST.md, session 43).
-LABELLED_SHOT_PRIOR = 0.05
-
-
-def source_prior(source: str, shot_labelled: bool) -> float:
-    """The chance that a proposal of ``source`` is useful before the project's history says."""
-    prior = SOURCE_PRIOR.get(source, DEFAULT_PRIOR)
-    if shot_labelled and source not in CARRIED_SOURCES:
-        return min(prior, LABELLED_SHOT_PRIOR)
-    return prior
+# In a shot with labelled frames their confirmed boxes are followed in, and a detector's box
+# there is nearly always one of those objects again (3 of 94 kept in four kept bench/assist.py
+# runs): at its own prior a newly promoted detector's first boxes were shown beside the followed
+# ones until a dozen had been rejected. Moving blobs there are seldom kept either (10 of 155),
+# but they find what the tracker loses (night's street lights), and at this prior their first
+# was hidden, so the calibration never learned it: theirs stays (bench/ASSIST.md, session 43).
+LABELLED_SHOT_DETECTOR_PRIOR = 0.05
 CALIBRATION_HISTORY = 2000
 # The latest kept followed boxes a label's edge bias is learned from (proposals.edge_bias).
 EDGE_BIAS_HISTORY = 1000
@@ -245,6 +238,13 @@ def calibration_stratum(source: str, shot_labelled: bool) -> str:
     """The name of the history a proposal is calibrated on: its source, and whether its
     frame's shot already had confirmed boxes (see ``ProposalOutcome.shot_labelled``)."""
     return f"{source}/labelled-shot" if shot_labelled else source
+
+
+def source_prior(source: str, shot_labelled: bool) -> float:
+    """The chance that a proposal of ``source`` is useful before the project's history says."""
+    if source == "detector" and shot_labelled:
+        return LABELLED_SHOT_DETECTOR_PRIOR
+    return SOURCE_PRIOR.get(source, DEFAULT_PRIOR)
 
 
 def _smoothed_share(hits: int, total: int, prior: float, strength: float = 5.0) -> float:

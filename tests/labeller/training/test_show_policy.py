@@ -232,7 +232,7 @@ def test_a_new_sources_first_boxes_are_shown_on_a_new_shot_but_not_beside_follow
 
     assert proposing.choose_shown(detected, policy, shot_labelled=False, frame_size=(640, 360))[0] == [0]
     shown, chance = proposing.choose_shown(detected, policy, shot_labelled=True, frame_size=(640, 360))
-    assert shown == [] and chance[0] == pytest.approx(proposing.LABELLED_SHOT_PRIOR)
+    assert shown == [] and chance[0] == pytest.approx(proposing.LABELLED_SHOT_DETECTOR_PRIOR)
 
 
 def test_the_policy_and_the_number_shown_are_visible_to_admins_only(tenant, frame, label):
