@@ -161,8 +161,15 @@ def fused_into(target: int, carried: list, starts: list, bridge: bool, frames: d
 # Which labelled frames each candidate frame's boxes come from, in candidate frames (seconds)
 # before (-) and after (+) it. Between two labelled frames a second away is what most frames get
 # in the app; keyframes are labelled in video order before the frames between them, so each is
-# followed from one side, often over several seconds.
-SOURCES = {"both1": (-1, 1), "prev1": (-1,), "prev2": (-2,), "prev1+2": (-1, -2), "prev3": (-3,)}
+# followed from one side, often over several seconds. The uneven pairs are other orders of the
+# queue (the video's order with a far keyframe after: prev1+next4; the frames the models are least
+# sure of first, which on a long shot is every other frame: prev2+next4, then both1), and the last
+# two a third and a fourth labelled frame (bench/ASSIST.md, session 43).
+SOURCES = {
+    "both1": (-1, 1), "prev1": (-1,), "prev2": (-2,), "prev1+2": (-1, -2), "prev3": (-3,), "both2": (-2, 2),
+    "prev1+next2": (-1, 2), "prev1+next4": (-1, 4), "prev2+next4": (-2, 4), "both1+prev2": (-1, 1, -2),
+    "both1+2": (-1, 1, -2, 2),
+}
 
 
 REFINER_STEPS = 1000  # as a detector run in the app (LABELLER_REFINER_STEPS)
