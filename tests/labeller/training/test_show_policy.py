@@ -221,7 +221,7 @@ def test_a_source_is_calibrated_apart_on_the_first_frame_of_a_shot_and_beside_fo
     assert set(ProposalOutcome.objects.filter(frame=frame, decided_at__isnull=True).values_list("shot_labelled", flat=True)) == {True}
 
 
-def test_a_new_sources_first_boxes_are_shown_on_a_new_shot_but_not_beside_followed_boxes(tenant, frame, label):
+def test_a_new_detectors_first_boxes_are_shown_on_a_new_shot_but_not_beside_followed_boxes(tenant, frame, label):
     # A detector promoted mid-project has no history yet. On a new shot's first frame its box
     # may be the only one on an object; in a labelled shot the followed boxes already claim
     # the objects, and its boxes there are nearly always one of them again.
