@@ -75,9 +75,12 @@ IN_PLACE_IOU = 0.5
 REFRESH_FRAMES_AFTER_COMPLETION = 1
 
 # Exemplars: a few of the latest confirmed boxes per label, for the latest labels; their
-# crops are kept per process (keyed by annotation id and version).
+# crops are kept per process (keyed by annotation id and version). Enough labels for a whole
+# taxonomy of the usual size: with only the latest six, a counter's ten labels left the objects
+# of four on a new shot to the candidates and their often wrong index labels (bench/ASSIST.md,
+# session 44); the bound keeps a large taxonomy's search to a fraction of a second.
 EXEMPLARS_PER_LABEL = 2
-EXEMPLAR_LABELS = 6
+EXEMPLAR_LABELS = 20
 EXEMPLAR_SCAN = 400
 EXEMPLAR_CACHE_SIZE = 256
 

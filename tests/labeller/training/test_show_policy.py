@@ -447,6 +447,20 @@ def test_stills_and_new_shots_look_for_more_of_what_people_confirmed_and_labelle
     assert FrameProposals.objects.count() == 0
 
 
+def test_a_new_shot_looks_for_every_label_people_confirmed_not_only_the_latest_few(tenant):
+    # A counter's taxonomy has ten or so labels; searching only the latest six left the
+    # objects of the others on a new shot to the class-agnostic candidates and their
+    # often wrong index labels (bench/ASSIST.md, session 44).
+    labels = [LabelFactory(project=tenant.project) for _ in range(10)]
+    for label in labels:
+        other = FrameFactory(project=tenant.project, width=64, height=48)
+        annotation_create(frame=other, actor=tenant.annotator, box=Box(8, 8, 30, 30), label=label)
+
+    crops = proposing._exemplars(FrameFactory(project=tenant.project, width=64, height=48), shot_labelled=False)
+
+    assert sorted(label_id for _, label_id in crops) == sorted(label.pk for label in labels)
+
+
 def test_boxes_are_followed_from_the_nearest_labelled_frames_with_the_seconds_between_them(tenant, label):
     # The tracker searches further and over more scales the further apart the frames are.
     from tests.factories import AnnotationFactory, ShotFactory, VideoFactory
