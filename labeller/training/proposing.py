@@ -78,9 +78,9 @@ REFRESH_FRAMES_AFTER_COMPLETION = 1
 # crops are kept per process (keyed by annotation id and version). Enough labels for a whole
 # taxonomy of the usual size: with only the latest six, four of a counter's ten labels were
 # never searched on a new shot, and their objects were left to the candidates and their often
-# wrong index labels (bench/ASSIST.md, session 44). Each crop costs about 40 ms on two CPU cores (three scales of template
-# matching), so the bound keeps a large taxonomy's search near 1.6 s; the next frame in the
-# queue is refreshed while the person works on the current one.
+# wrong index labels (bench/ASSIST.md, session 44). Each crop costs about 40 ms on two CPU
+# cores (three scales of template matching), so the bound keeps a large taxonomy's search near
+# 1.6 s; the next frame in the queue is refreshed while the person works on the current one.
 EXEMPLARS_PER_LABEL = 2
 EXEMPLAR_LABELS = 20
 EXEMPLAR_SCAN = 400
