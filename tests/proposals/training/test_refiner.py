@@ -1,8 +1,10 @@
+import functools
+
 import numpy as np
 import pytest
 import torch
 
-from proposals.boxes import edge_moves, moved_boxes, paired_iou
+from proposals.boxes import edge_moves, iou_matrix, moved_boxes, paired_iou
 from proposals.regions import propose_regions
 from proposals.training.checkpoints import save_checkpoint
 from proposals.training.data import TrainingFrame
@@ -132,13 +134,13 @@ def test_checkpoint_round_trip_refines_the_same_and_refuses_other_kinds(trained,
         load_box_refiner(tmp_path / "detector.pt")
 
 
-def test_propose_regions_refines_only_the_followed_boxes(frames):
-    """The refiner sees the boxes followed from a neighbour, and what it returns is proposed."""
-    seen = []
+def test_propose_regions_refines_followed_boxes_by_their_confidence_and_the_others_in_full(frames):
+    """The refiner sees the boxes followed from a neighbour with the tracker's confidence, then
+    every other box proposed without one, and what it returns is proposed."""
+    calls = []
 
     def refiner(rgb, boxes, confidence):
-        assert len(confidence) == len(boxes)
-        seen.append(np.array(boxes))
+        calls.append((np.array(boxes), confidence))
         return np.asarray(boxes, np.float32) + np.float32([3, 3, 3, 3])
 
     frame = frames[0]
@@ -146,9 +148,33 @@ def test_propose_regions_refines_only_the_followed_boxes(frames):
     kwargs = dict(neighbours=[(frame.image, frame.boxes, labels)], top_k=50)
     plain = propose_regions(frame.image, **kwargs)
     refined = propose_regions(frame.image, refiner=refiner, **kwargs)
-    assert len(seen) == 1 and len(seen[0]) == len(frame.boxes)
+    assert len(calls) == 2
+    (followed_in, followed_confidence), (others_in, others_confidence) = calls
+    assert len(followed_in) == len(frame.boxes) and len(followed_confidence) == len(frame.boxes)
+    assert others_confidence is None and len(others_in)
     followed = {p.suggestions[0].label_id: p.box for p in plain if p.source == "propagation"}
     moved = {p.suggestions[0].label_id: p.box for p in refined if p.source == "propagation"}
     assert followed.keys() == moved.keys() and followed
     for label, box in followed.items():
         assert moved[label] != box
+    height, width = frame.image.shape[:2]
+    shifted = {tuple(float(v) for v in box) for box in np.minimum(others_in + 3, [width, height, width, height])}
+    others = [p.box for p in refined if p.source not in ("propagation", "interpolation")]
+    assert others and all(box in shifted for box in others)
+
+
+def test_a_trained_refiner_brings_the_pixels_candidates_nearer_their_objects(trained, frames):
+    """On stills it never saw, with nothing followed, the class-agnostic candidates proposed
+    (segments of the pixels, often a shadow wider or a part short) are moved by a refiner learned
+    from other stills' boxes: more objects get a box a person accepts as it is."""
+    def best_per_truth(proposals, truths):
+        return iou_matrix(truths, np.array([p.box for p in proposals], np.float32).reshape(-1, 4)).max(axis=1)
+
+    before, after = [], []
+    for frame in frames[12:]:
+        before.append(best_per_truth(propose_regions(frame.image, top_k=50), frame.boxes))
+        refiner = functools.partial(refine_boxes, trained.refiner)
+        after.append(best_per_truth(propose_regions(frame.image, refiner=refiner, top_k=50), frame.boxes))
+    before, after = np.concatenate(before), np.concatenate(after)
+    assert np.mean(after >= 0.7) > np.mean(before >= 0.7)
+    assert after.mean() > before.mean()
