@@ -231,6 +231,13 @@ def frame_candidates(
     return compute(rgb, extractor=feature_extractor(weights), others=others)
 
 
+def class_agnostic_boxes(rgb: np.ndarray) -> np.ndarray:
+    """float32 [N, 4]: the frame's class-agnostic candidates alone (no embedding), best first."""
+    from proposals.regions import scored_candidate_boxes
+
+    return scored_candidate_boxes(rgb)[0]
+
+
 def frame_candidates_to_bytes(candidates: FrameCandidates) -> bytes:
     buffer = io.BytesIO()
     vectors = candidates.vectors if candidates.vectors is not None else np.zeros((0, 0), np.float32)

@@ -373,7 +373,7 @@ def _train_detector(run: TrainingRun) -> None:
         "current": None if current_scores is None else {"run": current_run.number, **_scores_as_dict(current_scores, names)},
     }
     name = _save_artifact(run, lambda path: ml.save_detector(result.detector, path, run_id=run.pk, project_id=project_id))
-    refiner_name, metrics["refiner"] = _train_refiner(run, train_frames, val_frames, current_run)
+    refiner_name, metrics["refiner"] = _train_refiner(run, train_frames, val_frames, current_run, name)
     hyperparameters = {
         "backbone": str(result.detector.config.backbone), "max_side": result.detector.config.max_side,
         "epochs": options.epochs, "batch_size": options.batch_size, "learning_rate": options.learning_rate,
@@ -400,11 +400,28 @@ def _followed_cases(val_frames) -> list[tuple]:
             for frame in val_frames if frames[frame.frame_id].shot_id is not None]
 
 
-def _train_refiner(run: TrainingRun, train_frames, val_frames, current_run: TrainingRun | None) -> tuple[str, dict]:
+def _still_cases(val_frames, detector_name: str) -> list[tuple]:
+    """(frame, the boxes proposed in it that a refiner moves there: the detections of the
+    detector saved as ``detector_name`` and the pixels' class-agnostic segments, with no
+    tracker's confidence, its confirmed boxes) for the validation frames that are stills
+    (nothing is followed into them)."""
+    frames = Frame.objects.in_bulk([frame.frame_id for frame in val_frames])
+    stills = [frame for frame in val_frames if frames[frame.frame_id].shot_id is None]
+    if not stills:
+        return []
+    detector = ml.load_detector(local_checkpoint(detector_name))
+    return [(frame.image, np.concatenate([detector(frame.image)[0], ml.class_agnostic_boxes(frame.image)]), None,
+             frame.boxes) for frame in stills]
+
+
+def _train_refiner(run: TrainingRun, train_frames, val_frames, current_run: TrainingRun | None,
+                   detector_name: str) -> tuple[str, dict]:
     """Train the version's box refiner on the run's training frames; keep it (its checkpoint's
     name, else "") when it mends the validation frames' boxes moved as the tracker errs, and
-    the boxes really followed into those frames from their labelled neighbours would cost a
-    person no more seconds refined than as they are. Why both: a few validation frames a second
+    the boxes it would move in those frames would cost a person no more seconds refined than as
+    they are: in a video's frames the boxes really followed into them from their labelled
+    neighbours, in stills the boxes proposed there (the version's detections, saved as
+    ``detector_name``, and the pixels' segments). Why both: a few validation frames a second
     from their labels hold few followed boxes that need mending (the refiner's gain is a box in
     twenty), but a refiner trained on few frames also moves good boxes off their objects, and
     that shows there. Its figures, beside those of the refiner in use on the same frames."""
@@ -413,9 +430,11 @@ def _train_refiner(run: TrainingRun, train_frames, val_frames, current_run: Trai
     training = ml.train_box_refiner(train_frames, seed=SEED, log=lambda step, loss: _stop_if_cancelled(run.pk))
     cases = _followed_cases(val_frames)
     followed = ml.evaluate_box_refiner_on_followed(training.refiner, cases)
+    on_stills = ml.evaluate_box_refiner_on_followed(training.refiner, _still_cases(val_frames, detector_name))
     moved = ml.evaluate_box_refiner(training.refiner, val_frames, seed=SEED)
-    kept = moved.helps and followed.no_worse
-    figures = {**moved.as_dict(), "followed": followed.as_dict(), "kept": kept,
+    judged = [score for score in (followed, on_stills) if score.boxes]
+    kept = moved.helps and bool(judged) and all(score.no_worse for score in judged)
+    figures = {**moved.as_dict(), "followed": followed.as_dict(), "on_stills": on_stills.as_dict(), "kept": kept,
                "steps": settings.LABELLER["REFINER_STEPS"], "samples": training.samples,
                "seconds": round(training.seconds, 2), "loss_curve": training.loss_curve}
     if current_run is not None and current_run.refiner_artifact:

@@ -277,11 +277,12 @@ def _seconds_for(followed: np.ndarray, truths: np.ndarray) -> float:
 
 
 class FollowedCase(NamedTuple):
-    """A validation frame with the boxes followed into it from its labelled neighbours."""
+    """A validation frame with the boxes followed into it from its labelled neighbours (or, in a
+    still, the boxes proposed there, which a refiner moves the full way)."""
 
     rgb: np.ndarray  # uint8 [H, W, 3]
     followed: np.ndarray  # float32 [N, 4]
-    confidence: np.ndarray  # float [N], the tracker's (see refine_boxes)
+    confidence: np.ndarray | None  # float [N], the tracker's (see refine_boxes); None: not followed
     truths: np.ndarray  # float32 [M, 4], the frame's confirmed boxes
 
 

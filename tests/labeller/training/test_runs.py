@@ -91,18 +91,28 @@ def test_a_detector_run_judges_its_box_refiner_on_the_boxes_really_followed_into
     figures = run.metrics["refiner"]
     followed = figures["followed"]
     assert 0 < followed["boxes"] <= sum(len(synthetic.boxes[Frame.objects.get(pk=pk).index]) for pk in run.val_frame_ids)
-    assert followed["seconds_before"] > 0 and len(figures["loss_curve"]) == 10
+    assert followed["seconds_before"] > 0 and len(figures["loss_curve"]) == 10 and figures["on_stills"]["boxes"] == 0
     assert figures["kept"] == (figures["good_after"] > figures["good_before"]
                                and followed["seconds_after"] <= followed["seconds_before"])
     assert bool(run.refiner_artifact) == figures["kept"]
 
 
-def test_stills_have_nothing_followed_to_judge_a_refiner_by_so_none_is_kept(tenant):
+def test_on_stills_a_refiner_is_judged_on_the_boxes_proposed_there(tenant):
+    """Nothing is followed into stills; the refiner moves what is proposed there (the version's
+    detections and the pixels' segments), so that is what it is judged on."""
     labelled_frames(tenant.project, 16)
     run = trained(tenant)
     assert run.state == RunState.SUCCEEDED, run.error
-    assert run.metrics["refiner"]["followed"]["boxes"] == 0 and not run.metrics["refiner"]["kept"]
-    assert run.refiner_artifact == "" and feature_models.current_refiner(project_id=tenant.project.pk) is None
+    figures = run.metrics["refiner"]
+    on_stills = figures["on_stills"]
+    assert figures["followed"]["boxes"] == 0
+    confirmed = Annotation.objects.filter(frame_id__in=run.val_frame_ids, status=AnnotationStatus.CONFIRMED).count()
+    assert on_stills["boxes"] == confirmed > 0 and on_stills["seconds_before"] > 0
+    assert figures["kept"] == (figures["good_after"] > figures["good_before"]
+                               and on_stills["seconds_after"] <= on_stills["seconds_before"])
+    assert bool(run.refiner_artifact) == figures["kept"]
+    in_use = ProjectLearning.objects.get(project=tenant.project).current_run == run and figures["kept"]
+    assert (feature_models.current_refiner(project_id=tenant.project.pk) is not None) == in_use
 
 
 def test_the_refiner_of_the_version_in_use_refines_the_proposals(tenant, settings, monkeypatch):

@@ -92,16 +92,17 @@ function showComparison(run) {
   $("#compare-loss").replaceChildren(lossChart(run, `Loss of version ${run.number} by epoch`));
 }
 
-// What the version's box refiner would save on the boxes the tracker follows (see proposals/training/refiner.py).
+// What the version's box refiner would save on the boxes it moves: those the tracker follows into
+// a video's frames, and those proposed in stills (see proposals/training/refiner.py).
 function refinerSentence(refiner) {
   const followed = refiner?.followed;
   if (!followed) return "";
-  if (!followed.boxes) return " Its box refiner is not used: no validation frame had boxes followed into it to judge it by.";
-  return (
-    ` Its box refiner: the boxes followed into the validation frames would take a person ${followed.seconds_after} s` +
-    ` refined, against ${followed.seconds_before} s as followed` +
-    (refiner.kept ? "; it is kept with this version." : "; it is not used.")
-  );
+  const onStills = refiner.on_stills;
+  const judged = [];
+  if (followed.boxes) judged.push(`the boxes followed into the validation frames would take a person ${followed.seconds_after} s refined, against ${followed.seconds_before} s as followed`);
+  if (onStills?.boxes) judged.push(`the boxes proposed in the validation stills ${onStills.seconds_after} s refined, against ${onStills.seconds_before} s as proposed`);
+  if (!judged.length) return " Its box refiner is not used: no validation frame had boxes to judge it by.";
+  return ` Its box refiner: ${judged.join("; ")}` + (refiner.kept ? "; it is kept with this version." : "; it is not used.");
 }
 
 function showEmbeddingComparison(run) {
