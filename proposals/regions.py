@@ -626,9 +626,9 @@ def propose_regions(
             embedded in one batch, scored by objectness and labelled by their nearest examples.
         detector: optional ``rgb -> (float32 [N, 4], float32 [N] scores, int64 [N] label ids)``.
         refiner: optional :data:`BoxRefiner`, learned from the project's confirmed boxes: the
-            boxes followed from neighbours are moved by it before anything else sees them, and
-            the other boxes proposed (detected, matched, moving, segmented) before they are
-            embedded.
+            boxes followed from neighbours are moved by it before anything else sees them; where
+            nothing is followed, the boxes proposed (detected, matched, moving, segmented) are,
+            before they are embedded.
         exemplars: crops of confirmed boxes with their label ids, to find more like them
             (see :func:`exemplar_boxes`).
         candidates: the frame's class-agnostic and moving candidates computed earlier (see
@@ -701,16 +701,17 @@ def propose_regions(
     boxes, confidence, known_labels, sources, weight, cached_row = (
         a[budget] for a in (boxes, confidence, known_labels, sources, weight, cached_row)
     )
-    if refiner is not None:
-        # The refiner learned the project's objects' edges from its confirmed boxes, and a
-        # detector's box, a template match, a moving blob or a segment of the pixels is as loose
-        # as a followed box or looser: all are moved by it (followed boxes were, above, with the
-        # tracker's confidence). On 30 BCCD test images, of the true boxes whose best
-        # class-agnostic candidate was one a person accepts (IoU >= 0.7), 91 -> 170 with a
-        # refiner learned from five train images and 189 from twenty (bench/ASSIST.md, session 45).
-        pixels = np.flatnonzero(~np.isin(sources, [Source.PROPAGATION, Source.INTERPOLATION]))
-        if len(pixels):
-            boxes[pixels] = clip_boxes(refiner(rgb, boxes[pixels], None), width, height)
+    if refiner is not None and len(boxes) and not np.isin(sources, [Source.PROPAGATION, Source.INTERPOLATION]).any():
+        # Where nothing is followed (a still, a shot nobody has labelled) the other boxes are all
+        # there is, and a detector's box, a template match, a moving blob or a segment of the
+        # pixels is as loose as a followed box or looser: the refiner, which learned the
+        # project's objects' edges from its confirmed boxes, moves them too. On 30 BCCD test
+        # images, the true boxes whose closest class-agnostic candidate a person accepts as it is
+        # (IoU >= 0.7) went from 91 to 170 of 416 with a refiner learned from five train images,
+        # 189 from twenty (bench/refiner.py). Beside followed boxes they are left as they are:
+        # there they are mostly those objects again, and refined, a new detector's were shown
+        # and rejected more often (bench/ASSIST.md, session 45).
+        boxes = clip_boxes(refiner(rgb, boxes, None), width, height)
 
     suggestions: list[tuple[LabelSuggestion, ...]] = [() for _ in range(len(boxes))]
     if label_index is not None and extractor is not None and len(label_index) > 0 and len(boxes):

@@ -134,9 +134,10 @@ def test_checkpoint_round_trip_refines_the_same_and_refuses_other_kinds(trained,
         load_box_refiner(tmp_path / "detector.pt")
 
 
-def test_propose_regions_refines_followed_boxes_by_their_confidence_and_the_others_in_full(frames):
-    """The refiner sees the boxes followed from a neighbour with the tracker's confidence, then
-    every other box proposed without one, and what it returns is proposed."""
+def test_propose_regions_refines_the_followed_boxes_or_where_none_are_the_others(frames):
+    """Beside a neighbour the refiner sees the boxes followed from it, with the tracker's
+    confidence, and nothing else; with no neighbour it sees every box proposed, without one.
+    What it returns is proposed."""
     calls = []
 
     def refiner(rgb, boxes, confidence):
@@ -148,19 +149,23 @@ def test_propose_regions_refines_followed_boxes_by_their_confidence_and_the_othe
     kwargs = dict(neighbours=[(frame.image, frame.boxes, labels)], top_k=50)
     plain = propose_regions(frame.image, **kwargs)
     refined = propose_regions(frame.image, refiner=refiner, **kwargs)
-    assert len(calls) == 2
-    (followed_in, followed_confidence), (others_in, others_confidence) = calls
+    assert len(calls) == 1
+    followed_in, followed_confidence = calls.pop()
     assert len(followed_in) == len(frame.boxes) and len(followed_confidence) == len(frame.boxes)
-    assert others_confidence is None and len(others_in)
     followed = {p.suggestions[0].label_id: p.box for p in plain if p.source == "propagation"}
     moved = {p.suggestions[0].label_id: p.box for p in refined if p.source == "propagation"}
     assert followed.keys() == moved.keys() and followed
     for label, box in followed.items():
         assert moved[label] != box
+    pixels = {p.box for p in plain if p.source != "propagation"}
+    assert pixels and pixels == {p.box for p in refined if p.source != "propagation"}
+
+    alone = propose_regions(frame.image, refiner=refiner, top_k=50)
+    (others_in, others_confidence), = calls
+    assert others_confidence is None and len(others_in)
     height, width = frame.image.shape[:2]
     shifted = {tuple(float(v) for v in box) for box in np.minimum(others_in + 3, [width, height, width, height])}
-    others = [p.box for p in refined if p.source not in ("propagation", "interpolation")]
-    assert others and all(box in shifted for box in others)
+    assert alone and all(p.box in shifted for p in alone)
 
 
 def test_a_trained_refiner_brings_the_pixels_candidates_nearer_their_objects(trained, frames):
