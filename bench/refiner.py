@@ -3,10 +3,10 @@
     .venv/bin/python bench/refiner.py [--train-images 5] [--test-images 30] [--steps 1000]
 
 A project's detector run also trains a box refiner (proposals.training.refiner) from its
-confirmed boxes. It moves the boxes followed from labelled frames and, since session 45, every
-other box proposed (a detector's, template matches, moving blobs, the pixels' class-agnostic
-segments) before it is embedded and shown. On stills, and on the first frames of a new video's
-shots, those other boxes are all there is. This bench trains a refiner as a run would
+confirmed boxes. It moves the boxes followed from labelled frames and, since session 45, where
+nothing is followed (stills, and the frames of shots nobody has labelled, such as a new video's),
+every box proposed (a detector's, template matches, moving blobs, the pixels' class-agnostic
+segments) before it is embedded and shown. This bench trains a refiner as a run would
 (``--steps``, the app's ``LABELLER_REFINER_STEPS``) on the first ``--train-images`` images of
 BCCD's train split (real microscope images, VOC boxes, ``../shared/data/bccd-voc``), then, on
 the first ``--test-images`` of its test split, takes each image's class-agnostic candidates
