@@ -100,7 +100,7 @@ function refinerSentence(refiner) {
   const onStills = refiner.on_stills;
   const judged = [];
   if (followed.boxes) judged.push(`the boxes followed into the validation frames would take a person ${followed.seconds_after} s refined, against ${followed.seconds_before} s as followed`);
-  if (onStills?.boxes) judged.push(`the boxes proposed in the validation stills ${onStills.seconds_after} s refined, against ${onStills.seconds_before} s as proposed`);
+  if (onStills?.boxes) judged.push(`the boxes proposed in the validation stills would take a person ${onStills.seconds_after} s refined, against ${onStills.seconds_before} s as proposed`);
   if (!judged.length) return " Its box refiner is not used: no validation frame had boxes to judge it by.";
   return ` Its box refiner: ${judged.join("; ")}` + (refiner.kept ? "; it is kept with this version." : "; it is not used.");
 }
