@@ -33,25 +33,16 @@ import os  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
 
-from bench.assist import BCCD_ROOT, read_voc  # noqa: E402
 from bench.assist_sim import MATCH_IOU  # noqa: E402
+from bench.learning import BCCD_ROOT, bccd_frame  # noqa: E402
 from proposals.boxes import iou_matrix  # noqa: E402
 from proposals.regions import scored_candidate_boxes  # noqa: E402
-from proposals.training.data import TrainingFrame  # noqa: E402
 from proposals.training.refiner import GOOD_IOU, refine_boxes, train_box_refiner  # noqa: E402
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def bccd_image(stem: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(uint8 [H, W, 3] RGB, float32 [N, 4] true boxes)`` of one BCCD image."""
-    rgb = np.asarray(Image.open(BCCD_ROOT / "JPEGImages" / f"{stem}.jpg").convert("RGB"))
-    boxes = [box for box, _ in read_voc(BCCD_ROOT / "Annotations" / f"{stem}.xml")]
-    return rgb, np.array(boxes, np.float32).reshape(-1, 4)
 
 
 def split(name: str) -> list[str]:
@@ -68,17 +59,15 @@ def best_iou_per_truth(boxes: np.ndarray, truths: np.ndarray) -> np.ndarray:
 
 
 def measure(train_images: int, test_images: int, steps: int, seed: int) -> dict:
-    training = []
-    for number, stem in enumerate(split("train")[:train_images]):
-        rgb, boxes = bccd_image(stem)
-        training.append(TrainingFrame(number, rgb, boxes, np.zeros(len(boxes), np.int64), complete=True))
+    training = [bccd_frame(stem, number) for number, stem in enumerate(split("train")[:train_images])]
     started = time.perf_counter()
     net = train_box_refiner(training, steps=steps, seed=seed).refiner
     log(f"refiner: {steps} steps on {len(training)} images in {time.perf_counter() - started:.1f} s")
     before, after, refine_seconds = [], [], 0.0
     tested = split("test")[:test_images]
-    for stem in tested:
-        rgb, truths = bccd_image(stem)
+    for number, stem in enumerate(tested):
+        frame = bccd_frame(stem, number)
+        rgb, truths = frame.image, frame.boxes
         candidates, _ = scored_candidate_boxes(rgb)
         started = time.perf_counter()
         refined = refine_boxes(net, rgb, candidates) if len(candidates) else candidates
