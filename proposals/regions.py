@@ -481,6 +481,9 @@ class Source(StrEnum):
     CANDIDATE = "candidate"
 
 
+# Boxes carried from confirmed ones: followed by the tracker, or interpolated between two.
+CARRIED = (Source.PROPAGATION, Source.INTERPOLATION)
+
 # How much a source's own confidence counts against the index's objectness: a box followed
 # from a confirmed one is strong evidence, a segment of colour is weak.
 SOURCE_WEIGHT = {
@@ -628,7 +631,7 @@ def propose_regions(
         refiner: optional :data:`BoxRefiner`, learned from the project's confirmed boxes: the
             boxes followed from neighbours are moved by it before anything else sees them; where
             nothing is followed, the boxes proposed (detected, matched, moving, segmented) are,
-            before they are embedded.
+            before the new ones are embedded (cached candidates keep their segment's embedding).
         exemplars: crops of confirmed boxes with their label ids, to find more like them
             (see :func:`exemplar_boxes`).
         candidates: the frame's class-agnostic and moving candidates computed earlier (see
@@ -679,7 +682,7 @@ def propose_regions(
     valid = valid_box_mask(boxes)
     # Boxes carried from confirmed ones, followed or interpolated, are pulled to the pixels'
     # outlines alike, and a moving blob over either is that object again.
-    is_followed = np.isin(sources, [Source.PROPAGATION, Source.INTERPOLATION])
+    is_followed = np.isin(sources, CARRIED)
     is_outline = np.isin(sources, [Source.CANDIDATE, Source.MOTION])
     boxes[is_followed] = averaged_with_closest(
         boxes[is_followed], boxes[is_outline], min_iou=FOLLOWED_OUTLINE_IOU, weight=FOLLOWED_OUTLINE_WEIGHT
@@ -701,7 +704,7 @@ def propose_regions(
     boxes, confidence, known_labels, sources, weight, cached_row = (
         a[budget] for a in (boxes, confidence, known_labels, sources, weight, cached_row)
     )
-    if refiner is not None and len(boxes) and not np.isin(sources, [Source.PROPAGATION, Source.INTERPOLATION]).any():
+    if refiner is not None and len(boxes) and not np.isin(sources, CARRIED).any():
         # Where nothing is followed (a still, a shot nobody has labelled) the other boxes are all
         # there is, and a detector's box, a template match, a moving blob or a segment of the
         # pixels is as loose as a followed box or looser: the refiner, which learned the
