@@ -392,26 +392,21 @@ def _stop_if_cancelled(run_id: int) -> None:
         raise RunCancelled
 
 
-def _followed_cases(val_frames) -> list[tuple]:
-    """(frame, boxes followed into it from its labelled neighbours, their confidence, its
-    confirmed boxes) for the validation frames of a video (stills have nothing followed)."""
-    frames = Frame.objects.select_related("video").in_bulk([frame.frame_id for frame in val_frames])
-    return [(frame.image, *followed_into(frames[frame.frame_id], frame.image), frame.boxes)
-            for frame in val_frames if frames[frame.frame_id].shot_id is not None]
-
-
-def _still_cases(val_frames, detector_name: str) -> list[tuple]:
-    """(frame, the boxes proposed in it that a refiner moves there: the detections of the
-    detector saved as ``detector_name`` and the pixels' class-agnostic segments, with no
-    tracker's confidence, its confirmed boxes) for the validation frames that are stills
-    (nothing is followed into them)."""
-    frames = Frame.objects.in_bulk([frame.frame_id for frame in val_frames])
-    stills = [frame for frame in val_frames if frames[frame.frame_id].shot_id is None]
+def _refiner_cases(val_frames, detector_name: str) -> tuple[list[tuple], list[tuple]]:
+    """The validation frames as a refiner is judged on them, each ``(frame, boxes, their
+    confidence, its confirmed boxes)``: first a video's frames with the boxes followed into them
+    from their labelled neighbours and the tracker's confidence, then the stills (nothing is
+    followed into them) with the boxes a refiner moves there, the detections of the detector
+    saved as ``detector_name`` and the pixels' class-agnostic segments, with no confidence."""
+    stored = Frame.objects.select_related("video").in_bulk([frame.frame_id for frame in val_frames])
+    followed = [(frame.image, *followed_into(stored[frame.frame_id], frame.image), frame.boxes)
+                for frame in val_frames if stored[frame.frame_id].shot_id is not None]
+    stills = [frame for frame in val_frames if stored[frame.frame_id].shot_id is None]
     if not stills:
-        return []
+        return followed, []
     detector = ml.load_detector(local_checkpoint(detector_name))
-    return [(frame.image, np.concatenate([detector(frame.image)[0], ml.class_agnostic_boxes(frame.image)]), None,
-             frame.boxes) for frame in stills]
+    return followed, [(frame.image, np.concatenate([detector(frame.image)[0], ml.class_agnostic_boxes(frame.image)]),
+                       None, frame.boxes) for frame in stills]
 
 
 def _train_refiner(run: TrainingRun, train_frames, val_frames, current_run: TrainingRun | None,
@@ -428,9 +423,9 @@ def _train_refiner(run: TrainingRun, train_frames, val_frames, current_run: Trai
     if not settings.LABELLER["REFINER_STEPS"]:
         return "", {"kept": False, "reason": "off (LABELLER_REFINER_STEPS=0)"}
     training = ml.train_box_refiner(train_frames, seed=SEED, log=lambda step, loss: _stop_if_cancelled(run.pk))
-    cases = _followed_cases(val_frames)
+    cases, still_cases = _refiner_cases(val_frames, detector_name)
     followed = ml.evaluate_box_refiner_on_followed(training.refiner, cases)
-    on_stills = ml.evaluate_box_refiner_on_followed(training.refiner, _still_cases(val_frames, detector_name))
+    on_stills = ml.evaluate_box_refiner_on_followed(training.refiner, still_cases)
     moved = ml.evaluate_box_refiner(training.refiner, val_frames, seed=SEED)
     judged = [score for score in (followed, on_stills) if score.boxes]
     kept = moved.helps and bool(judged) and all(score.no_worse for score in judged)
