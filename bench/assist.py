@@ -3,7 +3,7 @@
     .venv/bin/python bench/assist.py [--datasets counter,night,bccd] [--time-scale 0.1]
                                      [--max-frames N] [--bccd-images N] [--quick]
                                      [--variants plain,retraining] [--retrain-time-scale 0.5]
-                                     [--seed-offset N]
+                                     [--seed-offset N] [--next-video]
 
 A simulated annotator labels through the real HTTP API of a real app: ``scripts/run`` is
 started as a subprocess in its own process group (temporary ``LABELLER_DATA_DIR``, a free
@@ -36,6 +36,13 @@ propagation and the calibrated show policy only, as a new project is); ``retrain
 annotator works. Training takes
 real seconds while the simulated person's are scaled, so the retraining variant pauses
 ``--retrain-time-scale`` (0.5) per charged second, and runs on the videos only.
+
+With ``--next-video`` each video's project then gets a second video of the same look (another
+seed, ``NEXT_VIDEO_SEED_STEP`` on), uploaded once the first is labelled and labelled the same way:
+a team's next day of counter footage. Its shots are all new, but the project's index, show
+policy and (with retraining) its detector, refiner and embedding have learned from the first:
+``human_ratio_after_10pct_next_video`` (and ``..._next_video_retraining``) is what the project has
+learned worth there. A dataset's own figures stay its first video's.
 
 Headline: ``human_ratio_after_10pct`` = assisted seconds / manual seconds (10 s per box)
 over the frames after the first 10 % labelled, on the worst generated video, plain; with
@@ -86,6 +93,9 @@ VIDEO_LOOKS = {"counter": 4101, "night": 4202}  # look -> seed
 VIDEO_SHOTS = 6
 SHORT_SHOT_SECONDS = 0.6
 OBJECTS_PER_SHOT = 6
+# --next-video: the second video's seed is the first's plus this, far from the --seed-offset
+# values used so far (10, 20), so that it is never one of the held-out videos.
+NEXT_VIDEO_SEED_STEP = 1000
 DEMO_LOGINS = {"admin": "labeller-admin", "annotator": "labeller-annotator"}  # labeller's seed_demo
 FRESH_POLL_S = 0.1
 FRESH_WAIT_MAX_S = 10.0
@@ -300,16 +310,19 @@ class Dataset:
         return self.images[frame["original_name"]][1]
 
 
-def make_video_dataset(look: str, seed: int, folder: Path, seconds: float) -> Dataset:
+def make_video_dataset(look: str, seed: int, folder: Path, seconds: float, name: str | None = None) -> Dataset:
+    """A generated video of ``look`` from ``seed``; ``name`` (default the look) names the
+    dataset and its file."""
     from proposals.synthetic import write_synthetic_video
 
+    name = name or look
     started = time.monotonic()
     video = write_synthetic_video(
-        folder / f"{look}.mp4", seconds=seconds, fps=25, width=640, height=360, n_shots=VIDEO_SHOTS, seed=seed,
+        folder / f"{name.replace(' ', '-')}.mp4", seconds=seconds, fps=25, width=640, height=360, n_shots=VIDEO_SHOTS, seed=seed,
         objects_per_shot=OBJECTS_PER_SHOT, look=look, short_shot_seconds=SHORT_SHOT_SECONDS,
     )
-    log(f"{look}: wrote {video.frame_count} frames, cuts {video.cuts} in {time.monotonic() - started:.0f} s")
-    return Dataset(name=look, classes=list(video.classes), video=video)
+    log(f"{name}: wrote {video.frame_count} frames, cuts {video.cuts} in {time.monotonic() - started:.0f} s")
+    return Dataset(name=name, classes=list(video.classes), video=video)
 
 
 def read_voc(path: Path) -> list[tuple[tuple, str]]:
@@ -339,10 +352,16 @@ def make_bccd_dataset(count: int) -> Dataset:
 def create_project(admin: Api, dataset: Dataset) -> tuple[int, dict[str, int]]:
     project = admin.expect("POST", "projects/", {"name": f"bench-assist {dataset.name} {uuid.uuid4().hex[:6]}",
                                                  "description": "bench/assist.py"})
-    label_ids = {}
+    return project["id"], add_labels(admin, project["id"], dataset, {})
+
+
+def add_labels(admin: Api, project_id: int, dataset: Dataset, label_ids: dict[str, int]) -> dict[str, int]:
+    """``label_ids`` with the dataset's classes that the project lacks added to its taxonomy."""
+    label_ids = dict(label_ids)
     for name in dataset.classes:
-        label_ids[name] = admin.expect("POST", f"projects/{project['id']}/labels/", {"name": name})["id"]
-    return project["id"], label_ids
+        if name not in label_ids:
+            label_ids[name] = admin.expect("POST", f"projects/{project_id}/labels/", {"name": name})["id"]
+    return label_ids
 
 
 def wait_video_ready(admin: Api, video_id: int, timeout_s: float = 900) -> dict:
@@ -579,10 +598,10 @@ def stop_training(admin: Api, project_id: int) -> None:
 
 
 def run_dataset(admin: Api, annotator_api: Api, dataset: Dataset, args, *, retrain_every: int | None = 0,
-                time_scale: float) -> tuple[dict, list[FrameRecord]]:
-    """Label ``dataset`` in a new project. ``retrain_every``: 0 turns the periodic retraining
-    off, N > 0 retrains each time N more boxes were confirmed, None keeps a new project's
-    default."""
+                time_scale: float, next_dataset: Dataset | None = None) -> tuple[dict, list[FrameRecord]]:
+    """Label ``dataset`` in a new project, then ``next_dataset`` (when given) in the same one.
+    ``retrain_every``: 0 turns the periodic retraining off, N > 0 retrains each time N more
+    boxes were confirmed, None keeps a new project's default."""
     log(f"{dataset.name}: project, {len(dataset.classes)} labels, upload")
     project_id, label_ids = create_project(admin, dataset)
     learning = {} if retrain_every is None else {"retrain_every_boxes": retrain_every}
@@ -590,30 +609,16 @@ def run_dataset(admin: Api, annotator_api: Api, dataset: Dataset, args, *, retra
     learning = admin.expect("PATCH", f"projects/{project_id}/learning", learning)
     facts: dict = {"classes": len(dataset.classes), "retrain_every_boxes": learning["retrain_every_boxes"],
                    "queue_order": learning["queue_order"], "time_scale": time_scale}
-    started = time.monotonic()
-    if dataset.video is not None:
-        video = admin.upload(f"projects/{project_id}/videos/",
-                             [("file", dataset.video.path.name, dataset.video.path.read_bytes())])
-        video = wait_video_ready(admin, video["id"])
-        facts |= {"shots_found": video["shot_count"], "shots_true": len(dataset.video.cuts) + 1,
-                  "keyframes": video["keyframe_count"]}
-        quiet_s = 60
-    else:
-        files = [("files", name, path.read_bytes()) for name, (path, _) in dataset.images.items()]
-        admin.upload(f"projects/{project_id}/images/", files)
-        quiet_s = 20  # uploaded stills get no proposals before the first confirmed box
-    facts["ingest_s"] = time.monotonic() - started
-    frame_ids = {f["id"] for f in admin.all_pages(f"projects/{project_id}/frames/?page_size=1000")}
-    started = time.monotonic()
-    covered = wait_initial_proposals(admin, project_id, frame_ids, quiet_s=quiet_s)
-    facts |= {"frames_in_project": len(frame_ids), "initially_proposed_frames": covered,
-              "initial_proposals_s": time.monotonic() - started}
-    log(f"{dataset.name}: {len(frame_ids)} frames, {covered} with proposals after {facts['initial_proposals_s']:.0f} s;"
-        " labelling")
-    started = time.monotonic()
-    annotator = Annotator(annotator_api, project_id, label_ids, dataset, time_scale)
-    records = annotator.run(args.max_frames)
-    facts |= {"labelling_s": time.monotonic() - started, "server_errors": annotator.server_errors}
+    labelled, records = label_dataset(admin, annotator_api, project_id, label_ids, dataset, args, time_scale)
+    facts |= labelled
+    if next_dataset is not None:
+        # The same project goes on to its next video: its index, policy and models carry over.
+        label_ids = add_labels(admin, project_id, next_dataset, label_ids)
+        next_facts, next_records = label_dataset(admin, annotator_api, project_id, label_ids, next_dataset, args,
+                                                 time_scale)
+        facts["next_video"] = summarize(next_records) | next_facts | {"classes": len(next_dataset.classes)}
+        log(f"{next_dataset.name}: human_ratio_after_10pct {facts['next_video']['human_ratio_after_10pct']}, "
+            f"lost {facts['next_video']['lost_actions']}")
     model = annotator_api.expect("GET", f"projects/{project_id}/stats/me")["model"]
     weights = "random-init" if model["is_random"] else model["weights_description"]
     facts |= {"index_size": model["index_size"], "weights": weights}
@@ -639,6 +644,40 @@ def run_dataset(admin: Api, annotator_api: Api, dataset: Dataset, args, *, retra
     return figures, records
 
 
+def label_dataset(admin: Api, annotator_api: Api, project_id: int, label_ids: dict[str, int], dataset: Dataset,
+                  args, time_scale: float) -> tuple[dict, list[FrameRecord]]:
+    """Upload ``dataset`` to the project, wait for ingest and its first proposals, and label
+    what the queue offers until it is empty: (facts, the frames' records)."""
+    facts: dict = {}
+    started = time.monotonic()
+    if dataset.video is not None:
+        video = admin.upload(f"projects/{project_id}/videos/",
+                             [("file", dataset.video.path.name, dataset.video.path.read_bytes())])
+        video = wait_video_ready(admin, video["id"])
+        facts |= {"shots_found": video["shot_count"], "shots_true": len(dataset.video.cuts) + 1,
+                  "keyframes": video["keyframe_count"]}
+        quiet_s = 60
+        listed = f"projects/{project_id}/frames/?video_id={video['id']}&page_size=1000"
+    else:
+        files = [("files", name, path.read_bytes()) for name, (path, _) in dataset.images.items()]
+        admin.upload(f"projects/{project_id}/images/", files)
+        quiet_s = 20  # uploaded stills get no proposals before the first confirmed box
+        listed = f"projects/{project_id}/frames/?page_size=1000"
+    facts["ingest_s"] = time.monotonic() - started
+    frame_ids = {f["id"] for f in admin.all_pages(listed)}
+    started = time.monotonic()
+    covered = wait_initial_proposals(admin, project_id, frame_ids, quiet_s=quiet_s)
+    facts |= {"frames_in_project": len(frame_ids), "initially_proposed_frames": covered,
+              "initial_proposals_s": time.monotonic() - started}
+    log(f"{dataset.name}: {len(frame_ids)} frames, {covered} with proposals after {facts['initial_proposals_s']:.0f} s;"
+        " labelling")
+    started = time.monotonic()
+    annotator = Annotator(annotator_api, project_id, label_ids, dataset, time_scale)
+    records = annotator.run(args.max_frames)
+    facts |= {"labelling_s": time.monotonic() - started, "server_errors": annotator.server_errors}
+    return facts, records
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="counter,night,bccd", help="comma-separated: counter, night, bccd")
@@ -662,6 +701,9 @@ def main() -> None:
                              "too few frames to train on)")
     parser.add_argument("--queue-order", choices=["uncertain_first", "sequential"], default=None,
                         help="the projects' queue order (default: a new project's)")
+    parser.add_argument("--next-video", action="store_true",
+                        help="then label a second video of each look in the same project (its next day of "
+                             "footage): what the project learned from the first is worth there")
     parser.add_argument("--variants", default="plain,retraining",
                         help="plain (the index and calibration only), retraining (plus the detector, retrained as "
                              "the annotator works); both by default")
@@ -675,6 +717,9 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown datasets: {', '.join(sorted(unknown))}")
     video_seeds = {name: VIDEO_LOOKS[name] + args.seed_offset for name in names if name in VIDEO_LOOKS}
+    if args.next_video and args.max_frames is not None:
+        # The next video's truth is told by frame index: its first video must be done with.
+        parser.error("--next-video labels every frame of the first video: it takes no --max-frames")
     variants = [name.strip() for name in args.variants.split(",") if name.strip()]
     if not variants or set(variants) - {"plain", "retraining"}:
         parser.error("--variants takes plain, retraining or both")
@@ -685,10 +730,14 @@ def main() -> None:
     records: dict[str, dict[str, list[FrameRecord]]] = {variant: {} for variant in variants}
     try:
         app.start()  # it migrates and seeds while the videos are written
-        datasets = []
+        datasets, next_datasets = [], {}
         for name in names:
             if name in video_seeds:
                 datasets.append(make_video_dataset(name, video_seeds[name], workdir, args.video_seconds))
+                if args.next_video:
+                    next_datasets[name] = make_video_dataset(
+                        name, video_seeds[name] + NEXT_VIDEO_SEED_STEP, workdir, args.video_seconds,
+                        name=f"{name} next")
             else:
                 datasets.append(make_bccd_dataset(args.bccd_images))
         log(f"app healthy after {app.wait_healthy():.0f} s")
@@ -705,7 +754,8 @@ def main() -> None:
                 log(f"--- {variant}: {dataset.name}")
                 figures[variant][dataset.name], records[variant][dataset.name] = run_dataset(
                     admin, annotator, dataset, args, retrain_every=args.retrain_every if retraining else 0,
-                    time_scale=args.retrain_time_scale if retraining else args.time_scale)
+                    time_scale=args.retrain_time_scale if retraining else args.time_scale,
+                    next_dataset=next_datasets.get(dataset.name))
     finally:
         app.stop()
         if args.keep:
@@ -716,12 +766,17 @@ def main() -> None:
     worst = {variant: worst_of(figures[variant]) for variant in variants}
     generated = {variant: [figures[variant][n]["human_ratio_after_10pct"] for n in names
                            if n in VIDEO_LOOKS and n in figures[variant]] for variant in variants}
+    next_videos = {variant: [figures[variant][n]["next_video"]["human_ratio_after_10pct"] for n in names
+                             if "next_video" in figures[variant].get(n, {})] for variant in variants}
     result = {
         "bench": "assist",
         "time_scale": args.time_scale,
         # The headline: the first variant (plain, unless asked otherwise), worst generated video.
         "human_ratio_after_10pct": max(generated[headline], default=None),
         "human_ratio_after_10pct_retraining": max(generated.get("retraining", []), default=None),
+        # --next-video: the same on each look's second video, in the project that labelled the first.
+        "human_ratio_after_10pct_next_video": max(next_videos[headline], default=None),
+        "human_ratio_after_10pct_next_video_retraining": max(next_videos.get("retraining", []), default=None),
         "variant": headline,
         "datasets": figures[headline],
         "overall": overall_of(records[headline]),
@@ -734,6 +789,8 @@ def main() -> None:
         },
         "video_seconds": args.video_seconds if any(n in VIDEO_LOOKS for n in names) else None,
         "video_seeds": video_seeds,
+        "next_video_seeds": {name: seed + NEXT_VIDEO_SEED_STEP for name, seed in video_seeds.items()}
+        if args.next_video else None,
         "bccd_images": args.bccd_images if "bccd" in names else None,
         "max_frames": args.max_frames,
         "demo_settle_s": demo_settle_s,
