@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from proposals.calibration import (BOX_FEATURES, SHAPE_MIN_EACH, ActionCosts, box_features, fit_calibration,
-                                   fit_shape_adjustment, followed_cover, label_surplus, select_shown)
+from proposals.calibration import (BOX_FEATURES, SHAPE_MIN_EACH, ActionCosts, box_features, distinct_sizes,
+                                   fit_calibration, fit_shape_adjustment, followed_cover, label_surplus,
+                                   relative_log_sizes, select_shown, size_distance)
 
 
 def test_without_history_the_chance_is_the_prior():
@@ -173,3 +174,30 @@ def test_boxes_unlike_any_in_a_one_size_history_are_not_pushed_to_certainty():
 
     assert 0.1 < chance[0] < 0.6
     assert chance[0] == pytest.approx(chance[1], abs=0.15)
+
+
+def test_a_boxs_size_is_compared_as_shares_of_its_frame_so_resolutions_share_sizes():
+    small = relative_log_sizes([[0, 0, 64, 36]], (640, 360))
+    large = relative_log_sizes([[100, 100, 292, 208]], (1920, 1080))
+
+    assert small == pytest.approx(large)
+    assert small[0] == pytest.approx(np.log([0.1, 0.1]))
+
+
+def test_boxes_of_one_size_in_other_places_count_as_one_size():
+    sizes = relative_log_sizes([[0, 0, 60, 40], [5, 5, 65, 45], [0, 0, 300, 130]], (640, 360))
+
+    assert len(distinct_sizes(sizes)) == 2
+
+
+def test_the_size_distance_is_to_the_nearest_known_size_in_log_width_and_height():
+    known = distinct_sizes(relative_log_sizes([[0, 0, 60, 40], [0, 0, 20, 100]], (640, 360)))
+    boxes = [[0, 0, 60, 40], [0, 0, 90, 40], [0, 0, 20, 90], [0, 0, 300, 130]]
+
+    distance = size_distance(relative_log_sizes(boxes, (640, 360)), known)
+
+    assert distance[0] == pytest.approx(0.0, abs=0.02)
+    assert distance[1] == pytest.approx(np.log(1.5), abs=0.02)  # half as wide again
+    assert distance[2] == pytest.approx(abs(np.log(0.9)), abs=0.02)  # the nearer of the two
+    assert distance[3] > 1.0
+    assert np.isinf(size_distance(relative_log_sizes(boxes, (640, 360)), np.zeros((0, 2)))).all()
