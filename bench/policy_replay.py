@@ -115,15 +115,17 @@ def django_setup(folder: Path) -> None:
 
 
 def replay_project(project_id: int) -> dict:
-    from django.db.models import Min
+    from django.db.models import Max, Min
 
     from labeller.annotations.models import Annotation, AnnotationStatus
     from labeller.training.models import ProposalOutcome
-    from labeller.training.proposing import choose_shown, fit_show_policy
+    from labeller.training.proposing import choose_shown, fit_show_policy, project_object_sizes
 
     decided = ProposalOutcome.objects.filter(project_id=project_id, decided_at__isnull=False)
     # A frame's outcomes are decided together, when it is completed.
     frames = list(decided.values_list("frame_id").annotate(at=Min("decided_at")).order_by("at", "frame_id"))
+    # The sizes of the boxes confirmed before the frame's last proposals were made, not its own.
+    built = dict(decided.values_list("frame_id").annotate(at=Max("created_at")))
     counted = frames[math.ceil(WARMUP_SHARE * len(frames)):]  # as bench/assist_sim.py counts them
     recorded = 0.0
     by_source: Counter[str] = Counter()
@@ -136,7 +138,8 @@ def replay_project(project_id: int) -> dict:
             for r in rows
         ]
         before = decided.filter(decided_at__lt=decided_at)
-        policy = fit_show_policy(before, decisions=before.count())
+        policy = fit_show_policy(before, decisions=before.count(),
+                                 object_sizes=project_object_sizes(project_id, confirmed_before=built[frame_id]))
         frame = rows[0].frame
         frame_size = (frame.width, frame.height)
         shown, _ = choose_shown(outcomes, policy, shot_labelled=rows[0].shot_labelled, frame_size=frame_size)
@@ -161,12 +164,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="the folder bench/assist.py --keep kept")
     parser.add_argument("--projects", default="", help="project ids, comma-separated (default: all with outcomes)")
+    parser.add_argument("--odd-size-distance", type=float, default=None,
+                        help="replay with this ODD_SIZE_DISTANCE (labeller.training.proposing; inf: no box is "
+                             "odd-sized, as before session 46)")
     args = parser.parse_args()
     if not (args.folder / "data" / "labeller.sqlite3").is_file():
         parser.error(f"{args.folder} holds no data/labeller.sqlite3: pass the folder bench/assist.py --keep kept")
     started = time.monotonic()
     django_setup(args.folder)
+    from labeller.training import proposing
     from labeller.training.models import ProposalOutcome
+
+    if args.odd_size_distance is not None:
+        proposing.ODD_SIZE_DISTANCE = args.odd_size_distance
 
     wanted = [int(p) for p in args.projects.split(",") if p] or sorted(
         set(ProposalOutcome.objects.filter(decided_at__isnull=False).values_list("project_id", flat=True))

@@ -30,8 +30,9 @@ from labeller.training.models import FrameProposals, ProjectLearning, ProposalOu
 from labeller.training.outcomes import box_of as _box_of
 from labeller.training.services import IndexConflict, index_load, index_state, index_state_peek, index_sync
 from proposals.boxes import edge_moves, iou_matrix
-from proposals.calibration import (ActionCosts, Calibration, ShapeAdjustment, box_features, fit_calibration,
-                                   fit_shape_adjustment, followed_cover, label_surplus, select_shown)
+from proposals.calibration import (ActionCosts, Calibration, ShapeAdjustment, box_features, distinct_sizes,
+                                   fit_calibration, fit_shape_adjustment, followed_cover, label_surplus,
+                                   relative_log_sizes, select_shown, size_distance)
 from proposals.edge_bias import fit_edge_bias, shift_edges
 from proposals.labels import BACKGROUND
 from proposals.regions import MOTION_OFFSETS_S
@@ -66,6 +67,18 @@ DEFAULT_PRIOR = 0.1
 # was hidden, so the calibration never learned it: theirs stays (bench/ASSIST.md, session 43).
 LABELLED_SHOT_DETECTOR_PRIOR = 0.05
 CALIBRATION_HISTORY = 2000
+# The pixels' boxes (class-agnostic segments, moving blobs) of a size no confirmed box of the
+# project has, further than this from every one (proposals.calibration.size_distance), are
+# calibrated on a history of their own: mostly a table top, a shadow or two objects merged,
+# they were never kept, and among them the few boxes of object size that were kept sank
+# under the break-even (bench/ASSIST.md, session 46). Their own history starts from a
+# fraction of their source's prior, and says whether this project's odd sizes are objects.
+SIZE_TYPED_SOURCES = ("candidate", "motion")
+ODD_SIZE_DISTANCE = 0.4
+ODD_SIZE_PRIOR_SHARE = 0.25
+# Sizes count once the project has confirmed this many boxes; the latest this many count.
+OBJECT_SIZES_MIN = 5
+OBJECT_SIZES_HISTORY = 2000
 # The latest kept followed boxes a label's edge bias is learned from (proposals.edge_bias).
 EDGE_BIAS_HISTORY = 1000
 POLICY_CACHE_SIZE = 64
@@ -203,18 +216,28 @@ class ShowPolicy:
     # people put them, as shares of the box's size (proposals.edge_bias); labels with none
     # are left out.
     edge_bias: dict[int, np.ndarray] = field(default_factory=dict)
+    # float64 [K, 2] the distinct sizes of the project's confirmed boxes
+    # (proposals.calibration.relative_log_sizes); empty while it has fewer than OBJECT_SIZES_MIN.
+    object_sizes: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
 
     @property
     def cold(self) -> bool:
         return self.decisions < WARM_AFTER_DECISIONS
 
-    def probability(self, source: str, shot_labelled: bool, scores, features=None) -> np.ndarray:
+    def odd_sized(self, sources, boxes, frame_sizes) -> np.ndarray:
+        """bool [N]: which of the proposals are pixels' boxes of a size no confirmed box of the
+        project has (:func:`odd_sized`)."""
+        return odd_sized(sources, boxes, frame_sizes, self.object_sizes)
+
+    def probability(self, source: str, shot_labelled: bool, scores, features=None, odd_size: bool = False
+                    ) -> np.ndarray:
         """float64 [N] P(useful) for float [N] ``scores`` and, when given, float [N, 5] box
-        ``features`` (:func:`box_features`)."""
-        stratum = calibration_stratum(source, shot_labelled)
+        ``features`` (:func:`box_features`); ``odd_size``: the boxes are of a size no
+        confirmed box has (:meth:`odd_sized`)."""
+        stratum = calibration_stratum(source, shot_labelled, odd_size)
         calibration = self.calibrations.get(stratum)
         if calibration is None:
-            calibration = fit_calibration([], [], prior=source_prior(source, shot_labelled))
+            calibration = fit_calibration([], [], prior=source_prior(source, shot_labelled, odd_size))
         chance = calibration.probability(scores)
         adjustment = self.shape_adjustments.get(stratum)
         if adjustment is None or features is None:
@@ -239,17 +262,30 @@ class ShowPolicy:
         }
 
 
-def calibration_stratum(source: str, shot_labelled: bool) -> str:
-    """The name of the history a proposal is calibrated on: its source, and whether its
-    frame's shot already had confirmed boxes (see ``ProposalOutcome.shot_labelled``)."""
-    return f"{source}/labelled-shot" if shot_labelled else source
+def odd_sized(sources, boxes, frame_sizes, object_sizes) -> np.ndarray:
+    """bool [N]: which of the proposals (str [N] ``sources``, float [N, 4] ``boxes`` in frames
+    of ``frame_sizes``) are pixels' boxes (``SIZE_TYPED_SOURCES``) further than
+    ``ODD_SIZE_DISTANCE`` from every one of ``object_sizes`` (:func:`project_object_sizes`;
+    none known: no box is)."""
+    sources = np.asarray(sources).reshape(-1)
+    typed = np.isin(sources, SIZE_TYPED_SOURCES)
+    if not len(object_sizes) or not typed.any():
+        return np.zeros(len(sources), dtype=bool)
+    return typed & (size_distance(relative_log_sizes(boxes, frame_sizes), object_sizes) > ODD_SIZE_DISTANCE)
 
 
-def source_prior(source: str, shot_labelled: bool) -> float:
+def calibration_stratum(source: str, shot_labelled: bool, odd_size: bool = False) -> str:
+    """The name of the history a proposal is calibrated on: its source, whether its frame's
+    shot already had confirmed boxes (see ``ProposalOutcome.shot_labelled``), and for the
+    pixels' boxes whether no confirmed box has its size (see ``SIZE_TYPED_SOURCES``)."""
+    return source + ("/labelled-shot" if shot_labelled else "") + ("/odd-size" if odd_size else "")
+
+
+def source_prior(source: str, shot_labelled: bool, odd_size: bool = False) -> float:
     """The chance that a proposal of ``source`` is useful before the project's history says."""
     if source == "detector" and shot_labelled:
         return LABELLED_SHOT_DETECTOR_PRIOR
-    return SOURCE_PRIOR.get(source, DEFAULT_PRIOR)
+    return SOURCE_PRIOR.get(source, DEFAULT_PRIOR) * (ODD_SIZE_PRIOR_SHARE if odd_size else 1.0)
 
 
 def _smoothed_share(hits: int, total: int, prior: float, strength: float = 5.0) -> float:
@@ -265,7 +301,7 @@ def show_policy(*, project_id: int) -> ShowPolicy:
         cached = _policy_cache.get(project_id)
         if cached is not None and cached[0] == key:
             return cached[1]
-    policy = fit_show_policy(decided, decisions=decisions)
+    policy = fit_show_policy(decided, decisions=decisions, object_sizes=project_object_sizes(project_id))
     with _cache_lock:
         if len(_policy_cache) >= POLICY_CACHE_SIZE:
             _policy_cache.pop(next(iter(_policy_cache)))
@@ -273,9 +309,26 @@ def show_policy(*, project_id: int) -> ShowPolicy:
     return policy
 
 
-def fit_show_policy(decided: QuerySet[ProposalOutcome], *, decisions: int) -> ShowPolicy:
+def project_object_sizes(project_id: int, *, confirmed_before=None) -> np.ndarray:
+    """float64 [K, 2]: the distinct sizes (:func:`proposals.calibration.distinct_sizes`) of the
+    project's latest confirmed boxes (those last changed before ``confirmed_before`` when
+    given); none while it has fewer than ``OBJECT_SIZES_MIN``."""
+    confirmed = Annotation.objects.filter(project_id=project_id, status=AnnotationStatus.CONFIRMED)
+    if confirmed_before is not None:
+        confirmed = confirmed.filter(updated_at__lt=confirmed_before)
+    rows = list(confirmed.order_by("-updated_at", "-id")
+                .values_list("x1", "y1", "x2", "y2", "frame__width", "frame__height")[:OBJECT_SIZES_HISTORY])
+    if len(rows) < OBJECT_SIZES_MIN:
+        return np.zeros((0, 2))
+    rows = np.asarray(rows, dtype=np.float64)
+    return distinct_sizes(relative_log_sizes(rows[:, :4], rows[:, 4:]))
+
+
+def fit_show_policy(decided: QuerySet[ProposalOutcome], *, decisions: int, object_sizes=None) -> ShowPolicy:
     """The policy fitted on ``decided`` outcomes (``decisions`` of them), uncached: the
-    project's, or those decided before a frame when bench/policy_replay.py replays a run."""
+    project's, or those decided before a frame when bench/policy_replay.py replays a run.
+    ``object_sizes``: the project's (:func:`project_object_sizes`); none: no box is odd-sized."""
+    object_sizes = np.zeros((0, 2)) if object_sizes is None else np.asarray(object_sizes, np.float64)
     fields = ("score", "useful", "box", "frame__width", "frame__height", "id", "frame_id")
     histories = {
         (source, shot_labelled): list(
@@ -288,18 +341,24 @@ def fit_show_policy(decided: QuerySet[ProposalOutcome], *, decisions: int) -> Sh
     # One read of the followed boxes for every history: strata share their frames.
     followed = _followed_boxes(decided, {row[-1] for rows in histories.values() for row in rows})
     calibrations, shape_adjustments = {}, {}
-    for (source, shot_labelled), rows in histories.items():
-        prior = source_prior(source, shot_labelled)
-        stratum = calibration_stratum(source, shot_labelled)
-        scores, useful = [r[0] for r in rows], [r[1] for r in rows]
-        calibrations[stratum] = fit_calibration(scores, useful, prior=prior)
-        adjustment = fit_shape_adjustment(
-            calibrations[stratum].probability(scores),
-            box_features([r[2] for r in rows], [r[3:5] for r in rows], *_followed_features_of_outcomes(rows, followed)),
-            useful, prior=prior,
-        )
-        if adjustment is not None:
-            shape_adjustments[stratum] = adjustment
+    for (source, shot_labelled), history in histories.items():
+        odd = odd_sized([source] * len(history), [r[2] for r in history], [r[3:5] for r in history], object_sizes)
+        for odd_size in (False, True):
+            rows = [row for row, is_odd in zip(history, odd.tolist()) if is_odd == odd_size]
+            if odd_size and not rows:
+                continue
+            prior = source_prior(source, shot_labelled, odd_size)
+            stratum = calibration_stratum(source, shot_labelled, odd_size)
+            scores, useful = [r[0] for r in rows], [r[1] for r in rows]
+            calibrations[stratum] = fit_calibration(scores, useful, prior=prior)
+            adjustment = fit_shape_adjustment(
+                calibrations[stratum].probability(scores),
+                box_features([r[2] for r in rows], [r[3:5] for r in rows],
+                             *_followed_features_of_outcomes(rows, followed)),
+                useful, prior=prior,
+            )
+            if adjustment is not None:
+                shape_adjustments[stratum] = adjustment
     kept = list(
         decided.filter(useful=True).order_by("-decided_at", "-id")
         .values_list("source", "label_right", "box_right")[:CALIBRATION_HISTORY]
@@ -322,6 +381,7 @@ def fit_show_policy(decided: QuerySet[ProposalOutcome], *, decisions: int) -> Sh
         decisions=decisions,
         break_evens=break_evens,
         edge_bias=_edge_biases(decided),
+        object_sizes=object_sizes,
     )
 
 
@@ -443,10 +503,12 @@ def proposal_chances(
     cover = followed_cover(boxes, boxes[followed], scores[followed], own)
     surplus = label_surplus(labels, scores, is_followed)
     features = box_features(boxes, [frame_size] * len(scores), cover, surplus)
+    odd = policy.odd_sized(sources, boxes, frame_size)
     probabilities = np.zeros(len(scores))
-    for source in set(sources.tolist()):
-        members = np.flatnonzero(sources == source)
-        probabilities[members] = policy.probability(source, shot_labelled, scores[members], features[members])
+    for source, odd_size in {(s, o) for s, o in zip(sources.tolist(), odd.tolist())}:
+        members = np.flatnonzero((sources == source) & (odd == odd_size))
+        probabilities[members] = policy.probability(source, shot_labelled, scores[members], features[members],
+                                                    odd_size)
     return probabilities
 
 

@@ -15,7 +15,7 @@ from labeller.training.models import FrameProposals, ProposalOutcome
 from proposals.calibration import BOX_FEATURES, box_features
 from proposals.types import LabelSuggestion, RegionProposal
 from tests.conftest import api_path
-from tests.factories import FrameFactory, LabelFactory
+from tests.factories import AnnotationFactory, FrameFactory, LabelFactory
 
 
 @pytest.fixture
@@ -233,6 +233,52 @@ def test_a_new_detectors_first_boxes_are_shown_on_a_new_shot_but_not_beside_foll
     assert proposing.choose_shown(detected, policy, shot_labelled=False, frame_size=(640, 360))[0] == [0]
     shown, chance = proposing.choose_shown(detected, policy, shot_labelled=True, frame_size=(640, 360))
     assert shown == [] and chance[0] == pytest.approx(proposing.LABELLED_SHOT_DETECTOR_PRIOR)
+
+
+def test_the_pixels_boxes_of_a_size_no_confirmed_box_has_are_calibrated_apart(tenant, frame, label):
+    # The project's people confirmed objects about 60 x 40 pixels. Beside followed boxes the
+    # moving blobs were mostly two objects merged (about 300 x 130) or slivers, never kept,
+    # however high they scored; the few of an object's size that scored high were kept.
+    for i in range(6):
+        AnnotationFactory(frame=frame, label=label, x1=10.0 * i, y1=0, x2=10.0 * i + 60 + i, y2=40)
+    rng = np.random.default_rng(3)
+    rows = []
+    for score in rng.uniform(0.0, 0.95, 300):
+        side = (300.0, 130.0) if rng.uniform() < 0.5 else (12.0, 60.0)
+        rows.append((score, side, False))
+    rows += [(0.8, (62.0, 41.0), True), (0.85, (58.0, 39.0), True), (0.75, (61.0, 40.0), False),
+             (0.2, (60.0, 42.0), False), (0.3, (59.0, 40.0), False)]
+    ProposalOutcome.objects.bulk_create(
+        ProposalOutcome(project=tenant.project, frame=frame, source="motion", shot_labelled=True, score=float(score),
+                        box=[100, 100, 100 + w, 100 + h], shown=False, useful=useful, label_right=True, box_right=True,
+                        decided_at=frame.created_at)
+        for score, (w, h), useful in rows
+    )
+    policy = proposing.show_policy(project_id=tenant.project.pk)
+    blobs = [proposal((200, 200, 260, 241), 0.82, label, source="motion"),
+             proposal((200, 200, 500, 330), 0.82, label, source="motion")]
+
+    shown, chance = proposing.choose_shown(blobs, policy, shot_labelled=True, frame_size=(640, 360))
+
+    assert shown == [0] and chance[0] > policy.break_even_of("motion") > chance[1]
+    assert {"motion/labelled-shot", "motion/labelled-shot/odd-size"} <= set(policy.as_dict()["sources"])
+    # Without the sizes, one history holds them all, and the object-sized blob is hidden too.
+    pooled = proposing.fit_show_policy(ProposalOutcome.objects.filter(project=tenant.project),
+                                       decisions=len(rows))
+    assert proposing.choose_shown(blobs, pooled, shot_labelled=True, frame_size=(640, 360))[0] == []
+
+
+def test_a_project_without_confirmed_boxes_has_no_odd_sizes_and_a_detectors_boxes_never_are(tenant, frame, label):
+    blob = proposal((0, 0, 600, 300), 0.5, label, source="motion")
+    detected = proposal((0, 0, 600, 300), 0.5, label, source="detector")
+    assert not proposing.show_policy(project_id=tenant.project.pk).odd_sized(["motion"], [blob.box], (640, 360)).any()
+
+    for i in range(proposing.OBJECT_SIZES_MIN):
+        AnnotationFactory(frame=frame, label=label, x1=0, y1=0, x2=60, y2=40)
+    proposing.clear_caches()  # the policy is cached until decisions change
+    policy = proposing.show_policy(project_id=tenant.project.pk)
+
+    assert policy.odd_sized(["motion", "detector"], [blob.box, detected.box], (640, 360)).tolist() == [True, False]
 
 
 def test_the_policy_and_the_number_shown_are_visible_to_admins_only(tenant, frame, label):

@@ -19,11 +19,14 @@ const SOURCE_NAMES = {
 };
 
 // A calibration's key is its source, with "/labelled-shot" for proposals made on frames
-// whose shot already had confirmed boxes (calibrated apart from a shot's first frame).
+// whose shot already had confirmed boxes (calibrated apart from a shot's first frame), and
+// "/odd-size" for the pixels' boxes of a size no confirmed box has (calibrated apart too).
 function stratumName(key) {
-  const [source, context] = key.split("/");
-  const name = SOURCE_NAMES[source] || source;
-  return context === "labelled-shot" ? `${name}, beside followed boxes` : name;
+  const [source, ...contexts] = key.split("/");
+  let name = SOURCE_NAMES[source] || source;
+  if (contexts.includes("labelled-shot")) name += ", beside followed boxes";
+  if (contexts.includes("odd-size")) name += ", of a size no confirmed box has";
+  return name;
 }
 
 function svg(tag, attributes = {}, ...children) {
