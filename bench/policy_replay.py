@@ -1,7 +1,7 @@
 """The show policy replayed on a kept bench/assist.py run: the seconds its choices cost.
 
     .venv/bin/python bench/assist.py --keep ...        # note the folder it keeps
-    .venv/bin/python bench/policy_replay.py FOLDER [--projects 2,3]
+    .venv/bin/python bench/policy_replay.py FOLDER [--projects 2,3] [--odd-size-distance inf]
 
 Every proposal the loop makes for a frame, shown or hidden, is a ``ProposalOutcome``, decided
 when the frame is completed: a shown one was kept or rejected, a hidden one would have been

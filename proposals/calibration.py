@@ -289,7 +289,7 @@ def distinct_sizes(log_sizes) -> np.ndarray:
 def size_distance(log_sizes, known) -> np.ndarray:
     """float64 [N]: how far each of ``log_sizes`` (float [N, 2], :func:`relative_log_sizes`) is
     from the nearest of ``known`` (float [K, 2]), the Euclidean distance between the logs of
-    width and height (0.4: about half as large again, or two thirds as large, each way); inf
+    width and height (0.4: half as wide again, or two thirds as wide, at the same height); inf
     where none are known.
 
     A project's objects come in the sizes its people have confirmed. A class-agnostic segment
