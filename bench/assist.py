@@ -318,8 +318,9 @@ def make_video_dataset(look: str, seed: int, folder: Path, seconds: float, name:
     name = name or look
     started = time.monotonic()
     video = write_synthetic_video(
-        folder / f"{name.replace(' ', '-')}.mp4", seconds=seconds, fps=25, width=640, height=360, n_shots=VIDEO_SHOTS, seed=seed,
-        objects_per_shot=OBJECTS_PER_SHOT, look=look, short_shot_seconds=SHORT_SHOT_SECONDS,
+        folder / f"{name.replace(' ', '-')}.mp4", seconds=seconds, fps=25, width=640, height=360,
+        n_shots=VIDEO_SHOTS, seed=seed, objects_per_shot=OBJECTS_PER_SHOT, look=look,
+        short_shot_seconds=SHORT_SHOT_SECONDS,
     )
     log(f"{name}: wrote {video.frame_count} frames, cuts {video.cuts} in {time.monotonic() - started:.0f} s")
     return Dataset(name=name, classes=list(video.classes), video=video)

@@ -292,8 +292,8 @@ def size_distance(log_sizes, known) -> np.ndarray:
     width and height (0.4: half as wide again, or two thirds as wide, at the same height); inf
     where none are known.
 
-    A project's objects come in the sizes its people have confirmed. A class-agnostic segment
-    of a table top, a sliver of a shadow or a moving blob of two objects merged does not: of the
+    A project's objects come in the sizes its people have confirmed. A moving blob or a segment
+    of several objects merged, or a sliver along an edge, does not: of the
     pixels' boxes in a kept bench/assist.py run (two videos), the 37 kept were all within 0.35
     of a size confirmed before them, and none of the 400 further (bench/ASSIST.md, session 46).
     """

@@ -69,7 +69,7 @@ LABELLED_SHOT_DETECTOR_PRIOR = 0.05
 CALIBRATION_HISTORY = 2000
 # The pixels' boxes (class-agnostic segments, moving blobs) of a size no confirmed box of the
 # project has, further than this from every one (proposals.calibration.size_distance), are
-# calibrated on a history of their own: mostly a table top, a shadow or two objects merged,
+# calibrated on a history of their own: mostly several objects merged or a sliver of an edge,
 # they were never kept, and among them the few boxes of object size that were kept sank
 # under the break-even (bench/ASSIST.md, session 46). Their own history starts from a
 # fraction of their source's prior, and says whether this project's odd sizes are objects.
