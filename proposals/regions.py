@@ -483,6 +483,8 @@ class Source(StrEnum):
 
 # Boxes carried from confirmed ones: followed by the tracker, or interpolated between two.
 CARRIED = (Source.PROPAGATION, Source.INTERPOLATION)
+# Boxes cut from the pixels alone: class-agnostic segments and moving blobs.
+FROM_PIXELS = (Source.CANDIDATE, Source.MOTION)
 
 # How much a source's own confidence counts against the index's objectness: a box followed
 # from a confirmed one is strong evidence, a segment of colour is weak.
@@ -683,7 +685,7 @@ def propose_regions(
     # Boxes carried from confirmed ones, followed or interpolated, are pulled to the pixels'
     # outlines alike, and a moving blob over either is that object again.
     is_followed = np.isin(sources, CARRIED)
-    is_outline = np.isin(sources, [Source.CANDIDATE, Source.MOTION])
+    is_outline = np.isin(sources, FROM_PIXELS)
     boxes[is_followed] = averaged_with_closest(
         boxes[is_followed], boxes[is_outline], min_iou=FOLLOWED_OUTLINE_IOU, weight=FOLLOWED_OUTLINE_WEIGHT
     )

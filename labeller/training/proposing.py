@@ -35,7 +35,7 @@ from proposals.calibration import (ActionCosts, Calibration, ShapeAdjustment, bo
                                    relative_log_sizes, select_shown, size_distance)
 from proposals.edge_bias import fit_edge_bias, shift_edges
 from proposals.labels import BACKGROUND
-from proposals.regions import MOTION_OFFSETS_S
+from proposals.regions import CARRIED, FROM_PIXELS, MOTION_OFFSETS_S
 from proposals.tracking import FLOW_STEP_SECONDS, frames_between
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 MODEL_SOURCES = (AnnotationSource.MODEL, AnnotationSource.PROPAGATION)
 # Proposals carried from confirmed boxes (followed, or between two labelled frames) are stored
 # as propagation; the rest as the model's.
-CARRIED_SOURCES = ("propagation", "interpolation")
+CARRIED_SOURCES = tuple(str(source) for source in CARRIED)
 # The published per-action costs (seconds) that decide whether a proposal is worth showing.
 COSTS = ActionCosts()
 # Proposals built per frame; those not worth showing stay hidden but are still scored
@@ -73,7 +73,7 @@ CALIBRATION_HISTORY = 2000
 # they were never kept, and among them the few boxes of object size that were kept sank
 # under the break-even (bench/ASSIST.md, session 46). Their own history starts from a
 # fraction of their source's prior, and says whether this project's odd sizes are objects.
-SIZE_TYPED_SOURCES = ("candidate", "motion")
+SIZE_TYPED_SOURCES = tuple(str(source) for source in FROM_PIXELS)
 ODD_SIZE_DISTANCE = 0.4
 ODD_SIZE_PRIOR_SHARE = 0.25
 # Sizes count once the project has confirmed this many boxes; the latest this many count.
