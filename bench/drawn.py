@@ -34,22 +34,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
 import os  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
-from bench.assist_sim import MATCH_IOU, WARMUP_SHARE, iou  # noqa: E402
-from bench.policy_replay import django_setup  # noqa: E402
+from bench.assist_sim import MATCH_IOU, iou  # noqa: E402
+from bench.policy_replay import django_setup, frames_by_completion  # noqa: E402
 
 # A shown proposal this close to a drawn box (but under MATCH_IOU) that the person rejected was
 # about that object and too loose to fix (one they kept was another object's).
 NEAR_IOU = 0.3
 # The labelled frames a frame is followed from (labeller.training.proposing follows the two nearest).
 FOLLOWED_FROM = 2
-ASSUMED_FPS = 25.0
 
 HIDDEN = "hidden"
 MATCHED_ANOTHER = "matched another"
@@ -99,20 +97,16 @@ def side_of(seconds: Sequence[float]) -> str:
 
 
 def drawn_in_project(project_id: int) -> dict:
-    from django.db.models import Max, Min
-
     from labeller.annotations.models import Annotation, AnnotationAction, AnnotationEvent, AnnotationStatus, Label
     from labeller.media.models import Frame
     from labeller.training.models import ProposalOutcome
+    from labeller.training.proposing import ASSUMED_FPS
 
     decided = ProposalOutcome.objects.filter(project_id=project_id, decided_at__isnull=False)
-    # A frame's outcomes are decided together, when it is completed, and made when it was last built.
-    completed = list(decided.values_list("frame_id").annotate(at=Min("decided_at")).order_by("at", "frame_id"))
-    built = dict(decided.values_list("frame_id").annotate(at=Max("created_at")))
+    completed, built, counted = frames_by_completion(decided)
     completed_at = dict(completed)
     frames = {f.pk: f for f in Frame.objects.filter(pk__in=completed_at).select_related("video")}
     names = dict(Label.objects.filter(project_id=project_id).values_list("pk", "name"))
-    counted = completed[math.ceil(WARMUP_SHARE * len(completed)):]  # as bench/assist_sim.py counts them
     causes: Counter[str] = Counter()
     sides: Counter[str] = Counter()
     draws = []

@@ -114,19 +114,27 @@ def django_setup(folder: Path) -> None:
     django.setup()
 
 
-def replay_project(project_id: int) -> dict:
+def frames_by_completion(decided) -> tuple[list, dict, list]:
+    """``(completed, built, counted)`` for a project's ``decided`` outcomes: its frames as
+    ``(frame id, when completed)`` in that order (a frame's outcomes are decided together, when
+    it is completed), when each frame's last proposals were made (frame id -> time), and the
+    completed frames after the first 10 %, as bench/assist_sim.py counts them."""
     from django.db.models import Max, Min
 
+    completed = list(decided.values_list("frame_id").annotate(at=Min("decided_at")).order_by("at", "frame_id"))
+    built = dict(decided.values_list("frame_id").annotate(at=Max("created_at")))
+    return completed, built, completed[math.ceil(WARMUP_SHARE * len(completed)):]
+
+
+def replay_project(project_id: int) -> dict:
     from labeller.annotations.models import Annotation, AnnotationStatus
     from labeller.training.models import ProposalOutcome
     from labeller.training.proposing import choose_shown, fit_show_policy, project_object_sizes
 
     decided = ProposalOutcome.objects.filter(project_id=project_id, decided_at__isnull=False)
-    # A frame's outcomes are decided together, when it is completed.
-    frames = list(decided.values_list("frame_id").annotate(at=Min("decided_at")).order_by("at", "frame_id"))
-    # The sizes of the boxes confirmed before the frame's last proposals were made, not its own.
-    built = dict(decided.values_list("frame_id").annotate(at=Max("created_at")))
-    counted = frames[math.ceil(WARMUP_SHARE * len(frames)):]  # as bench/assist_sim.py counts them
+    # The sizes are those of the boxes confirmed before the frame's last proposals were made
+    # (``built``), not its own.
+    _, built, counted = frames_by_completion(decided)
     recorded = 0.0
     by_source: Counter[str] = Counter()
     boxes = 0
