@@ -63,6 +63,7 @@ class Decided:
     label_right: bool | None
     box_right: bool | None
     shot_labelled: bool = False
+    lost_object: bool = False
 
 
 REJECTED = "shown, not kept"
@@ -142,7 +143,7 @@ def replay_project(project_id: int) -> dict:
         rows = list(decided.filter(frame_id=frame_id).select_related("frame").order_by("id"))
         outcomes = [
             Decided(r.source, r.score, tuple(r.box), r.label_id, bool(r.useful), r.label_right, r.box_right,
-                    r.shot_labelled)
+                    r.shot_labelled, r.lost_object)
             for r in rows
         ]
         before = decided.filter(decided_at__lt=decided_at)
@@ -150,7 +151,8 @@ def replay_project(project_id: int) -> dict:
                                  object_sizes=project_object_sizes(project_id, confirmed_before=built[frame_id]))
         frame = rows[0].frame
         frame_size = (frame.width, frame.height)
-        shown, _ = choose_shown(outcomes, policy, shot_labelled=rows[0].shot_labelled, frame_size=frame_size)
+        shown, _ = choose_shown(outcomes, policy, shot_labelled=rows[0].shot_labelled, frame_size=frame_size,
+                                lost=[o.lost_object for o in outcomes])
         by_source.update(choice_costs(outcomes, shown))
         recorded += choice_seconds(outcomes, [i for i, r in enumerate(rows) if r.shown])
         boxes += Annotation.objects.filter(frame_id=frame_id, status=AnnotationStatus.CONFIRMED).count()

@@ -264,6 +264,56 @@ def label_surplus(labels, scores, followed) -> np.ndarray:
     return surplus
 
 
+# A followed box scoring under this is one the tracker is not sure it held (its flow let go
+# and its search found only a weak likeness).
+LOST_BELOW = 0.3
+# A pixels' box is taken for a lost object only where the followed boxes leave it free (its
+# followed_cover under this) and its size is this near one of that object's labelled boxes
+# (size_distance: 0.3 is a third as wide again at the same height).
+LOST_FREE_BELOW = 0.3
+LOST_SIZE_WITHIN = 0.3
+
+
+def lost_object_matches(boxes, scores, labels, pixels, cover, followed_labels, followed_scores, carried,
+                        frame_size) -> np.ndarray:
+    """bool [N]: which of ``boxes`` (float [N, 4] xyxy, in a frame of ``frame_size``) may be an
+    object of the shot that the tracker lost: a pixels' box (bool [N] ``pixels``) in free space
+    (float [N] ``cover``, :func:`followed_cover`, under LOST_FREE_BELOW) whose label (int [N]
+    ``labels``) is one that a labelled frame it was followed from carries more boxes of (one
+    ``(labels int [M], boxes float [M, 4])`` pair per frame in ``carried``) than the frame's
+    followed boxes (int [F] ``followed_labels``, float [F] ``followed_scores``) hold surely (at
+    LOST_BELOW or more), and whose size is within LOST_SIZE_WITHIN of one of those labelled boxes;
+    of those, only as many as objects of the label are missing, the best scored (float [N]
+    ``scores``): the rest are parts of it or background of its size.
+
+    Beside followed boxes the pixels' boxes are nearly all background or parts of followed
+    objects (3 of 1,420 segments kept in a kept bench/assist.py run), so their chance there is
+    far under the break-even, and an object the tracker lost was drawn even where a segment
+    lay on it with its own label (a hand at IoU 0.93, a pizza, a croissant: bench/ASSIST.md,
+    sessions 47 and 48). Those few are told apart by what the labelled frames say is missing.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    labels = np.asarray(labels).reshape(-1)
+    candidates = np.asarray(pixels, dtype=bool).reshape(-1) & (np.asarray(cover, np.float64).reshape(-1) < LOST_FREE_BELOW)
+    matches = np.zeros(len(boxes), dtype=bool)
+    if not candidates.any() or not carried:
+        return matches
+    followed_labels = np.asarray(followed_labels).reshape(-1)
+    held = followed_labels[np.asarray(followed_scores, dtype=np.float64).reshape(-1) >= LOST_BELOW]
+    carried = [(np.asarray(l).reshape(-1), np.asarray(b, dtype=np.float64).reshape(-1, 4)) for l, b in carried]
+    sizes = relative_log_sizes(boxes, frame_size)
+    for label in {int(label) for label in labels[candidates]}:
+        missing = max(int((frame_labels == label).sum()) for frame_labels, _ in carried) - int((held == label).sum())
+        if missing <= 0:
+            continue
+        their_boxes = np.concatenate([frame_boxes[frame_labels == label] for frame_labels, frame_boxes in carried])
+        rows = np.flatnonzero(candidates & (labels == label))
+        rows = rows[size_distance(sizes[rows], relative_log_sizes(their_boxes, frame_size)) < LOST_SIZE_WITHIN]
+        matches[rows[np.argsort(-scores[rows], kind="stable")[:missing]]] = True
+    return matches
+
+
 # Sizes are compared as the log of the box's width and height as shares of its frame's, so
 # that a project's videos of other resolutions share them; log sizes this close are one size.
 SIZE_GRID = 0.02

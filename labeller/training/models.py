@@ -110,6 +110,10 @@ class ProposalOutcome(models.Model):
     # bias is learned against what the tracker gave, not against what earlier biases made of
     # it. Null where nothing moved it.
     box_as_followed = models.JSONField(null=True, blank=True)
+    # Whether it is a pixels' box that may be an object the tracker lost, as the labelled frames
+    # it was followed from said when it was made (proposing.lost_object_flags): such boxes are
+    # calibrated on their own history.
+    lost_object = models.BooleanField(default=False)
     shown = models.BooleanField()
     # The show policy's P(useful) when the proposal was made (null for outcomes recorded
     # before it was kept): set against ``useful``, it says whether the chances are honest.

@@ -32,7 +32,7 @@ from labeller.training.services import IndexConflict, index_load, index_state, i
 from proposals.boxes import edge_moves, iou_matrix
 from proposals.calibration import (ActionCosts, Calibration, ShapeAdjustment, box_features, distinct_sizes,
                                    fit_calibration, fit_shape_adjustment, followed_cover, label_surplus,
-                                   relative_log_sizes, select_shown, size_distance)
+                                   lost_object_matches, relative_log_sizes, select_shown, size_distance)
 from proposals.edge_bias import fit_edge_bias, shift_edges
 from proposals.labels import BACKGROUND
 from proposals.regions import CARRIED, FROM_PIXELS, MOTION_OFFSETS_S
@@ -76,6 +76,14 @@ CALIBRATION_HISTORY = 2000
 SIZE_TYPED_SOURCES = tuple(str(source) for source in FROM_PIXELS)
 ODD_SIZE_DISTANCE = 0.4
 ODD_SIZE_PRIOR_SHARE = 0.25
+# A pixels' box that may be an object the tracker lost (proposals.calibration.lost_object_matches:
+# its label is one the labelled frames carry more of than the followed boxes hold, in free space,
+# of that object's size) is calibrated on a history of its own, from a prior above the break-even:
+# beside followed boxes the others are nearly never kept (chances of 0.003-0.04), and a hand's
+# segment at IoU 0.93 with its own label was hidden among them. Of such boxes in three kept
+# bench/assist.py runs, N of M were kept (bench/ASSIST.md, session 48); the project's own
+# history says whether its lost objects are found this way.
+LOST_OBJECT_PRIOR = 0.3
 # Sizes count once the project has confirmed this many boxes; the latest this many count.
 OBJECT_SIZES_MIN = 5
 OBJECT_SIZES_HISTORY = 2000
@@ -229,15 +237,16 @@ class ShowPolicy:
         project has (:func:`odd_sized`)."""
         return odd_sized(sources, boxes, frame_sizes, self.object_sizes)
 
-    def probability(self, source: str, shot_labelled: bool, scores, features=None, odd_size: bool = False
-                    ) -> np.ndarray:
+    def probability(self, source: str, shot_labelled: bool, scores, features=None, odd_size: bool = False,
+                    lost_object: bool = False) -> np.ndarray:
         """float64 [N] P(useful) for float [N] ``scores`` and, when given, float [N, 5] box
         ``features`` (:func:`box_features`); ``odd_size``: the boxes are of a size no
-        confirmed box has (:meth:`odd_sized`)."""
-        stratum = calibration_stratum(source, shot_labelled, odd_size)
+        confirmed box has (:meth:`odd_sized`); ``lost_object``: they may be objects the tracker
+        lost (:func:`lost_object_flags`)."""
+        stratum = calibration_stratum(source, shot_labelled, odd_size, lost_object)
         calibration = self.calibrations.get(stratum)
         if calibration is None:
-            calibration = fit_calibration([], [], prior=source_prior(source, shot_labelled, odd_size))
+            calibration = fit_calibration([], [], prior=source_prior(source, shot_labelled, odd_size, lost_object))
         chance = calibration.probability(scores)
         adjustment = self.shape_adjustments.get(stratum)
         if adjustment is None or features is None:
@@ -274,15 +283,20 @@ def odd_sized(sources, boxes, frame_sizes, object_sizes) -> np.ndarray:
     return typed & (size_distance(relative_log_sizes(boxes, frame_sizes), object_sizes) > ODD_SIZE_DISTANCE)
 
 
-def calibration_stratum(source: str, shot_labelled: bool, odd_size: bool = False) -> str:
+def calibration_stratum(source: str, shot_labelled: bool, odd_size: bool = False, lost_object: bool = False) -> str:
     """The name of the history a proposal is calibrated on: its source, whether its frame's
     shot already had confirmed boxes (see ``ProposalOutcome.shot_labelled``), and for the
-    pixels' boxes whether no confirmed box has its size (see ``SIZE_TYPED_SOURCES``)."""
+    pixels' boxes whether they may be an object the tracker lost (``LOST_OBJECT_PRIOR``) or
+    else whether no confirmed box has their size (see ``SIZE_TYPED_SOURCES``)."""
+    if lost_object:
+        return source + ("/labelled-shot" if shot_labelled else "") + "/lost-object"
     return source + ("/labelled-shot" if shot_labelled else "") + ("/odd-size" if odd_size else "")
 
 
-def source_prior(source: str, shot_labelled: bool, odd_size: bool = False) -> float:
+def source_prior(source: str, shot_labelled: bool, odd_size: bool = False, lost_object: bool = False) -> float:
     """The chance that a proposal of ``source`` is useful before the project's history says."""
+    if lost_object:
+        return LOST_OBJECT_PRIOR
     if source == "detector" and shot_labelled:
         return LABELLED_SHOT_DETECTOR_PRIOR
     return SOURCE_PRIOR.get(source, DEFAULT_PRIOR) * (ODD_SIZE_PRIOR_SHARE if odd_size else 1.0)
@@ -329,7 +343,7 @@ def fit_show_policy(decided: QuerySet[ProposalOutcome], *, decisions: int, objec
     project's, or those decided before a frame when bench/policy_replay.py replays a run.
     ``object_sizes``: the project's (:func:`project_object_sizes`); none: no box is odd-sized."""
     object_sizes = np.zeros((0, 2)) if object_sizes is None else np.asarray(object_sizes, np.float64)
-    fields = ("score", "useful", "box", "frame__width", "frame__height", "id", "frame_id")
+    fields = ("score", "useful", "box", "frame__width", "frame__height", "lost_object", "id", "frame_id")
     histories = {
         (source, shot_labelled): list(
             decided.filter(source=source, shot_labelled=shot_labelled)
@@ -343,12 +357,14 @@ def fit_show_policy(decided: QuerySet[ProposalOutcome], *, decisions: int, objec
     calibrations, shape_adjustments = {}, {}
     for (source, shot_labelled), history in histories.items():
         odd = odd_sized([source] * len(history), [r[2] for r in history], [r[3:5] for r in history], object_sizes)
-        for odd_size in (False, True):
-            rows = [row for row, is_odd in zip(history, odd.tolist()) if is_odd == odd_size]
-            if odd_size and not rows:
+        lost = [bool(r[5]) for r in history]
+        kinds = [(False, is_lost) if is_lost else (is_odd, False) for is_odd, is_lost in zip(odd.tolist(), lost)]
+        for odd_size, lost_object in ((False, False), (True, False), (False, True)):
+            rows = [row for row, kind in zip(history, kinds) if kind == (odd_size, lost_object)]
+            if (odd_size or lost_object) and not rows:
                 continue
-            prior = source_prior(source, shot_labelled, odd_size)
-            stratum = calibration_stratum(source, shot_labelled, odd_size)
+            prior = source_prior(source, shot_labelled, odd_size, lost_object)
+            stratum = calibration_stratum(source, shot_labelled, odd_size, lost_object)
             scores, useful = [r[0] for r in rows], [r[1] for r in rows]
             calibrations[stratum] = fit_calibration(scores, useful, prior=prior)
             adjustment = fit_shape_adjustment(
@@ -487,12 +503,15 @@ def _label_or_background(label_id: int | None) -> int:
 
 
 def proposal_chances(
-    policy: ShowPolicy, sources, scores, boxes, labels, *, shot_labelled: bool, frame_size: tuple[int, int]
+    policy: ShowPolicy, sources, scores, boxes, labels, *, shot_labelled: bool, frame_size: tuple[int, int],
+    lost=None,
 ) -> np.ndarray:
     """float64 [N] P(useful) of proposals from str [N] ``sources`` with float [N] ``scores``,
     float [N, 4] ``boxes`` and int [N] ``labels`` (BACKGROUND where none) on a frame of
     ``frame_size`` (width, height), all of one frame: how much of each box the followed ones
-    cover, and whether a likelier followed box has its label, are part of its chance."""
+    cover, and whether a likelier followed box has its label, are part of its chance, and
+    those of bool [N] ``lost`` (:func:`lost_object_flags`; none where not given) are
+    calibrated as boxes of objects the tracker lost."""
     sources = np.asarray(sources)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     is_followed = sources == "propagation"
@@ -503,19 +522,40 @@ def proposal_chances(
     cover = followed_cover(boxes, boxes[followed], scores[followed], own)
     surplus = label_surplus(labels, scores, is_followed)
     features = box_features(boxes, [frame_size] * len(scores), cover, surplus)
-    odd = policy.odd_sized(sources, boxes, frame_size)
+    lost = np.zeros(len(scores), dtype=bool) if lost is None else np.asarray(lost, dtype=bool).reshape(-1)
+    odd = policy.odd_sized(sources, boxes, frame_size) & ~lost
     probabilities = np.zeros(len(scores))
-    for source, odd_size in {(s, o) for s, o in zip(sources.tolist(), odd.tolist())}:
-        members = np.flatnonzero((sources == source) & (odd == odd_size))
+    for source, odd_size, lost_object in set(zip(sources.tolist(), odd.tolist(), lost.tolist())):
+        members = np.flatnonzero((sources == source) & (odd == odd_size) & (lost == lost_object))
         probabilities[members] = policy.probability(source, shot_labelled, scores[members], features[members],
-                                                    odd_size)
+                                                    odd_size, lost_object)
     return probabilities
 
 
+def lost_object_flags(proposals: list, carried: list, frame_size: tuple[int, int]) -> np.ndarray:
+    """bool [N]: which of a frame's ``proposals`` may be an object the tracker lost
+    (:func:`proposals.calibration.lost_object_matches`), given the confirmed boxes of the
+    labelled frames they were followed from (``carried``: ``(label ids, boxes)`` per frame)."""
+    if not proposals or not carried:
+        return np.zeros(len(proposals), dtype=bool)
+    sources = np.array([p.source for p in proposals])
+    scores = np.array([p.score for p in proposals], dtype=np.float64)
+    boxes = np.array([p.box for p in proposals], dtype=np.float64).reshape(-1, 4)
+    labels = np.array([_label_or_background(p.label_id) for p in proposals])
+    followed = np.flatnonzero(sources == "propagation")
+    own = np.full(len(proposals), -1)
+    own[followed] = np.arange(len(followed))
+    cover = followed_cover(boxes, boxes[followed], scores[followed], own)
+    is_carried = np.isin(sources, CARRIED_SOURCES)
+    return lost_object_matches(boxes, scores, labels, np.isin(sources, SIZE_TYPED_SOURCES), cover,
+                               labels[is_carried], scores[is_carried], carried, frame_size)
+
+
 def choose_shown(
-    proposals: list, policy: ShowPolicy, *, shot_labelled: bool, frame_size: tuple[int, int]
+    proposals: list, policy: ShowPolicy, *, shot_labelled: bool, frame_size: tuple[int, int], lost=None
 ) -> tuple[list[int], np.ndarray]:
-    """Indices of ``proposals`` to show (best first) and every proposal's P(useful).
+    """Indices of ``proposals`` to show (best first) and every proposal's P(useful); ``lost``:
+    which may be objects the tracker lost (:func:`lost_object_flags`).
 
     Without history the chances are only priors, so a cold project shows the few proposals
     it scores best; once outcomes are decided, every proposal worth showing is shown.
@@ -524,6 +564,7 @@ def choose_shown(
     probabilities = proposal_chances(
         policy, [p.source for p in proposals], scores, [p.box for p in proposals],
         [_label_or_background(p.label_id) for p in proposals], shot_labelled=shot_labelled, frame_size=frame_size,
+        lost=lost,
     )
     if policy.cold:
         return np.argsort(-scores, kind="stable")[:COLD_START_SHOWN].tolist(), probabilities
@@ -774,7 +815,9 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
         if p.box[2] > p.box[0] and p.box[3] > p.box[1]
     ]
     proposals, boxes_as_followed = _with_edge_bias(proposals, policy, frame_size)
-    shown, probabilities = choose_shown(proposals, policy, shot_labelled=shot_labelled, frame_size=frame_size)
+    lost = lost_object_flags(proposals, [(n.label_ids, n.boxes) for n in neighbours], frame_size)
+    shown, probabilities = choose_shown(proposals, policy, shot_labelled=shot_labelled, frame_size=frame_size,
+                                        lost=lost)
     uncertainty = frame_uncertainty(proposals, probabilities)
     model_version = f"{state.feature_key}@{state.version}"
     with transaction.atomic():
@@ -783,7 +826,7 @@ def proposals_refresh(*, frame_id: int, force: bool = False) -> int:
             return 0
         count = _store_proposals(
             locked, proposals, shown, model_version, held=locked.assigned_to_id is not None,
-            shot_labelled=shot_labelled, chances=probabilities, boxes_as_followed=boxes_as_followed,
+            shot_labelled=shot_labelled, chances=probabilities, boxes_as_followed=boxes_as_followed, lost=lost,
         )
         # A person who opened the frame while this ran asked for what the loop learned after
         # this refresh read the clock: their request stays pending for its own refresh, or they
@@ -809,11 +852,12 @@ def _open_proposals(frame_id: int):
 
 def _store_proposals(
     frame: Frame, proposals: list, shown: list[int], model_version: str, *, held: bool, shot_labelled: bool,
-    chances: np.ndarray | None = None, boxes_as_followed: list | None = None,
+    chances: np.ndarray | None = None, boxes_as_followed: list | None = None, lost: np.ndarray | None = None,
 ) -> int:
     """Write the new proposals; the caller holds the frame's row lock. ``chances``: each
-    proposal's P(useful) under the show policy, recorded with its outcome, as is each box as
-    followed (``boxes_as_followed``, :func:`_with_edge_bias`)."""
+    proposal's P(useful) under the show policy, recorded with its outcome, as are each box as
+    followed (``boxes_as_followed``, :func:`_with_edge_bias`) and whether it may be an object the
+    tracker lost (``lost``, :func:`lost_object_flags`)."""
     # Human work may have landed while the proposals were computed: never duplicate it.
     human = list(
         Annotation.objects.filter(frame_id=frame.pk).exclude(status=AnnotationStatus.PROPOSED, source__in=MODEL_SOURCES)
@@ -880,6 +924,7 @@ def _store_proposals(
                 box=[float(v) for v in proposal.box], shown=annotation is not None,
                 box_as_followed=None if boxes_as_followed is None else boxes_as_followed[i],
                 chance=None if chances is None else float(chances[i]),
+                lost_object=lost is not None and bool(lost[i]),
             )
         )
     AnnotationEvent.objects.bulk_create(events)

@@ -3,7 +3,7 @@ import pytest
 
 from proposals.calibration import (BOX_FEATURES, SHAPE_MIN_EACH, ActionCosts, box_features, distinct_sizes,
                                    fit_calibration, fit_shape_adjustment, followed_cover, label_surplus,
-                                   relative_log_sizes, select_shown, size_distance)
+                                   lost_object_matches, relative_log_sizes, select_shown, size_distance)
 
 
 def test_without_history_the_chance_is_the_prior():
@@ -201,3 +201,43 @@ def test_the_size_distance_is_to_the_nearest_known_size_in_log_width_and_height(
     assert distance[2] == pytest.approx(abs(np.log(0.9)), abs=0.02)  # the nearer of the two
     assert distance[3] > 1.0
     assert np.isinf(size_distance(relative_log_sizes(boxes, (640, 360)), np.zeros((0, 2)))).all()
+
+
+def lost_matches(boxes, scores, labels, *, pixels=None, cover=None, followed=((), ()), carried=()):
+    n = len(boxes)
+    return lost_object_matches(
+        boxes, scores, labels, [True] * n if pixels is None else pixels, [0.0] * n if cover is None else cover,
+        followed[0], followed[1], carried, (640, 360),
+    ).tolist()
+
+
+def test_a_pixels_box_may_be_a_lost_object_where_the_labelled_frames_carry_more_of_its_label_than_are_followed():
+    hands = ([7, 7, 3], [[100, 100, 160, 180], [300, 200, 356, 283], [10, 10, 50, 50]])
+    hand_sized = [400, 50, 458, 132]
+
+    # Two hands were labelled a second before, one is followed surely: the other is missing.
+    assert lost_matches([hand_sized], [0.7], [7], followed=([7, 3], [0.8, 0.9]), carried=[hands]) == [True]
+    # Both followed surely: nothing missing. A weak followed box holds nothing.
+    assert lost_matches([hand_sized], [0.7], [7], followed=([7, 7], [0.8, 0.5]), carried=[hands]) == [False]
+    assert lost_matches([hand_sized], [0.7], [7], followed=([7, 7], [0.8, 0.2]), carried=[hands]) == [True]
+    # The frame on the other side carries one hand: the more of the two frames counts.
+    one_hand = ([7], [[120, 100, 180, 180]])
+    assert lost_matches([hand_sized], [0.7], [7], followed=([7], [0.8]), carried=[one_hand, hands]) == [True]
+    assert lost_matches([hand_sized], [0.7], [7], followed=([7], [0.8]), carried=[one_hand]) == [False]
+    # Not without labelled frames, not for another label, not for a box of another size, not
+    # where followed boxes cover it, not for a box that is not the pixels'.
+    assert lost_matches([hand_sized], [0.7], [7], followed=([7], [0.8]), carried=[]) == [False]
+    assert lost_matches([hand_sized], [0.7], [5], followed=([7], [0.8]), carried=[hands]) == [False]
+    assert lost_matches([[400, 50, 600, 132]], [0.7], [7], followed=([7], [0.8]), carried=[hands]) == [False]
+    assert lost_matches([hand_sized], [0.7], [7], cover=[0.5], followed=([7], [0.8]), carried=[hands]) == [False]
+    assert lost_matches([hand_sized], [0.7], [7], pixels=[False], followed=([7], [0.8]), carried=[hands]) == [False]
+
+
+def test_only_as_many_boxes_as_objects_are_missing_may_be_them_the_best_scored():
+    hands = ([7, 7], [[100, 100, 160, 180], [300, 200, 356, 283]])
+    boxes = [[400, 50, 458, 132], [402, 52, 460, 134], [10, 200, 66, 280]]
+
+    assert lost_matches(boxes, [0.5, 0.8, 0.6], [7, 7, 7], followed=([7], [0.9]), carried=[hands]) == [
+        False, True, False]
+    assert lost_matches(boxes, [0.5, 0.8, 0.6], [7, 7, 7], followed=((), ()), carried=[hands]) == [
+        False, True, True]

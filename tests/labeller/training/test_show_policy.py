@@ -571,6 +571,61 @@ def test_the_refresh_ranks_overlapping_proposals_by_chance_only_on_a_labelled_sh
     assert expected[0] > 0.5 > expected[1]  # here followed boxes were kept, candidates rejected
 
 
+def test_a_segment_that_may_be_an_object_the_tracker_lost_is_calibrated_on_its_own_history(
+    tenant, label, monkeypatch
+):
+    # Beside followed boxes this project's segments were never kept; but the labelled frame a
+    # second away holds two hands and only one is followed here, so a hand-sized segment
+    # labelled hand in free space may be the other: it starts from LOST_OBJECT_PRIOR, and the
+    # project's own history of such boxes then decides.
+    from django.utils import timezone
+
+    from tests.factories import AnnotationFactory, ShotFactory, VideoFactory
+
+    video = VideoFactory(project=tenant.project, fps=10.0, frame_count=200)
+    shot = ShotFactory(video=video, start_frame=0, end_frame=200)
+    frame = FrameFactory(project=tenant.project, video=video, shot=shot, index=100, width=640, height=360)
+    labelled = FrameFactory(project=tenant.project, video=video, shot=shot, index=110, width=640, height=360)
+    for box in ((100, 100, 160, 180), (300, 200, 356, 283)):
+        AnnotationFactory(frame=labelled, label=label, x1=box[0], y1=box[1], x2=box[2], y2=box[3])
+    other = LabelFactory(project=tenant.project, name="food.fruit.apple")
+    still = FrameFactory(project=tenant.project, width=640, height=360)
+    ProposalOutcome.objects.bulk_create(
+        ProposalOutcome(
+            project=tenant.project, frame=still, source=source, shot_labelled=True, score=float(score),
+            box=[10, 10, 60, 60], shown=True, useful=source == "propagation", decided_at=timezone.now(),
+        )
+        for source in ("propagation", "candidate") for score in np.linspace(0.3, 0.9, 60)
+    )
+    made = [
+        proposal((105, 100, 165, 180), 0.8, label, source="propagation"),
+        proposal((400, 50, 458, 132), 0.7, label),  # the other hand's size, free, labelled hand
+        proposal((400, 200, 458, 282), 0.7, other),  # the same, labelled apple
+    ]
+    monkeypatch.setattr(proposing, "frame_candidates_cached", lambda *args, **kwargs: None)
+    monkeypatch.setattr(proposing.ml, "propose", lambda rgb, **kwargs: made)
+
+    proposing.proposals_refresh(frame_id=frame.pk, force=True)
+
+    outcomes = {tuple(o.box[:2]): o for o in ProposalOutcome.objects.filter(frame=frame)}
+    assert [(o.shown, o.lost_object) for o in outcomes.values()] == [(True, False), (True, True), (False, False)]
+    assert outcomes[(400, 50)].chance == pytest.approx(proposing.LOST_OBJECT_PRIOR, abs=0.01)
+    assert outcomes[(400, 200)].chance < 0.05
+
+    ProposalOutcome.objects.bulk_create(
+        ProposalOutcome(
+            project=tenant.project, frame=still, source="candidate", shot_labelled=True, score=0.7,
+            box=[10, 10, 68, 92], shown=True, useful=False, lost_object=True, decided_at=timezone.now(),
+        )
+        for _ in range(10)
+    )
+    proposing.proposals_refresh(frame_id=frame.pk, force=True)
+
+    again = {tuple(o.box[:2]): o for o in ProposalOutcome.objects.filter(frame=frame)}
+    assert again[(400, 50)].lost_object and not again[(400, 50)].shown
+    assert "candidate/labelled-shot/lost-object" in proposing.show_policy(project_id=tenant.project.pk).calibrations
+
+
 def test_a_labels_followed_boxes_move_by_the_edge_bias_its_fixes_show(tenant, frame, label, monkeypatch):
     # This project's followed knives end short of their tip: people fixed those far enough
     # off by moving the right edge out, and accepted the others as shown.

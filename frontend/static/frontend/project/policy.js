@@ -19,13 +19,15 @@ const SOURCE_NAMES = {
 };
 
 // A calibration's key is its source, with "/labelled-shot" for proposals made on frames
-// whose shot already had confirmed boxes (calibrated apart from a shot's first frame), and
-// "/odd-size" for the pixels' boxes of a size no confirmed box has (calibrated apart too).
+// whose shot already had confirmed boxes (calibrated apart from a shot's first frame),
+// "/odd-size" for the pixels' boxes of a size no confirmed box has, and "/lost-object" for
+// those that may be an object the tracker lost (each calibrated apart too).
 function stratumName(key) {
   const [source, ...contexts] = key.split("/");
   let name = SOURCE_NAMES[source] || source;
   if (contexts.includes("labelled-shot")) name += ", beside followed boxes";
   if (contexts.includes("odd-size")) name += ", of a size no confirmed box has";
+  if (contexts.includes("lost-object")) name += ", maybe an object the tracker lost";
   return name;
 }
 
