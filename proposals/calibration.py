@@ -272,17 +272,19 @@ LOST_BELOW = 0.3
 # (size_distance: 0.3 is a third as wide again at the same height).
 LOST_FREE_BELOW = 0.3
 LOST_SIZE_WITHIN = 0.3
+# A followed box this much inside a surer followed box of its label is that object again (the
+# labelled frames on two sides disagreed on its place), not a second object held.
+LOST_SAME_OBJECT = 0.5
 
 
-def lost_object_matches(boxes, scores, labels, pixels, cover, followed_labels, followed_scores, carried,
-                        frame_size) -> np.ndarray:
+def lost_object_matches(boxes, scores, labels, pixels, cover, followed, carried, frame_size) -> np.ndarray:
     """bool [N]: which of ``boxes`` (float [N, 4] xyxy, in a frame of ``frame_size``) may be an
     object of the shot that the tracker lost: a pixels' box (bool [N] ``pixels``) in free space
     (float [N] ``cover``, :func:`followed_cover`, under LOST_FREE_BELOW) whose label (int [N]
     ``labels``) is one that a labelled frame it was followed from carries more boxes of (one
     ``(labels int [M], boxes float [M, 4])`` pair per frame in ``carried``) than the frame's
-    followed boxes (int [F] ``followed_labels``, float [F] ``followed_scores``) hold surely (at
-    LOST_BELOW or more), and whose size is within LOST_SIZE_WITHIN of one of those labelled boxes;
+    followed boxes (``followed``: int [F] labels, float [F] scores, float [F, 4] boxes) hold
+    surely (at LOST_BELOW or more, each not mostly inside a surer one of its label), and whose size is within LOST_SIZE_WITHIN of one of those labelled boxes;
     of those, only as many as objects of the label are missing, the best scored (float [N]
     ``scores``): the rest are parts of it or background of its size.
 
@@ -299,8 +301,7 @@ def lost_object_matches(boxes, scores, labels, pixels, cover, followed_labels, f
     matches = np.zeros(len(boxes), dtype=bool)
     if not candidates.any() or not carried:
         return matches
-    followed_labels = np.asarray(followed_labels).reshape(-1)
-    held = followed_labels[np.asarray(followed_scores, dtype=np.float64).reshape(-1) >= LOST_BELOW]
+    held = _held_labels(*followed)
     carried = [(np.asarray(l).reshape(-1), np.asarray(b, dtype=np.float64).reshape(-1, 4)) for l, b in carried]
     sizes = relative_log_sizes(boxes, frame_size)
     for label in {int(label) for label in labels[candidates]}:
@@ -312,6 +313,21 @@ def lost_object_matches(boxes, scores, labels, pixels, cover, followed_labels, f
         rows = rows[size_distance(sizes[rows], relative_log_sizes(their_boxes, frame_size)) < LOST_SIZE_WITHIN]
         matches[rows[np.argsort(-scores[rows], kind="stable")[:missing]]] = True
     return matches
+
+
+def _held_labels(labels, scores, boxes) -> np.ndarray:
+    """int [H]: the labels of the followed boxes (int [F] ``labels``, float [F] ``scores``,
+    float [F, 4] ``boxes``) that hold an object surely: at LOST_BELOW or more, and not mostly
+    inside a surer one of the same label (LOST_SAME_OBJECT)."""
+    labels = np.asarray(labels).reshape(-1)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    order = np.argsort(-scores, kind="stable")
+    order = order[scores[order] >= LOST_BELOW]
+    inside = covered_shares(boxes[order], boxes[order]) >= LOST_SAME_OBJECT
+    same = labels[order][:, None] == labels[order][None, :]
+    held = [i for row, i in enumerate(order) if not (inside[row, :row] & same[row, :row]).any()]
+    return labels[held]
 
 
 # Sizes are compared as the log of the box's width and height as shares of its frame's, so

@@ -548,7 +548,7 @@ def lost_object_flags(proposals: list, carried: list, frame_size: tuple[int, int
     cover = followed_cover(boxes, boxes[followed], scores[followed], own)
     is_carried = np.isin(sources, CARRIED_SOURCES)
     return lost_object_matches(boxes, scores, labels, np.isin(sources, SIZE_TYPED_SOURCES), cover,
-                               labels[is_carried], scores[is_carried], carried, frame_size)
+                               (labels[is_carried], scores[is_carried], boxes[is_carried]), carried, frame_size)
 
 
 def choose_shown(

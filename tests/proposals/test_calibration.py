@@ -205,9 +205,11 @@ def test_the_size_distance_is_to_the_nearest_known_size_in_log_width_and_height(
 
 def lost_matches(boxes, scores, labels, *, pixels=None, cover=None, followed=((), ()), carried=()):
     n = len(boxes)
+    # Followed boxes far apart unless given: each holds an object of its own.
+    followed_boxes = followed[2] if len(followed) > 2 else [[100.0 * i, 0, 100.0 * i + 50, 50] for i in range(len(followed[0]))]
     return lost_object_matches(
         boxes, scores, labels, [True] * n if pixels is None else pixels, [0.0] * n if cover is None else cover,
-        followed[0], followed[1], carried, (640, 360),
+        (followed[0], followed[1], followed_boxes), carried, (640, 360),
     ).tolist()
 
 
@@ -241,3 +243,14 @@ def test_only_as_many_boxes_as_objects_are_missing_may_be_them_the_best_scored()
         False, True, False]
     assert lost_matches(boxes, [0.5, 0.8, 0.6], [7, 7, 7], followed=((), ()), carried=[hands]) == [
         False, True, True]
+
+
+def test_a_followed_box_inside_a_surer_one_of_its_label_is_that_object_again_not_a_second_held():
+    croissants = ([4, 4], [[150, 120, 220, 155], [40, 130, 110, 165]])
+    blob = [[36, 132, 114, 170]]
+    # The second followed croissant lies inside the first: one croissant held, one missing.
+    twice = ([4, 4], [0.84, 0.35], [[153, 124, 217, 153], [180, 133, 215, 149]])
+    apart = ([4, 4], [0.84, 0.35], [[153, 124, 217, 153], [300, 133, 335, 149]])
+
+    assert lost_matches(blob, [0.8], [4], followed=twice, carried=[croissants]) == [True]
+    assert lost_matches(blob, [0.8], [4], followed=apart, carried=[croissants]) == [False]
