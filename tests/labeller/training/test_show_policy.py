@@ -623,7 +623,10 @@ def test_a_segment_that_may_be_an_object_the_tracker_lost_is_calibrated_on_its_o
 
     again = {tuple(o.box[:2]): o for o in ProposalOutcome.objects.filter(frame=frame)}
     assert again[(400, 50)].lost_object and not again[(400, 50)].shown
-    assert "candidate/labelled-shot/lost-object" in proposing.show_policy(project_id=tenant.project.pk).calibrations
+    # Their own history, and still their source's: the segments beside followed boxes.
+    calibrations = proposing.show_policy(project_id=tenant.project.pk).calibrations
+    assert calibrations["candidate/labelled-shot/lost-object"].decisions == 10
+    assert calibrations["candidate/labelled-shot"].decisions == 60 + 10
 
 
 def test_a_labels_followed_boxes_move_by_the_edge_bias_its_fixes_show(tenant, frame, label, monkeypatch):
