@@ -284,20 +284,22 @@ def lost_object_matches(boxes, scores, labels, pixels, cover, followed, carried,
     ``labels``) is one that a labelled frame it was followed from carries more boxes of (one
     ``(labels int [M], boxes float [M, 4])`` pair per frame in ``carried``) than the frame's
     followed boxes (``followed``: int [F] labels, float [F] scores, float [F, 4] boxes) hold
-    surely (at LOST_BELOW or more, each not mostly inside a surer one of its label), and whose size is within LOST_SIZE_WITHIN of one of those labelled boxes;
-    of those, only as many as objects of the label are missing, the best scored (float [N]
-    ``scores``): the rest are parts of it or background of its size.
+    surely (at LOST_BELOW or more, each not mostly inside a surer one of its label), and whose
+    size is within LOST_SIZE_WITHIN of one of those labelled boxes; of those, only as many as
+    objects of the label are missing, the best scored (float [N] ``scores``): the rest are parts
+    of it or background of its size.
 
     Beside followed boxes the pixels' boxes are nearly all background or parts of followed
-    objects (3 of 1,420 segments kept in a kept bench/assist.py run), so their chance there is
-    far under the break-even, and an object the tracker lost was drawn even where a segment
-    lay on it with its own label (a hand at IoU 0.93, a pizza, a croissant: bench/ASSIST.md,
-    sessions 47 and 48). Those few are told apart by what the labelled frames say is missing.
+    objects (10 of 2,277 segments and moving blobs kept in three kept bench/assist.py runs), so
+    their chance there is far under the break-even, and an object the tracker lost was drawn
+    even where one lay on it with its own label (a hand's segment at IoU 0.93, a croissant's
+    moving blob at 0.90). Of those these rules pick, 3 of 5 were kept (bench/ASSIST.md, session 48).
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     labels = np.asarray(labels).reshape(-1)
-    candidates = np.asarray(pixels, dtype=bool).reshape(-1) & (np.asarray(cover, np.float64).reshape(-1) < LOST_FREE_BELOW)
+    free = np.asarray(cover, dtype=np.float64).reshape(-1) < LOST_FREE_BELOW
+    candidates = np.asarray(pixels, dtype=bool).reshape(-1) & free
     matches = np.zeros(len(boxes), dtype=bool)
     if not candidates.any() or not carried:
         return matches

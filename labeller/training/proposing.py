@@ -358,10 +358,10 @@ def fit_show_policy(decided: QuerySet[ProposalOutcome], *, decisions: int, objec
     calibrations, shape_adjustments = {}, {}
     for (source, shot_labelled), history in histories.items():
         odd = odd_sized([source] * len(history), [r[2] for r in history], [r[3:5] for r in history], object_sizes)
-        # A box that may be a lost object also stays in its source's own history (whose boxes
-        # they are, as before they were told apart): taken out, its kept ones left that history
-        # with none, and a moving blob on a lost banana, labelled orange, sank under the
-        # break-even (bench/ASSIST.md, session 48).
+        # A box that may be a lost object also stays in its source's own history: taken out, the
+        # lost objects took that history's few kept boxes with them, and a moving blob on a lost
+        # banana that the index labelled orange sank under the break-even (bench/ASSIST.md,
+        # session 48).
         lost = np.array([bool(r[5]) for r in history], dtype=bool)
         members = {(False, False): ~odd | lost, (True, False): odd & ~lost, (False, True): lost}
         for (odd_size, lost_object), member in members.items():

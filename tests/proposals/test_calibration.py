@@ -206,7 +206,8 @@ def test_the_size_distance_is_to_the_nearest_known_size_in_log_width_and_height(
 def lost_matches(boxes, scores, labels, *, pixels=None, cover=None, followed=((), ()), carried=()):
     n = len(boxes)
     # Followed boxes far apart unless given: each holds an object of its own.
-    followed_boxes = followed[2] if len(followed) > 2 else [[100.0 * i, 0, 100.0 * i + 50, 50] for i in range(len(followed[0]))]
+    apart = [[100.0 * i, 0, 100.0 * i + 50, 50] for i in range(len(followed[0]))]
+    followed_boxes = followed[2] if len(followed) > 2 else apart
     return lost_object_matches(
         boxes, scores, labels, [True] * n if pixels is None else pixels, [0.0] * n if cover is None else cover,
         (followed[0], followed[1], followed_boxes), carried, (640, 360),
