@@ -519,13 +519,9 @@ def proposal_chances(
     calibrated as boxes of objects the tracker lost."""
     sources = np.asarray(sources)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    is_followed = sources == "propagation"
-    followed = np.flatnonzero(is_followed)
-    own = np.full(len(scores), -1)
-    own[followed] = np.arange(len(followed))
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    cover = followed_cover(boxes, boxes[followed], scores[followed], own)
-    surplus = label_surplus(labels, scores, is_followed)
+    cover = _cover_by_followed(sources, scores, boxes)
+    surplus = label_surplus(labels, scores, sources == "propagation")
     features = box_features(boxes, [frame_size] * len(scores), cover, surplus)
     lost = np.zeros(len(scores), dtype=bool) if lost is None else np.asarray(lost, dtype=bool).reshape(-1)
     odd = policy.odd_sized(sources, boxes, frame_size) & ~lost
@@ -535,6 +531,15 @@ def proposal_chances(
         probabilities[members] = policy.probability(source, shot_labelled, scores[members], features[members],
                                                     odd_size, lost_object)
     return probabilities
+
+
+def _cover_by_followed(sources: np.ndarray, scores: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """float64 [N] :func:`followed_cover` of each of a frame's proposals (str [N] ``sources``,
+    float [N] ``scores``, float [N, 4] ``boxes``) by its followed boxes, each but itself."""
+    followed = np.flatnonzero(sources == "propagation")
+    own = np.full(len(scores), -1)
+    own[followed] = np.arange(len(followed))
+    return followed_cover(boxes, boxes[followed], scores[followed], own)
 
 
 def lost_object_flags(proposals: list, carried: list, frame_size: tuple[int, int]) -> np.ndarray:
@@ -547,10 +552,7 @@ def lost_object_flags(proposals: list, carried: list, frame_size: tuple[int, int
     scores = np.array([p.score for p in proposals], dtype=np.float64)
     boxes = np.array([p.box for p in proposals], dtype=np.float64).reshape(-1, 4)
     labels = np.array([_label_or_background(p.label_id) for p in proposals])
-    followed = np.flatnonzero(sources == "propagation")
-    own = np.full(len(proposals), -1)
-    own[followed] = np.arange(len(followed))
-    cover = followed_cover(boxes, boxes[followed], scores[followed], own)
+    cover = _cover_by_followed(sources, scores, boxes)
     is_carried = np.isin(sources, CARRIED_SOURCES)
     return lost_object_matches(boxes, scores, labels, np.isin(sources, SIZE_TYPED_SOURCES), cover,
                                (labels[is_carried], scores[is_carried], boxes[is_carried]), carried, frame_size)
