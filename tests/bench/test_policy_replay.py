@@ -90,3 +90,27 @@ def test_a_run_is_replayed_frame_by_frame_on_what_was_decided_before(tenant):
     assert replayed["frames"] == 1  # the first frame is the warm-up
     assert replayed["policy_s_recorded"] == COSTS.reject
     assert replayed["policy_s_replayed"] == 0.0 and replayed["replayed_by_source"] == {}
+
+
+def test_a_replay_calibrates_a_box_recorded_as_maybe_a_lost_object_on_its_own_history(tenant):
+    """Beside followed boxes the first frame's segments were never kept; on the second, a
+    segment recorded as maybe an object the tracker lost was hidden by the run (recorded:
+    drawn instead) and the replay, with no history of such boxes, shows it from their prior."""
+    first, second = (FrameFactory(project=tenant.project, width=640, height=360) for _ in range(2))
+    ProposalOutcome.objects.bulk_create(
+        ProposalOutcome(
+            project=tenant.project, frame=first, source="candidate", shot_labelled=True, score=i / 40,
+            box=[i * 12, 0, i * 12 + 10, 10], shown=False, useful=False, decided_at=first.created_at,
+        )
+        for i in range(40)
+    )
+    ProposalOutcome.objects.create(
+        project=tenant.project, frame=second, source="candidate", shot_labelled=True, score=0.5,
+        box=[300, 0, 350, 50], shown=False, useful=True, label_right=True, box_right=True, lost_object=True,
+        decided_at=first.created_at + timedelta(minutes=1),
+    )
+
+    replayed = replay_project(tenant.project.pk)
+
+    assert replayed["policy_s_recorded"] == COSTS.draw - COSTS.accept
+    assert replayed["policy_s_replayed"] == 0.0
