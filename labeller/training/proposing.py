@@ -289,9 +289,10 @@ def calibration_stratum(source: str, shot_labelled: bool, odd_size: bool = False
     shot already had confirmed boxes (see ``ProposalOutcome.shot_labelled``), and for the
     pixels' boxes whether they may be an object the tracker lost (``LOST_OBJECT_PRIOR``) or
     else whether no confirmed box has their size (see ``SIZE_TYPED_SOURCES``)."""
+    context = source + ("/labelled-shot" if shot_labelled else "")
     if lost_object:
-        return source + ("/labelled-shot" if shot_labelled else "") + "/lost-object"
-    return source + ("/labelled-shot" if shot_labelled else "") + ("/odd-size" if odd_size else "")
+        return context + "/lost-object"
+    return context + ("/odd-size" if odd_size else "")
 
 
 def source_prior(source: str, shot_labelled: bool, odd_size: bool = False, lost_object: bool = False) -> float:
