@@ -1,4 +1,5 @@
-"""The boxes a person drew in a kept bench/assist.py run, and what was proposed where they lie.
+"""The boxes a person drew in a kept bench/assist.py run, and what was proposed where they lie;
+and the shown proposals they had to fix or reject.
 
     .venv/bin/python bench/assist.py --keep ...        # note the folder it keeps
     .venv/bin/python bench/drawn.py FOLDER [--projects 2,3]
@@ -21,6 +22,11 @@ Each draw also says where its frame was followed from (:func:`followed_from`: th
 labelled frames of its shot, in seconds before (-) and after (+); none on a shot's first labelled
 frame). Sessions wrote this analysis again and again by hand (bench/ASSIST.md); it is here so
 that nobody has to.
+
+The other seconds above accepting every box are the shown proposals the person did not accept as
+they were (:func:`shown_cost`): a box fix, a label fix, or a reject. Those are counted by the
+proposal's source (and context, as the show policy calibrates it) and by where its frame was
+followed from (``fixes_and_rejects``).
 
 Prints one line per draw, then ONE JSON line; ``draws`` is the count over all projects.
 """
@@ -69,6 +75,24 @@ class Proposed:
     useful: bool | None
 
 
+BOX_FIX = "box fixed"
+LABEL_FIX = "label fixed"
+REJECTED = "rejected"
+
+
+def shown_cost(shown: bool, useful: bool | None, label_right: bool | None, box_right: bool | None) -> str | None:
+    """What a recorded proposal cost the person beyond accepting it (None: nothing, or not shown):
+    a kept one whose box needed fixing (a label fix too counts as the box fix, the dearer), one
+    whose label did, or a shown one they did not keep."""
+    if not shown:
+        return None
+    if not useful:
+        return REJECTED
+    if box_right is False:
+        return BOX_FIX
+    return LABEL_FIX if label_right is False else None
+
+
 def draw_cause(drawn: tuple[float, float, float, float], proposed: Sequence[Proposed]) -> str:
     """Why a box the person drew was drawn, from the frame's recorded proposals (see the module's
     docstring): a hidden proposal on it first, since showing it would have saved the draw."""
@@ -109,9 +133,21 @@ def drawn_in_project(project_id: int) -> dict:
     names = dict(Label.objects.filter(project_id=project_id).values_list("pk", "name"))
     causes: Counter[str] = Counter()
     sides: Counter[str] = Counter()
+    costs = {cost: {"by_source": Counter(), "by_side": Counter()} for cost in (BOX_FIX, LABEL_FIX, REJECTED)}
     draws = []
     for frame_id, _ in counted:
         frame = frames[frame_id]
+        rows = list(decided.filter(frame_id=frame_id).order_by("id"))
+        labelled = [frames[other].index for other, at in completed_at.items()
+                    if other != frame_id and frames[other].shot_id == frame.shot_id and frame.shot_id is not None
+                    and at < built[frame_id]]
+        fps = (frame.video.fps if frame.video_id is not None else None) or ASSUMED_FPS
+        seconds = followed_from(frame.index, labelled, fps)
+        for row in rows:
+            cost = shown_cost(row.shown, row.useful, row.label_right, row.box_right)
+            if cost is not None:
+                costs[cost]["by_source"][row.source + ("/labelled-shot" if row.shot_labelled else "")] += 1
+                costs[cost]["by_side"][side_of(seconds)] += 1
         # The person's own boxes: their first event is the person's, not a proposal's (no actor).
         drawn_ids = set(
             AnnotationEvent.objects.filter(frame_id=frame_id, action=AnnotationAction.CREATED, actor__isnull=False)
@@ -119,17 +155,8 @@ def drawn_in_project(project_id: int) -> dict:
         )
         drawn = list(Annotation.objects.filter(pk__in=drawn_ids, status=AnnotationStatus.CONFIRMED)
                      .values_list("x1", "y1", "x2", "y2", "label_id"))
-        if not drawn:
-            continue
-        proposed = [
-            Proposed(r.source, r.shot_labelled, r.score, r.chance, r.label_id, tuple(r.box), r.shown, r.useful)
-            for r in decided.filter(frame_id=frame_id).order_by("id")
-        ]
-        labelled = [frames[other].index for other, at in completed_at.items()
-                    if other != frame_id and frames[other].shot_id == frame.shot_id and frame.shot_id is not None
-                    and at < built[frame_id]]
-        fps = (frame.video.fps if frame.video_id is not None else None) or ASSUMED_FPS
-        seconds = followed_from(frame.index, labelled, fps)
+        proposed = [Proposed(r.source, r.shot_labelled, r.score, r.chance, r.label_id, tuple(r.box), r.shown, r.useful)
+                    for r in rows]
         for *box, label_id in drawn:
             cause = draw_cause(tuple(box), proposed)
             causes[cause] += 1
@@ -153,6 +180,8 @@ def drawn_in_project(project_id: int) -> dict:
         "draws": len(draws),
         "draws_by_cause": dict(causes.most_common()),
         "draws_by_side": dict(sides.most_common()),
+        "fixes_and_rejects": {cost: {split: dict(counts.most_common()) for split, counts in splits.items()}
+                              for cost, splits in costs.items()},
         "each": draws,
     }
 

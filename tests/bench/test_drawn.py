@@ -5,7 +5,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from bench.drawn import (
-    HIDDEN, MATCHED_ANOTHER, NOTHING_NEAR, TOO_LOOSE, Proposed, draw_cause, drawn_in_project, followed_from, side_of,
+    BOX_FIX, HIDDEN, LABEL_FIX, MATCHED_ANOTHER, NOTHING_NEAR, REJECTED, TOO_LOOSE, Proposed, draw_cause,
+    drawn_in_project, followed_from, shown_cost, side_of,
 )
 from labeller.annotations.models import AnnotationAction, AnnotationEvent, AnnotationSource
 from labeller.training.models import ProposalOutcome
@@ -39,6 +40,14 @@ def test_a_rejected_proposal_near_the_drawn_box_was_too_loose_and_others_say_not
     assert draw_cause(BOX, []) == NOTHING_NEAR
 
 
+def test_a_shown_proposal_costs_a_reject_a_box_fix_or_a_label_fix_beyond_accepting_it():
+    assert shown_cost(True, False, None, None) == REJECTED
+    assert shown_cost(True, True, False, False) == BOX_FIX  # both wrong: the box fix is the dearer
+    assert shown_cost(True, True, False, True) == LABEL_FIX
+    assert shown_cost(True, True, True, True) is None  # accepted as it was
+    assert shown_cost(False, True, False, False) is None  # hidden: a draw, if anything (draw_cause)
+
+
 def test_a_frame_is_followed_from_the_two_nearest_labelled_frames_of_its_shot():
     assert followed_from(50, [0, 25, 75, 150], fps=25.0) == [-1.0, 1.0]
     assert followed_from(50, [0, 150], fps=25.0) == [-2.0, 4.0]
@@ -51,9 +60,9 @@ def test_a_frame_is_followed_from_the_two_nearest_labelled_frames_of_its_shot():
 
 def test_a_kept_runs_draws_are_found_with_their_causes_and_sides(tenant):
     """Three frames of one shot completed in the order 0 s, 2 s, 1 s: the first is the warm-up;
-    on the second, followed from one side, the person drew a box nothing was proposed near; on
-    the third, followed from both, they drew one a hidden proposal lay on, and fixed a proposal
-    (not a draw: its first event is the loop's)."""
+    on the second, followed from one side, the person drew a box nothing was proposed near and
+    rejected a shown followed box; on the third, followed from both, they drew one a hidden
+    proposal lay on, and fixed a proposal's box (not a draw: its first event is the loop's)."""
     video = VideoFactory(project=tenant.project, fps=25.0)
     shot = ShotFactory(video=video)
     first, second, third = (FrameFactory(project=tenant.project, video=video, shot=shot, index=index,
@@ -67,7 +76,12 @@ def test_a_kept_runs_draws_are_found_with_their_causes_and_sides(tenant):
             box=list(ELSEWHERE if frame is second else NEARLY_BOX),
             shown=False, useful=frame is third, decided_at=completed,
         )
-        ProposalOutcome.objects.filter(pk=outcome.pk).update(created_at=built)
+        shown = ProposalOutcome.objects.create(
+            project=tenant.project, frame=frame, source="propagation", shot_labelled=frame is not first, score=0.5,
+            box=[300, 300, 340, 340], shown=True, useful=frame is third, label_right=True,
+            box_right=frame is not third, decided_at=completed,
+        )
+        ProposalOutcome.objects.filter(pk__in=[outcome.pk, shown.pk]).update(created_at=built)
         AnnotationFactory(frame=frame, label=label, x1=300, y1=300, x2=340, y2=340, source=AnnotationSource.MODEL)
     for frame in (second, third):
         drawn = AnnotationFactory(frame=frame, label=label, x1=BOX[0], y1=BOX[1], x2=BOX[2], y2=BOX[3])
@@ -89,3 +103,8 @@ def test_a_kept_runs_draws_are_found_with_their_causes_and_sides(tenant):
     assert third_draw["nearest"][0]["source"] == "candidate" and not third_draw["nearest"][0]["shown"]
     assert found["draws_by_cause"] == {NOTHING_NEAR: 1, HIDDEN: 1}
     assert found["draws_by_side"] == {"one side": 1, "both sides": 1}
+    assert found["fixes_and_rejects"] == {  # the warm-up's reject counts for nothing
+        BOX_FIX: {"by_source": {"propagation/labelled-shot": 1}, "by_side": {"both sides": 1}},
+        LABEL_FIX: {"by_source": {}, "by_side": {}},
+        REJECTED: {"by_source": {"propagation/labelled-shot": 1}, "by_side": {"one side": 1}},
+    }
