@@ -64,6 +64,7 @@ class Decided:
     box_right: bool | None
     shot_labelled: bool = False
     lost_object: bool = False
+    backed: bool = False
 
 
 REJECTED = "shown, not kept"
@@ -143,7 +144,7 @@ def replay_project(project_id: int) -> dict:
         rows = list(decided.filter(frame_id=frame_id).select_related("frame").order_by("id"))
         outcomes = [
             Decided(r.source, r.score, tuple(r.box), r.label_id, bool(r.useful), r.label_right, r.box_right,
-                    r.shot_labelled, r.lost_object)
+                    r.shot_labelled, r.lost_object, r.backed)
             for r in rows
         ]
         before = decided.filter(decided_at__lt=decided_at)

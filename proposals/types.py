@@ -25,13 +25,15 @@ class RegionProposal:
     """A region worth showing to the annotator.
 
     ``source`` names what produced it (e.g. a proposal algorithm or a model
-    version); ``suggestions`` are ordered best first and exclude background.
+    version); ``suggestions`` are ordered best first and exclude background; ``backed``:
+    where nothing was followed, another source found a box in the same place too.
     """
 
     box: Box
     score: float
     source: str
     suggestions: tuple[LabelSuggestion, ...] = ()
+    backed: bool = False
 
     @property
     def label_id(self) -> int | None:

@@ -114,6 +114,9 @@ class ProposalOutcome(models.Model):
     # it was followed from said when it was made (proposing.lost_object_flags): such boxes are
     # calibrated on their own history.
     lost_object = models.BooleanField(default=False)
+    # Whether, where nothing was followed, another source found a box in the same place too
+    # (proposals.regions.backed_by_another_source): such boxes are calibrated on their own history.
+    backed = models.BooleanField(default=False)
     shown = models.BooleanField()
     # The show policy's P(useful) when the proposal was made (null for outcomes recorded
     # before it was kept): set against ``useful``, it says whether the chances are honest.

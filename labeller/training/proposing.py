@@ -85,6 +85,11 @@ ODD_SIZE_PRIOR_SHARE = 0.25
 # 2,272 other pixels' boxes there (bench/ASSIST.md, session 48); the project's own history
 # says whether its lost objects are found this way.
 LOST_OBJECT_PRIOR = 0.3
+# Where nothing is followed, a box that another source found too (RegionProposal.backed) is
+# calibrated on a history of its own, as likely as not until the project's history speaks: of
+# such boxes on the first frames of a generated counter and night video's shots, 0.86 lay on an
+# object, against 0.15 of the others (bench/ASSIST.md, session 50).
+BACKED_PRIOR = 0.5
 # Sizes count once the project has confirmed this many boxes; the latest this many count.
 OBJECT_SIZES_MIN = 5
 OBJECT_SIZES_HISTORY = 2000
@@ -239,15 +244,18 @@ class ShowPolicy:
         return odd_sized(sources, boxes, frame_sizes, self.object_sizes)
 
     def probability(self, source: str, shot_labelled: bool, scores, features=None, odd_size: bool = False,
-                    lost_object: bool = False) -> np.ndarray:
+                    lost_object: bool = False, backed: bool = False) -> np.ndarray:
         """float64 [N] P(useful) for float [N] ``scores`` and, when given, float [N, 5] box
         ``features`` (:func:`box_features`); ``odd_size``: the boxes are of a size no
         confirmed box has (:meth:`odd_sized`); ``lost_object``: they may be objects the tracker
-        lost (:func:`lost_object_flags`)."""
-        stratum = calibration_stratum(source, shot_labelled, odd_size, lost_object)
+        lost (:func:`lost_object_flags`); ``backed``: another source found them too
+        (``RegionProposal.backed``)."""
+        stratum = calibration_stratum(source, shot_labelled, odd_size, lost_object, backed)
         calibration = self.calibrations.get(stratum)
         if calibration is None:
-            calibration = fit_calibration([], [], prior=source_prior(source, shot_labelled, odd_size, lost_object))
+            calibration = fit_calibration(
+                [], [], prior=source_prior(source, shot_labelled, odd_size, lost_object, backed)
+            )
         chance = calibration.probability(scores)
         adjustment = self.shape_adjustments.get(stratum)
         if adjustment is None or features is None:
@@ -284,21 +292,30 @@ def odd_sized(sources, boxes, frame_sizes, object_sizes) -> np.ndarray:
     return typed & (size_distance(relative_log_sizes(boxes, frame_sizes), object_sizes) > ODD_SIZE_DISTANCE)
 
 
-def calibration_stratum(source: str, shot_labelled: bool, odd_size: bool = False, lost_object: bool = False) -> str:
+def calibration_stratum(
+    source: str, shot_labelled: bool, odd_size: bool = False, lost_object: bool = False, backed: bool = False
+) -> str:
     """The name of the history a proposal is calibrated on: its source, whether its frame's
     shot already had confirmed boxes (see ``ProposalOutcome.shot_labelled``), and for the
     pixels' boxes whether they may be an object the tracker lost (``LOST_OBJECT_PRIOR``) or
-    else whether no confirmed box has their size (see ``SIZE_TYPED_SOURCES``)."""
+    else whether no confirmed box has their size (see ``SIZE_TYPED_SOURCES``); else whether
+    another source found the box too (``BACKED_PRIOR``)."""
     context = source + ("/labelled-shot" if shot_labelled else "")
     if lost_object:
         return context + "/lost-object"
-    return context + ("/odd-size" if odd_size else "")
+    if odd_size:
+        return context + "/odd-size"
+    return context + ("/backed" if backed else "")
 
 
-def source_prior(source: str, shot_labelled: bool, odd_size: bool = False, lost_object: bool = False) -> float:
+def source_prior(
+    source: str, shot_labelled: bool, odd_size: bool = False, lost_object: bool = False, backed: bool = False
+) -> float:
     """The chance that a proposal of ``source`` is useful before the project's history says."""
     if lost_object:
         return LOST_OBJECT_PRIOR
+    if backed and not odd_size:
+        return BACKED_PRIOR
     if source == "detector" and shot_labelled:
         return LABELLED_SHOT_DETECTOR_PRIOR
     return SOURCE_PRIOR.get(source, DEFAULT_PRIOR) * (ODD_SIZE_PRIOR_SHARE if odd_size else 1.0)
@@ -345,7 +362,7 @@ def fit_show_policy(decided: QuerySet[ProposalOutcome], *, decisions: int, objec
     project's, or those decided before a frame when bench/policy_replay.py replays a run.
     ``object_sizes``: the project's (:func:`project_object_sizes`); none: no box is odd-sized."""
     object_sizes = np.zeros((0, 2)) if object_sizes is None else np.asarray(object_sizes, np.float64)
-    fields = ("score", "useful", "box", "frame__width", "frame__height", "lost_object", "id", "frame_id")
+    fields = ("score", "useful", "box", "frame__width", "frame__height", "lost_object", "backed", "id", "frame_id")
     histories = {
         (source, shot_labelled): list(
             decided.filter(source=source, shot_labelled=shot_labelled)
@@ -364,13 +381,20 @@ def fit_show_policy(decided: QuerySet[ProposalOutcome], *, decisions: int, objec
         # banana that the index labelled orange sank under the break-even (bench/ASSIST.md,
         # session 48).
         lost = np.array([bool(r[5]) for r in history], dtype=bool)
-        members = {(False, False): ~odd | lost, (True, False): odd & ~lost, (False, True): lost}
-        for (odd_size, lost_object), member in members.items():
+        # So does a backed box: taken out, the backed boxes took most of a new shot's kept
+        # segments with them, and a segment on an orange at IoU 0.98 that nothing backed sank
+        # under the break-even (bench/ASSIST.md, session 50).
+        backed = np.array([bool(r[6]) for r in history], dtype=bool) & ~odd & ~lost
+        members = {
+            (False, False, False): ~odd | lost, (True, False, False): odd & ~lost,
+            (False, True, False): lost, (False, False, True): backed,
+        }
+        for (odd_size, lost_object, is_backed), member in members.items():
             rows = [row for row, is_member in zip(history, member.tolist()) if is_member]
-            if (odd_size or lost_object) and not rows:
+            if (odd_size or lost_object or is_backed) and not rows:
                 continue
-            prior = source_prior(source, shot_labelled, odd_size, lost_object)
-            stratum = calibration_stratum(source, shot_labelled, odd_size, lost_object)
+            prior = source_prior(source, shot_labelled, odd_size, lost_object, is_backed)
+            stratum = calibration_stratum(source, shot_labelled, odd_size, lost_object, is_backed)
             scores, useful = [r[0] for r in rows], [r[1] for r in rows]
             calibrations[stratum] = fit_calibration(scores, useful, prior=prior)
             adjustment = fit_shape_adjustment(
@@ -510,28 +534,36 @@ def _label_or_background(label_id: int | None) -> int:
 
 def proposal_chances(
     policy: ShowPolicy, sources, scores, boxes, labels, *, shot_labelled: bool, frame_size: tuple[int, int],
-    lost=None,
+    lost=None, backed=None,
 ) -> np.ndarray:
     """float64 [N] P(useful) of proposals from str [N] ``sources`` with float [N] ``scores``,
     float [N, 4] ``boxes`` and int [N] ``labels`` (BACKGROUND where none) on a frame of
     ``frame_size`` (width, height), all of one frame: how much of each box the followed ones
     cover, and whether a likelier followed box has its label, are part of its chance, and
     those of bool [N] ``lost`` (:func:`lost_object_flags`; none where not given) are
-    calibrated as boxes of objects the tracker lost."""
+    calibrated as boxes of objects the tracker lost, and those of bool [N] ``backed``
+    (``RegionProposal.backed``) as boxes another source found too."""
     sources = np.asarray(sources)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     cover = _cover_by_followed(sources, scores, boxes)
     surplus = label_surplus(labels, scores, sources == "propagation")
     features = box_features(boxes, [frame_size] * len(scores), cover, surplus)
-    lost = np.zeros(len(scores), dtype=bool) if lost is None else np.asarray(lost, dtype=bool).reshape(-1)
+    lost = _flags(lost, len(scores))
     odd = policy.odd_sized(sources, boxes, frame_size) & ~lost
+    backed = _flags(backed, len(scores)) & ~odd & ~lost
     probabilities = np.zeros(len(scores))
-    for source, odd_size, lost_object in set(zip(sources.tolist(), odd.tolist(), lost.tolist())):
-        members = np.flatnonzero((sources == source) & (odd == odd_size) & (lost == lost_object))
+    for source, *context in set(zip(sources.tolist(), odd.tolist(), lost.tolist(), backed.tolist())):
+        members = np.flatnonzero((sources == source) & (odd == context[0]) & (lost == context[1])
+                                 & (backed == context[2]))
         probabilities[members] = policy.probability(source, shot_labelled, scores[members], features[members],
-                                                    odd_size, lost_object)
+                                                    *context)
     return probabilities
+
+
+def _flags(flags, count: int) -> np.ndarray:
+    """bool [count] ``flags``, all False where not given."""
+    return np.zeros(count, dtype=bool) if flags is None else np.asarray(flags, dtype=bool).reshape(-1)
 
 
 def _cover_by_followed(sources: np.ndarray, scores: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -563,7 +595,8 @@ def choose_shown(
     proposals: list, policy: ShowPolicy, *, shot_labelled: bool, frame_size: tuple[int, int], lost=None
 ) -> tuple[list[int], np.ndarray]:
     """Indices of ``proposals`` to show (best first) and every proposal's P(useful); ``lost``:
-    which may be objects the tracker lost (:func:`lost_object_flags`).
+    which may be objects the tracker lost (:func:`lost_object_flags`); which another source found
+    too, each proposal says (``backed``).
 
     Without history the chances are only priors, so a cold project shows the few proposals
     it scores best; once outcomes are decided, every proposal worth showing is shown.
@@ -572,7 +605,7 @@ def choose_shown(
     probabilities = proposal_chances(
         policy, [p.source for p in proposals], scores, [p.box for p in proposals],
         [_label_or_background(p.label_id) for p in proposals], shot_labelled=shot_labelled, frame_size=frame_size,
-        lost=lost,
+        lost=lost, backed=[p.backed for p in proposals],
     )
     if policy.cold:
         return np.argsort(-scores, kind="stable")[:COLD_START_SHOWN].tolist(), probabilities
@@ -933,6 +966,7 @@ def _store_proposals(
                 box_as_followed=None if boxes_as_followed is None else boxes_as_followed[i],
                 chance=None if chances is None else float(chances[i]),
                 lost_object=lost is not None and bool(lost[i]),
+                backed=proposal.backed,
             )
         )
     AnnotationEvent.objects.bulk_create(events)

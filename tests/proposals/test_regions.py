@@ -14,8 +14,8 @@ from proposals.boxes import (
 )
 from proposals.features import FeatureConfig, get_extractor
 from proposals.labels import BACKGROUND, LabelIndex
-from proposals.regions import (FrameCandidates, candidate_boxes, exemplar_boxes, frame_candidates, motion_boxes,
-                               propose_regions)
+from proposals.regions import (FrameCandidates, backing, candidate_boxes, exemplar_boxes,
+                               frame_candidates, motion_boxes, propose_regions)
 from proposals.tracking import (colour_histogram, colour_similarity, colour_weight, fuse_estimates, look_behind,
                                 masked_correlation, outside_boxes, own_pixels, propagate_boxes, propagate_boxes_through,
                                 redetect_boxes, separate_collisions)
@@ -718,6 +718,46 @@ def test_an_exemplar_scores_a_copy_of_its_colour_above_a_look_alike_of_another()
     on_blue = iou_matrix(boxes, [[110, 80, 134, 104]])[:, 0] > 0.7
     assert on_red.any() and scores[on_red].max() > 0.7
     assert scores[on_blue].max(initial=0.0) < 0.3
+
+
+def test_a_box_is_backed_only_by_a_box_of_another_source_in_the_same_place_and_named_by_the_surest():
+    boxes = [[0, 0, 10, 10], [0, 0, 10, 11], [0, 0, 10, 10.5], [50, 50, 60, 60], [50, 50, 70, 70], [0, 0, 10, 10.2]]
+    sources = ["candidate", "candidate", "motion", "exemplar", "candidate", "exemplar"]
+    labels = [BACKGROUND, BACKGROUND, BACKGROUND, RED, BACKGROUND, GREEN]
+    confidence = [0.3, 0.2, 0.6, 0.9, 0.4, 0.5]
+
+    backed, label, label_confidence = backing(boxes, sources, labels, confidence)
+
+    # Two segments on one place do not back each other; a moving blob and a template match there
+    # back both, and the match names them; the other match overlaps a segment at IoU 0.25 only.
+    assert backed.tolist() == [True, True, True, False, False, True]
+    assert label.tolist() == [GREEN, GREEN, GREEN, BACKGROUND, BACKGROUND, BACKGROUND]
+    assert label_confidence[:3].tolist() == pytest.approx([0.5] * 3)
+    loose = backing(boxes, sources, labels, confidence, iou_threshold=0.2)
+    assert loose[0].all() and loose[1][4] == RED
+    assert backing(boxes[:2], sources[:2], labels[:2], confidence[:2])[0].tolist() == [False, False]
+    assert backing([], [], [], [])[0].tolist() == []
+
+
+def test_a_box_another_source_found_too_is_marked_backed_only_where_nothing_is_followed():
+    # A segment and a detection on the one disc back each other; the detection on bare
+    # background has nothing beside it. Beside followed boxes nothing is marked: there the
+    # other sources' boxes are mostly the followed objects again.
+    image = scene([(30, 30, 14)], [])
+    on_disc = np.array(disc_box(30, 30, 14), np.float32)
+
+    def detector(rgb):
+        boxes = np.array([on_disc, [100, 60, 140, 100]], np.float32)
+        return boxes, np.array([0.99, 0.9], np.float32), np.array([5, 5])
+
+    proposals = propose_regions(image, detector=detector)
+
+    on_it = iou_matrix(np.array([p.box for p in proposals], np.float32), [on_disc])[:, 0] >= 0.6
+    assert on_it.any() and all(p.backed for p, here in zip(proposals, on_it) if here)
+    bare = [p for p in proposals if p.box == (100.0, 60.0, 140.0, 100.0)]
+    assert len(bare) == 1 and not bare[0].backed
+    followed = propose_regions(image, neighbours=[(image, on_disc[None], np.array([5]))], detector=detector)
+    assert any(p.source == "propagation" for p in followed) and not any(p.backed for p in followed)
 
 
 def test_propose_regions_uses_the_detector_hook():

@@ -268,6 +268,38 @@ def test_the_pixels_boxes_of_a_size_no_confirmed_box_has_are_calibrated_apart(te
     assert proposing.choose_shown(blobs, pooled, shot_labelled=True, frame_size=(640, 360))[0] == []
 
 
+def test_a_box_another_source_found_too_is_calibrated_on_its_own_history(tenant, frame, label):
+    # On this project's new shots the segments found alone were seldom objects, those a moving
+    # blob or a template match found too nearly always: one curve of the score would hide both.
+    rows = [(score, False, score > 0.85) for score in np.linspace(0.0, 0.9, 600)]
+    rows += [(score, True, True) for score in np.linspace(0.2, 0.5, 12)] + [(0.3, True, False)] * 2
+    ProposalOutcome.objects.bulk_create(
+        ProposalOutcome(project=tenant.project, frame=frame, source="candidate", shot_labelled=False,
+                        score=float(score), box=[0, 0, 1, 1], shown=False, useful=bool(useful), backed=backed,
+                        label_right=True, box_right=True, decided_at=frame.created_at)
+        for score, backed, useful in rows
+    )
+    policy = proposing.show_policy(project_id=tenant.project.pk)
+    alone = proposal((10, 10, 60, 60), 0.4, label)
+    backed = RegionProposal(box=(100, 10, 150, 60), score=0.4, source="candidate", suggestions=alone.suggestions,
+                            backed=True)
+
+    shown, chance = proposing.choose_shown([alone, backed], policy, shot_labelled=False, frame_size=(640, 360))
+
+    assert shown == [1] and chance[1] > 0.6 > policy.break_even_of("candidate") > chance[0]
+    # Their own history, and still their source's.
+    assert policy.calibrations["candidate/backed"].decisions == 14
+    assert policy.calibrations["candidate"].decisions == 600 + 14
+    # A backed box of a size no confirmed box has stays with the odd sizes.
+    assert proposing.calibration_stratum("candidate", False, odd_size=True, backed=True) == "candidate/odd-size"
+    assert proposing.source_prior("candidate", False, backed=True) == proposing.BACKED_PRIOR
+    assert proposing.source_prior("candidate", False, odd_size=True, backed=True) < proposing.BACKED_PRIOR
+
+    store(frame, [alone, backed], [1])
+    recorded = ProposalOutcome.objects.filter(frame=frame, decided_at__isnull=True).order_by("id")
+    assert [(o.shown, o.backed) for o in recorded] == [(False, False), (True, True)]
+
+
 def test_a_project_without_confirmed_boxes_has_no_odd_sizes_and_a_detectors_boxes_never_are(tenant, frame, label):
     blob = proposal((0, 0, 600, 300), 0.5, label, source="motion")
     detected = proposal((0, 0, 600, 300), 0.5, label, source="detector")

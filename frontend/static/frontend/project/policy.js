@@ -20,14 +20,16 @@ const SOURCE_NAMES = {
 
 // A calibration's key is its source, with "/labelled-shot" for proposals made on frames
 // whose shot already had confirmed boxes (calibrated apart from a shot's first frame),
-// "/odd-size" for the pixels' boxes of a size no confirmed box has, and "/lost-object" for
-// those that may be an object the tracker lost (each calibrated apart too).
+// "/odd-size" for the pixels' boxes of a size no confirmed box has, "/lost-object" for
+// those that may be an object the tracker lost, and "/backed" for boxes another source found
+// too where nothing is followed (each calibrated apart too).
 function stratumName(key) {
   const [source, ...contexts] = key.split("/");
   let name = SOURCE_NAMES[source] || source;
   if (contexts.includes("labelled-shot")) name += ", beside followed boxes";
   if (contexts.includes("odd-size")) name += ", of a size no confirmed box has";
   if (contexts.includes("lost-object")) name += ", maybe an object the tracker lost";
+  if (contexts.includes("backed")) name += ", found by another source too";
   return name;
 }
 
