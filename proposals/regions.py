@@ -687,7 +687,9 @@ def propose_regions(
             Without it, the raw score decides.
     Returns:
         At most ``top_k`` proposals with boxes clipped to the frame, sorted by decreasing
-        chance (or score).
+        chance (or score). Where nothing is followed, each is marked ``backed`` when a box of
+        another source overlapped it before suppression, and one without a label of its own
+        takes its surest backer's (see :func:`backing`).
     """
     height, width = rgb.shape[:2]
     found = _Candidates([], [], [], [])
