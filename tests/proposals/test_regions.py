@@ -760,6 +760,20 @@ def test_a_box_another_source_found_too_is_marked_backed_only_where_nothing_is_f
     assert any(p.source == "propagation" for p in followed) and not any(p.backed for p in followed)
 
 
+def test_a_segment_a_detection_backs_takes_the_detections_label():
+    # The segment outscores the unsure detection on the disc and is kept; the detection names it.
+    image = scene([(30, 30, 14)], [])
+    on_disc = np.array(disc_box(30, 30, 14), np.float32)
+
+    def unsure(rgb):
+        return on_disc[None], np.array([0.05], np.float32), np.array([5])
+
+    kept = [p for p in propose_regions(image, detector=unsure)
+            if iou_matrix([p.box], [on_disc])[0, 0] >= 0.6]
+
+    assert [(p.source, p.backed, p.label_id) for p in kept] == [("candidate", True, 5)]
+
+
 def test_propose_regions_uses_the_detector_hook():
     image = scene([(30, 30, 14)], [])
 
