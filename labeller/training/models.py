@@ -115,7 +115,7 @@ class ProposalOutcome(models.Model):
     # calibrated on their own history.
     lost_object = models.BooleanField(default=False)
     # Whether, where nothing was followed, another source found a box in the same place too
-    # (proposals.regions.backed_by_another_source): such boxes are calibrated on their own history.
+    # (proposals.regions.backing): such boxes are calibrated on their own history.
     backed = models.BooleanField(default=False)
     shown = models.BooleanField()
     # The show policy's P(useful) when the proposal was made (null for outcomes recorded

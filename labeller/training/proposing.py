@@ -553,11 +553,12 @@ def proposal_chances(
     odd = policy.odd_sized(sources, boxes, frame_size) & ~lost
     backed = _flags(backed, len(scores)) & ~odd & ~lost
     probabilities = np.zeros(len(scores))
-    for source, *context in set(zip(sources.tolist(), odd.tolist(), lost.tolist(), backed.tolist())):
-        members = np.flatnonzero((sources == source) & (odd == context[0]) & (lost == context[1])
-                                 & (backed == context[2]))
+    for source, odd_size, lost_object, is_backed in set(zip(sources.tolist(), odd.tolist(), lost.tolist(),
+                                                            backed.tolist())):
+        members = np.flatnonzero((sources == source) & (odd == odd_size) & (lost == lost_object)
+                                 & (backed == is_backed))
         probabilities[members] = policy.probability(source, shot_labelled, scores[members], features[members],
-                                                    *context)
+                                                    odd_size, lost_object, is_backed)
     return probabilities
 
 
